@@ -1,0 +1,17 @@
+# CUDA setup. The kernels are compiled for sm_80 (A100) and sm_90 (H100/H200)
+# whether or not a GPU is present: `native` fails on a machine without one.
+if(NOT LONGNET_CUDA)
+  return()
+endif()
+if(NOT DEFINED CMAKE_CUDA_ARCHITECTURES)
+  set(CMAKE_CUDA_ARCHITECTURES 80 90)
+endif()
+enable_language(CUDA)
+# CMake 3.25 does not know nvcc 13's C++20 flag; tell it, or it refuses CUDA_STANDARD 20.
+if(NOT CMAKE_CUDA20_STANDARD_COMPILE_OPTION)
+  set(CMAKE_CUDA20_STANDARD_COMPILE_OPTION "-std=c++20")
+  set(CMAKE_CUDA20_EXTENSION_COMPILE_OPTION "-std=c++20")
+endif()
+set(CMAKE_CUDA_STANDARD 20)
+set(CMAKE_CUDA_STANDARD_REQUIRED ON)
+find_package(CUDAToolkit REQUIRED)

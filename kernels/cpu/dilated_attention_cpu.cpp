@@ -1,0 +1,160 @@
+// The CPU backend: validation, the per-pattern row sets, and dispatch to the ISA copy
+// of the tile code (dilated_attention_tiles.inc, which documents the algorithm).
+#include "kernels/cpu/dilated_attention_cpu.hpp"
+
+#include "kernels/cpu/isa_entry_points.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <limits>
+
+namespace longnet {
+namespace {
+
+using cpu::AttentionParams;
+using cpu::DilatedRows;
+using cpu::PatternRows;
+
+// Every (batch, head, segment) row set the pattern selects, in that order.
+PatternRows pattern_rows(const DilationPattern& pattern, HeadOffsets scheme,
+                         const AttentionShape& shape) {
+  PatternRows rows;
+  rows.dilation_rate = pattern.dilation_rate;
+  const int64_t w = pattern.segment_length;
+  const int64_t r = pattern.dilation_rate;
+  for (int64_t b = 0; b < shape.batch; ++b) {
+    for (int64_t h = 0; h < shape.heads; ++h) {
+      const int64_t off = head_offset(scheme, h, shape.heads, r);
+      for (int64_t start = 0; start < shape.tokens; start += w) {
+        const int64_t length = std::min(w, shape.tokens - start);
+        if (length <= off) continue;  // a short last segment may hold no row of this head
+        const int64_t first_token = start + off;
+        const int64_t lse_index = (b * shape.tokens + first_token) * shape.heads + h;
+        rows.sets.push_back(DilatedRows{lse_index * shape.head_dim, lse_index,
+                                        (length - off + r - 1) / r});
+      }
+    }
+  }
+  return rows;
+}
+
+AttentionParams base_params(const DilatedAttentionConfig& config, const AttentionShape& shape) {
+  AttentionParams params;
+  params.head_dim = shape.head_dim;
+  params.token_stride = shape.heads * shape.head_dim;
+  params.lse_token_stride = shape.heads;
+  params.scale = static_cast<float>(softmax_scale(config, shape.head_dim));
+  params.causal = config.causal;
+  return params;
+}
+
+using PatternFn = void (*)(const AttentionParams&, const PatternRows&);
+
+class CpuDilatedAttention final : public DilatedAttentionKernels {
+ public:
+  explicit CpuDilatedAttention(CpuIsa isa) : isa_(isa) {
+    LONGNET_CHECK(cpu_isa_available(isa), "the {} CPU kernels cannot run on this processor",
+                  cpu_isa_name(isa));
+    switch (isa) {
+      case CpuIsa::generic:
+        forward_ = cpu::generic::forward_pattern;
+        backward_ = cpu::generic::backward_pattern;
+        break;
+      case CpuIsa::avx2:
+        forward_ = cpu::avx2::forward_pattern;
+        backward_ = cpu::avx2::backward_pattern;
+        break;
+      case CpuIsa::avx512:
+        forward_ = cpu::avx512::forward_pattern;
+        backward_ = cpu::avx512::backward_pattern;
+        break;
+    }
+  }
+
+  std::string name() const override { return fmt::format("cpu-{}", cpu_isa_name(isa_)); }
+
+  void forward(const DilatedAttentionConfig& config, const Tensor& q, const Tensor& k,
+               const Tensor& v, Tensor& o, Tensor& lse) override {
+    validate_config(config);
+    const AttentionShape shape = check_qkv(q, k, v);
+    check_tensor(o, qkv_shape(shape), "o");
+    check_tensor(lse, lse_shape(shape), "lse");
+
+    o.fill(0.0);
+    lse.fill(-std::numeric_limits<double>::infinity());
+    AttentionParams params = base_params(config, shape);
+    params.q = q.data<float>();
+    params.k = k.data<float>();
+    params.v = v.data<float>();
+    params.o = o.data<float>();
+    params.lse = lse.data<float>();
+    for (const auto& pattern : config.patterns) {
+      forward_(params, pattern_rows(pattern, config.head_offsets, shape));
+    }
+  }
+
+  void backward(const DilatedAttentionConfig& config, const Tensor& q, const Tensor& k,
+                const Tensor& v, const Tensor& o, const Tensor& lse, const Tensor& dout,
+                Tensor& dq, Tensor& dk, Tensor& dv) override {
+    validate_config(config);
+    const AttentionShape shape = check_qkv(q, k, v);
+    check_tensor(o, qkv_shape(shape), "o");
+    check_tensor(lse, lse_shape(shape), "lse");
+    check_tensor(dout, qkv_shape(shape), "do (the output gradient)");
+    check_tensor(dq, qkv_shape(shape), "dq");
+    check_tensor(dk, qkv_shape(shape), "dk");
+    check_tensor(dv, qkv_shape(shape), "dv");
+
+    // delta_i = do_i . o_i, the row term of dS = P (dP - delta); accumulated in double
+    // because it is a difference's subtrahend.
+    Tensor delta(lse_shape(shape), DType::float32);
+    const float* o_data = o.data<float>();
+    const float* do_data = dout.data<float>();
+    float* delta_data = delta.data<float>();
+    const int64_t rows = shape.rows();
+    const int64_t d = shape.head_dim;
+#pragma omp parallel for schedule(static)
+    for (int64_t row = 0; row < rows; ++row) {
+      double sum = 0;
+      for (int64_t j = 0; j < d; ++j) {
+        sum += static_cast<double>(o_data[row * d + j]) * do_data[row * d + j];
+      }
+      delta_data[row] = static_cast<float>(sum);
+    }
+
+    dq.fill(0.0);
+    dk.fill(0.0);
+    dv.fill(0.0);
+    AttentionParams params = base_params(config, shape);
+    params.q = q.data<float>();
+    params.k = k.data<float>();
+    params.v = v.data<float>();
+    params.lse = const_cast<float*>(lse.data<float>());  // read-only in backward
+    params.dout = do_data;
+    params.delta = delta_data;
+    params.dq = dq.data<float>();
+    params.dk = dk.data<float>();
+    params.dv = dv.data<float>();
+    for (const auto& pattern : config.patterns) {
+      backward_(params, pattern_rows(pattern, config.head_offsets, shape));
+    }
+  }
+
+ private:
+  CpuIsa isa_;
+  PatternFn forward_ = nullptr;
+  PatternFn backward_ = nullptr;
+};
+
+}  // namespace
+
+std::unique_ptr<DilatedAttentionKernels> make_cpu_dilated_attention() {
+  return make_cpu_dilated_attention(default_cpu_isa());
+}
+
+std::unique_ptr<DilatedAttentionKernels> make_cpu_dilated_attention(CpuIsa isa) {
+  return std::make_unique<CpuDilatedAttention>(isa);
+}
+
+}  // namespace longnet

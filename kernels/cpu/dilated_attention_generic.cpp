@@ -1,0 +1,12 @@
+// The generic copy of the CPU tile code; CMake compiles this file with the generic flags.
+#include "kernels/cpu/isa_entry_points.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <limits>
+#include <vector>
+
+#define LONGNET_CPU_ISA_NAMESPACE generic
+#include "kernels/cpu/dilated_attention_tiles.inc"

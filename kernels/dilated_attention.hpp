@@ -1,0 +1,59 @@
+// The dilated-attention op: one interface, one implementation per backend.
+//
+// Every backend (the CPU kernels here, the CUDA kernels later) implements
+// DilatedAttentionKernels with the exact semantics of kernels/dilated_attention_config.hpp.
+// Callers (the model, `longnet attend`, the benchmarks) hold a backend through this
+// interface and never reach the kernels below it.
+#pragma once
+
+#include "kernels/dilated_attention_config.hpp"
+#include "runtime/tensor.hpp"
+
+#include <memory>
+#include <string>
+
+namespace longnet {
+
+class DilatedAttentionKernels {
+ public:
+  virtual ~DilatedAttentionKernels() = default;
+
+  // A short name for logs and benchmark tables, e.g. "cpu-avx512".
+  virtual std::string name() const = 0;
+
+  // q, k, v: [B, N, H, D]. Writes every element of o [B, N, H, D] and lse [B, N, H]
+  // (natural log; -inf and o = 0 for rows no pattern selects).
+  virtual void forward(const DilatedAttentionConfig& config, const Tensor& q, const Tensor& k,
+                       const Tensor& v, Tensor& o, Tensor& lse) = 0;
+
+  // The exact gradient of forward(): given o and lse from forward() and dout = dL/do,
+  // writes every element of dq, dk, dv [B, N, H, D].
+  virtual void backward(const DilatedAttentionConfig& config, const Tensor& q, const Tensor& k,
+                        const Tensor& v, const Tensor& o, const Tensor& lse, const Tensor& dout,
+                        Tensor& dq, Tensor& dk, Tensor& dv) = 0;
+};
+
+// Checks that q, k, v are float32 [B, N, H, D] tensors of one shape and returns it;
+// errors name the offending tensor and both shapes.
+AttentionShape check_qkv(const Tensor& q, const Tensor& k, const Tensor& v);
+// Checks that `t` is a float32 tensor of `expected` shape; `what` names it in the error.
+void check_tensor(const Tensor& t, const Shape& expected, const char* what);
+
+Shape qkv_shape(const AttentionShape& shape);  // {B, N, H, D}
+Shape lse_shape(const AttentionShape& shape);  // {B, N, H}
+
+// Allocating conveniences over the interface.
+struct AttentionOutputs {
+  Tensor o, lse;
+};
+struct AttentionGradients {
+  Tensor dq, dk, dv;
+};
+AttentionOutputs run_forward(DilatedAttentionKernels& kernels, const DilatedAttentionConfig& config,
+                             const Tensor& q, const Tensor& k, const Tensor& v);
+AttentionGradients run_backward(DilatedAttentionKernels& kernels,
+                                const DilatedAttentionConfig& config, const Tensor& q,
+                                const Tensor& k, const Tensor& v, const AttentionOutputs& outputs,
+                                const Tensor& dout);
+
+}  // namespace longnet
