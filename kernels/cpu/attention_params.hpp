@@ -20,7 +20,8 @@ struct AttentionParams {
   // the patterns processed so far: o = 0, lse = -inf before the first pattern.
   float* o = nullptr;
   float* lse = nullptr;
-  // Backward inputs: dout [B, N, H, D], delta = rowsum(dout * o) [B, N, H].
+  // Backward inputs: the forward's lse, dout [B, N, H, D], delta = rowsum(dout * o) [B, N, H].
+  const float* saved_lse = nullptr;
   const float* dout = nullptr;
   const float* delta = nullptr;
   // Backward outputs, [B, N, H, D], accumulated over patterns (zero before the first).

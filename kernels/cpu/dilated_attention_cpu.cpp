@@ -130,7 +130,7 @@ class CpuDilatedAttention final : public DilatedAttentionKernels {
     params.q = q.data<float>();
     params.k = k.data<float>();
     params.v = v.data<float>();
-    params.lse = const_cast<float*>(lse.data<float>());  // read-only in backward
+    params.saved_lse = lse.data<float>();
     params.dout = do_data;
     params.delta = delta_data;
     params.dq = dq.data<float>();

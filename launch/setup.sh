@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Installs what longnet needs (Debian 12 packages, only those missing), then configures
+# and builds it with CMake + Ninja + ccache. Safe to run again: a no-op install and an
+# incremental build.
+#
+#   bash launch/setup.sh [BUILD_DIR]        (default BUILD_DIR: build)
+#
+# Environment: LONGNET_CMAKE_ARGS adds CMake arguments (e.g. -DLONGNET_CUDA=OFF).
+set -euo pipefail
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+build_dir=${1:-build}
+
+packages=(
+  cmake ninja-build ccache g++ pkg-config
+  libfmt-dev libcli11-dev libtomlplusplus-dev   # formatting, command line, configs
+  libhdf5-dev hdf5-tools                        # tensors and checkpoints on disk
+  libopenmpi-dev openmpi-bin                    # the MPI communicator, mpirun
+  libopenblas-dev                               # the sgemm rate the benchmarks compare with
+  libgtest-dev libgmock-dev libbenchmark-dev    # tests
+)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  sudo=""
+  if [[ $(id -u) -ne 0 ]]; then sudo="sudo"; fi
+  echo "setup: installing ${missing[*]}"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# The CUDA toolkit's usual home; CMake finds nvcc on PATH otherwise.
+cuda_args=()
+if ! command -v nvcc >/dev/null && [[ -x /usr/local/cuda/bin/nvcc ]]; then
+  cuda_args+=(-DCMAKE_CUDA_COMPILER=/usr/local/cuda/bin/nvcc)
+fi
+
+cd "$root"
+# shellcheck disable=SC2086  # LONGNET_CMAKE_ARGS is a list of words
+cmake -S . -B "$build_dir" -G Ninja -DCMAKE_BUILD_TYPE=Release \
+  -DCMAKE_CXX_COMPILER_LAUNCHER=ccache -DCMAKE_CUDA_COMPILER_LAUNCHER=ccache \
+  "${cuda_args[@]}" ${LONGNET_CMAKE_ARGS:-} >/dev/null
+cmake --build "$build_dir"
