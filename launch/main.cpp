@@ -1,0 +1,64 @@
+// `longnet`: the command-line entry point.
+//
+// Each subcommand registers itself from its own file (add_<name>_command) and does its
+// work in a callback that CLI11 runs inside parse(). Library code only throws; this is
+// the one place that turns an error into an exit status, with a one-line message:
+//   0  success
+//   2  bad usage or bad input (a CLI11 parse error or a longnet::Error; the message
+//      says what to fix)
+//   1  anything unexpected (an exception that is not a longnet::Error)
+#include "launch/attend_command.hpp"
+#include "launch/demo_command.hpp"
+#include "runtime/error.hpp"
+
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <exception>
+#include <string>
+
+namespace {
+
+constexpr int kExitUsageOrInput = 2;
+constexpr int kExitUnexpected = 1;
+
+// "longnet attend" once CLI11 has recognised a subcommand, else "longnet".
+std::string command_name(const CLI::App& app) {
+  const std::vector<CLI::App*> selected = app.get_subcommands();
+  if (selected.empty()) return app.get_name();
+  return fmt::format("{} {}", app.get_name(), selected.front()->get_name());
+}
+
+// One line per failure, so that it reads whole in a log and greps as one record.
+int report(const CLI::App& app, std::string message, int status) {
+  std::ranges::replace(message, '\n', ' ');
+  fmt::print(stderr, "{}: error: {}\n", command_name(app), message);
+  return status;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"LongNet dilated attention", "longnet"};
+  app.require_subcommand(1);
+
+  // Subcommands, one file each (launch/<name>_command.cpp), registered here in the order
+  // `longnet --help` lists them.
+  longnet::add_attend_command(app);
+  longnet::add_demo_command(app);
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::Success& e) {  // --help
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    return report(app, fmt::format("{} (see '{} --help')", e.what(), command_name(app)),
+                  kExitUsageOrInput);
+  } catch (const longnet::Error& e) {
+    return report(app, e.what(), kExitUsageOrInput);
+  } catch (const std::exception& e) {
+    return report(app, fmt::format("unexpected failure: {}", e.what()), kExitUnexpected);
+  }
+  return 0;
+}

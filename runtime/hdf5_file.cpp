@@ -1,0 +1,495 @@
+// runtime/hdf5_file.hpp over the HDF5 C API: RAII handles, the HDF5 check macro,
+// and the type checks that keep a float64 dataset from being read as float32.
+#include "runtime/hdf5_file.hpp"
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+#include <hdf5.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <type_traits>
+#include <utility>
+
+static_assert(std::is_same_v<hid_t, int64_t>, "H5File keeps its hid_t as int64_t (HDF5 >= 1.10)");
+
+namespace longnet {
+namespace {
+
+// ---- the failure path -----------------------------------------------------------
+
+// The innermost frame of HDF5's error stack names the cause ("file signature not
+// found"); the outer frames only name the API call that failed ("unable to open file").
+std::string hdf5_error_message() {
+  const hid_t stack = H5Eget_current_stack();  // a copy; also clears the live stack
+  if (stack < 0) return "unknown HDF5 error";
+  std::string innermost;
+  // H5E_WALK_UPWARD starts at the most specific frame, which is frame 0.
+  H5Ewalk2(
+      stack, H5E_WALK_UPWARD,
+      [](unsigned n, const H5E_error2_t* frame, void* out) -> herr_t {
+        if (n == 0 && frame->desc != nullptr) *static_cast<std::string*>(out) = frame->desc;
+        return 0;
+      },
+      &innermost);
+  H5Eclose_stack(stack);
+  return innermost.empty() ? std::string("unknown HDF5 error") : innermost;
+}
+
+[[noreturn]] void throw_hdf5_error(const std::string& context, const char* statement,
+                                   const char* file, int line) {
+  fail("{}: {} ({} failed at {}:{})", context, hdf5_error_message(), statement, file, line);
+}
+
+}  // namespace
+}  // namespace longnet
+
+// LONGNET_HDF5(call, context): evaluates an HDF5 call and yields its result; every HDF5
+// call signals failure with a negative value, which becomes a longnet::Error holding
+// `context` (what we were doing, built only on failure), HDF5's message, the statement
+// and file:line.
+#define LONGNET_HDF5(call, context)                                                          \
+  [&] {                                                                                      \
+    const auto hdf5_result_ = (call);                                                        \
+    if (hdf5_result_ < 0) ::longnet::throw_hdf5_error((context), #call, __FILE__, __LINE__); \
+    return hdf5_result_;                                                                     \
+  }()
+
+namespace longnet {
+namespace {
+
+// Owns one HDF5 identifier and closes it with the matching H5?close.
+class Handle {
+ public:
+  using Closer = herr_t (*)(hid_t);
+  Handle(hid_t id, Closer closer) : id_(id), closer_(closer) {}
+  Handle(Handle&& other) noexcept
+      : id_(std::exchange(other.id_, H5I_INVALID_HID)), closer_(other.closer_) {}
+  Handle& operator=(Handle&&) = delete;
+  ~Handle() {
+    if (id_ >= 0) closer_(id_);
+  }
+  hid_t get() const { return id_; }
+
+ private:
+  hid_t id_;
+  Closer closer_;
+};
+
+// HDF5 prints its whole error stack to stderr by default; we report the cause ourselves,
+// once, through Error. Idempotent and cheap, so every entry point calls it.
+void silence_hdf5_error_printing() { H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr); }
+
+std::string where_dataset(const std::filesystem::path& path, const std::string& name) {
+  return fmt::format("{}: dataset '{}'", path.string(), name);
+}
+std::string where_attribute(const std::filesystem::path& path, const std::string& name) {
+  return fmt::format("{}: root attribute '{}'", path.string(), name);
+}
+
+// "float32", "int64", "uint8", "string", ...: how a type is named in error messages.
+std::string type_name(hid_t type) {
+  const std::size_t bits = 8 * H5Tget_size(type);
+  switch (H5Tget_class(type)) {
+    case H5T_INTEGER:
+      return fmt::format("{}int{}", H5Tget_sign(type) == H5T_SGN_NONE ? "u" : "", bits);
+    case H5T_FLOAT: return fmt::format("float{}", bits);
+    case H5T_STRING: return "string";
+    case H5T_ENUM: return "enum";
+    case H5T_COMPOUND: return "compound";
+    case H5T_ARRAY: return "array";
+    case H5T_VLEN: return "variable-length sequence";
+    case H5T_OPAQUE: return "opaque";
+    case H5T_BITFIELD: return "bitfield";
+    case H5T_REFERENCE: return "reference";
+    case H5T_TIME: return "time";
+    default: return "unknown type";
+  }
+}
+
+// The extent of a dataspace; a scalar is rank 0.
+Shape extent_of(hid_t space, const std::string& where) {
+  const H5S_class_t kind = LONGNET_HDF5(H5Sget_simple_extent_type(space), where);
+  LONGNET_CHECK(kind != H5S_NULL, "{} has a null dataspace (it holds no data)", where);
+  const int rank = LONGNET_HDF5(H5Sget_simple_extent_ndims(space), where);
+  std::vector<hsize_t> dims(static_cast<std::size_t>(rank));
+  LONGNET_HDF5(H5Sget_simple_extent_dims(space, dims.data(), nullptr), where);
+  return Shape(dims.begin(), dims.end());
+}
+
+Handle make_dataspace(const Shape& shape, const std::string& where) {
+  if (shape.empty()) return {LONGNET_HDF5(H5Screate(H5S_SCALAR), where), H5Sclose};
+  const std::vector<hsize_t> dims(shape.begin(), shape.end());
+  return {
+      LONGNET_HDF5(H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr), where),
+      H5Sclose};
+}
+
+// The names of the root group's links, for "no dataset 'x' (the file holds: ...)".
+// Best effort: it only decorates an error message, so its own failures are ignored.
+std::string root_listing(hid_t file) {
+  H5G_info_t info;
+  if (H5Gget_info(file, &info) < 0) return "";
+  std::vector<std::string> names;
+  for (hsize_t i = 0; i < info.nlinks; ++i) {
+    const ssize_t length =
+        H5Lget_name_by_idx(file, ".", H5_INDEX_NAME, H5_ITER_INC, i, nullptr, 0, H5P_DEFAULT);
+    if (length < 0) continue;
+    std::string name(static_cast<std::size_t>(length) + 1, '\0');
+    H5Lget_name_by_idx(file, ".", H5_INDEX_NAME, H5_ITER_INC, i, name.data(), name.size(),
+                       H5P_DEFAULT);
+    name.resize(static_cast<std::size_t>(length));
+    names.push_back(std::move(name));
+  }
+  if (names.empty()) return " (the file's root is empty)";
+  return fmt::format(" (the file's root holds: {})", fmt::join(names, ", "));
+}
+
+H5I_type_t object_kind(hid_t file, const std::string& name, const std::string& where) {
+  const Handle object(LONGNET_HDF5(H5Oopen(file, name.c_str(), H5P_DEFAULT), where), H5Oclose);
+  return H5Iget_type(object.get());
+}
+
+// H5Lexists fails, rather than answering no, when a group on the path is missing or is
+// not a group, so the path is walked one link at a time.
+bool dataset_exists(hid_t file, const std::filesystem::path& path, const std::string& name) {
+  const std::string where = where_dataset(path, name);
+  std::size_t begin = 0;
+  while (true) {
+    const std::size_t slash = name.find('/', begin);
+    const std::size_t end = slash == std::string::npos ? name.size() : slash;
+    if (end > begin) {  // skip the empty components of "/a" and "a//b"
+      const std::string prefix = name.substr(0, end);
+      if (LONGNET_HDF5(H5Lexists(file, prefix.c_str(), H5P_DEFAULT), where) == 0) return false;
+      const H5I_type_t kind = object_kind(file, prefix, where);
+      if (slash == std::string::npos) return kind == H5I_DATASET;
+      if (kind != H5I_GROUP) return false;
+    }
+    if (slash == std::string::npos) return false;  // empty name, or one ending in '/'
+    begin = slash + 1;
+  }
+}
+
+Handle open_dataset(hid_t file, const std::filesystem::path& path, const std::string& name) {
+  LONGNET_CHECK(dataset_exists(file, path, name), "{}: no dataset '{}'{}", path.string(), name,
+                root_listing(file));
+  return {LONGNET_HDF5(H5Dopen2(file, name.c_str(), H5P_DEFAULT), where_dataset(path, name)),
+          H5Dclose};
+}
+
+// Refuses anything but 32-bit floats: converting float64 (or ints) on the way in would
+// hide a producer writing the wrong dtype.
+void require_float32(hid_t dataset, const std::string& where) {
+  const Handle type(LONGNET_HDF5(H5Dget_type(dataset), where), H5Tclose);
+  const bool is_float32 = H5Tget_class(type.get()) == H5T_FLOAT && H5Tget_size(type.get()) == 4;
+  LONGNET_CHECK(is_float32, "{} holds {}, expected float32", where, type_name(type.get()));
+}
+
+// An open root attribute with its type and dataspace.
+struct Attribute {
+  Handle attr, type, space;
+  std::string where;
+
+  H5T_class_t type_class() const { return LONGNET_HDF5(H5Tget_class(type.get()), where); }
+  int rank() const { return LONGNET_HDF5(H5Sget_simple_extent_ndims(space.get()), where); }
+  std::size_t elements() const {
+    return static_cast<std::size_t>(LONGNET_HDF5(H5Sget_simple_extent_npoints(space.get()), where));
+  }
+  void require_class(bool ok, const char* expected) const {
+    LONGNET_CHECK(ok, "{} holds {}, expected {}", where, type_name(type.get()), expected);
+  }
+  void require_one_element() const {
+    LONGNET_CHECK(elements() == 1, "{} has {} elements, expected exactly one", where, elements());
+  }
+  // Integers of any width and sign, and enums: h5py stores a numpy bool as an enum over
+  // int8 (FALSE = 0, TRUE = 1), so `causal = True` written from Python reads as 1.
+  std::vector<int64_t> read_integers() const;
+};
+
+// Widens one native integer of `size` bytes.
+int64_t widen_integer(const unsigned char* bytes, std::size_t size, bool is_signed) {
+  const auto load = [bytes]<typename T>(T value) {
+    std::memcpy(&value, bytes, sizeof value);
+    return static_cast<int64_t>(value);
+  };
+  switch (size) {
+    case 1: return is_signed ? load(int8_t{}) : load(uint8_t{});
+    case 2: return is_signed ? load(int16_t{}) : load(uint16_t{});
+    case 4: return is_signed ? load(int32_t{}) : load(uint32_t{});
+    case 8: return load(int64_t{});  // uint64 above 2^63 - 1 wraps; no config needs it
+    default: fail("cannot read a {}-byte integer", size);
+  }
+}
+
+std::vector<int64_t> Attribute::read_integers() const {
+  const H5T_class_t kind = type_class();
+  require_class(kind == H5T_INTEGER || kind == H5T_ENUM, "integers");
+  std::vector<int64_t> values(elements());
+  if (values.empty()) return values;
+  if (kind == H5T_INTEGER) {
+    LONGNET_HDF5(H5Aread(attr.get(), H5T_NATIVE_INT64, values.data()), where);
+    return values;
+  }
+  // HDF5 converts an enum only to another enum, so read its native values and widen them.
+  const Handle native(LONGNET_HDF5(H5Tget_native_type(type.get(), H5T_DIR_ASCEND), where),
+                      H5Tclose);
+  const Handle base(LONGNET_HDF5(H5Tget_super(native.get()), where), H5Tclose);
+  const std::size_t size = H5Tget_size(base.get());
+  const bool is_signed = H5Tget_sign(base.get()) != H5T_SGN_NONE;
+  std::vector<unsigned char> raw(values.size() * size);
+  LONGNET_HDF5(H5Aread(attr.get(), native.get(), raw.data()), where);
+  for (std::size_t i = 0; i < values.size(); ++i) {
+    values[i] = widen_integer(raw.data() + i * size, size, is_signed);
+  }
+  return values;
+}
+
+Attribute open_attribute(hid_t file, const std::filesystem::path& path, const std::string& name) {
+  const std::string where = where_attribute(path, name);
+  LONGNET_CHECK(LONGNET_HDF5(H5Aexists(file, name.c_str()), where) > 0,
+                "{}: no root attribute '{}'", path.string(), name);
+  Handle attr(LONGNET_HDF5(H5Aopen(file, name.c_str(), H5P_DEFAULT), where), H5Aclose);
+  Handle type(LONGNET_HDF5(H5Aget_type(attr.get()), where), H5Tclose);
+  Handle space(LONGNET_HDF5(H5Aget_space(attr.get()), where), H5Sclose);
+  return {std::move(attr), std::move(type), std::move(space), where};
+}
+
+// Creates (replacing) a root attribute of `file_type` over `space`.
+Handle create_attribute(hid_t file, const std::filesystem::path& path, const std::string& name,
+                        hid_t file_type, const Handle& space) {
+  const std::string where = where_attribute(path, name);
+  if (LONGNET_HDF5(H5Aexists(file, name.c_str()), where) > 0) {
+    LONGNET_HDF5(H5Adelete(file, name.c_str()), where);
+  }
+  return {
+      LONGNET_HDF5(H5Acreate2(file, name.c_str(), file_type, space.get(), H5P_DEFAULT, H5P_DEFAULT),
+                   where),
+      H5Aclose};
+}
+
+}  // namespace
+
+// ---- files ------------------------------------------------------------------------
+
+H5File H5File::open_read(const std::filesystem::path& path) {
+  silence_hdf5_error_printing();
+  const std::string name = path.string();
+  std::error_code ec;
+  const auto status = std::filesystem::status(path, ec);
+  LONGNET_CHECK(std::filesystem::exists(status), "cannot open '{}': no such file", name);
+  LONGNET_CHECK(!std::filesystem::is_directory(status),
+                "cannot open '{}': it is a directory, not an HDF5 file", name);
+  {
+    // HDF5 reports a file it may not read only as "unable to open file"; say why.
+    const std::ifstream probe(path, std::ios::binary);
+    LONGNET_CHECK(probe.good(), "cannot read '{}': {}", name, std::strerror(errno));
+  }
+  const std::string where = fmt::format("cannot open '{}'", name);
+  LONGNET_CHECK(LONGNET_HDF5(H5Fis_hdf5(name.c_str()), where) > 0,
+                "'{}' is not an HDF5 file (it has no HDF5 signature)", name);
+  return {LONGNET_HDF5(H5Fopen(name.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), where), path};
+}
+
+H5File H5File::create(const std::filesystem::path& path) {
+  silence_hdf5_error_printing();
+  const std::string name = path.string();
+  return {LONGNET_HDF5(H5Fcreate(name.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT),
+                       fmt::format("cannot create '{}'", name)),
+          path};
+}
+
+H5File::H5File(H5File&& other) noexcept
+    : id_(std::exchange(other.id_, H5I_INVALID_HID)), path_(std::move(other.path_)) {}
+
+H5File& H5File::operator=(H5File&& other) noexcept {
+  if (this != &other) {
+    if (id_ >= 0) H5Fclose(id_);
+    id_ = std::exchange(other.id_, H5I_INVALID_HID);
+    path_ = std::move(other.path_);
+  }
+  return *this;
+}
+
+H5File::~H5File() {
+  if (id_ >= 0) H5Fclose(id_);
+}
+
+void H5File::close() {
+  if (id_ < 0) return;
+  const hid_t id = std::exchange(id_, H5I_INVALID_HID);
+  LONGNET_HDF5(H5Fclose(id), fmt::format("cannot close '{}'", path_.string()));
+}
+
+// ---- datasets -----------------------------------------------------------------------
+
+bool H5File::has_dataset(const std::string& name) const { return dataset_exists(id_, path_, name); }
+
+Shape H5File::dataset_shape(const std::string& name) const {
+  const std::string where = where_dataset(path_, name);
+  const Handle dataset = open_dataset(id_, path_, name);
+  const Handle space(LONGNET_HDF5(H5Dget_space(dataset.get()), where), H5Sclose);
+  return extent_of(space.get(), where);
+}
+
+Tensor H5File::read_tensor_f32(const std::string& name) const {
+  const std::string where = where_dataset(path_, name);
+  const Handle dataset = open_dataset(id_, path_, name);
+  require_float32(dataset.get(), where);
+  const Handle space(LONGNET_HDF5(H5Dget_space(dataset.get()), where), H5Sclose);
+  Tensor tensor(extent_of(space.get(), where), DType::float32);
+  if (tensor.numel() > 0) {
+    LONGNET_HDF5(
+        H5Dread(dataset.get(), H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, tensor.raw()),
+        where);
+  }
+  return tensor;
+}
+
+Tensor H5File::read_tensor_f32_slice(const std::string& name, std::size_t axis, int64_t begin,
+                                     int64_t end) const {
+  const std::string where = where_dataset(path_, name);
+  const Handle dataset = open_dataset(id_, path_, name);
+  require_float32(dataset.get(), where);
+  const Handle file_space(LONGNET_HDF5(H5Dget_space(dataset.get()), where), H5Sclose);
+  const Shape full = extent_of(file_space.get(), where);
+  LONGNET_CHECK(axis < full.size(), "{} has rank {}, so it has no axis {} to slice", where,
+                full.size(), axis);
+  LONGNET_CHECK(0 <= begin && begin <= end && end <= full[axis],
+                "{}: slice [{}, {}) of axis {} lies outside its extent {} (shape {})", where, begin,
+                end, axis, full[axis], shape_string(full));
+
+  Shape slice = full;
+  slice[axis] = end - begin;
+  Tensor tensor(slice, DType::float32);
+  if (tensor.numel() == 0) return tensor;
+  std::vector<hsize_t> start(full.size(), 0);
+  start[axis] = static_cast<hsize_t>(begin);
+  const std::vector<hsize_t> count(slice.begin(), slice.end());
+  LONGNET_HDF5(H5Sselect_hyperslab(file_space.get(), H5S_SELECT_SET, start.data(), nullptr,
+                                   count.data(), nullptr),
+               where);
+  const Handle memory_space = make_dataspace(slice, where);
+  LONGNET_HDF5(H5Dread(dataset.get(), H5T_NATIVE_FLOAT, memory_space.get(), file_space.get(),
+                       H5P_DEFAULT, tensor.raw()),
+               where);
+  return tensor;
+}
+
+void H5File::write_tensor(const std::string& name, const Tensor& tensor) {
+  const std::string where = where_dataset(path_, name);
+  LONGNET_CHECK(tensor.defined(), "{}: cannot write an empty (never allocated) tensor", where);
+  const bool is_f32 = tensor.dtype() == DType::float32;
+  const hid_t file_type = is_f32 ? H5T_IEEE_F32LE : H5T_IEEE_F64LE;
+  const hid_t memory_type = is_f32 ? H5T_NATIVE_FLOAT : H5T_NATIVE_DOUBLE;
+
+  if (has_dataset(name)) LONGNET_HDF5(H5Ldelete(id_, name.c_str(), H5P_DEFAULT), where);
+  const Handle space = make_dataspace(tensor.shape(), where);
+  const Handle link_props(LONGNET_HDF5(H5Pcreate(H5P_LINK_CREATE), where), H5Pclose);
+  LONGNET_HDF5(H5Pset_create_intermediate_group(link_props.get(), 1), where);
+  const Handle dataset(LONGNET_HDF5(H5Dcreate2(id_, name.c_str(), file_type, space.get(),
+                                               link_props.get(), H5P_DEFAULT, H5P_DEFAULT),
+                                    where),
+                       H5Dclose);
+  if (tensor.numel() > 0) {
+    LONGNET_HDF5(H5Dwrite(dataset.get(), memory_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, tensor.raw()),
+                 where);
+  }
+}
+
+// ---- attributes ---------------------------------------------------------------------
+
+bool H5File::has_attribute(const std::string& name) const {
+  return LONGNET_HDF5(H5Aexists(id_, name.c_str()), where_attribute(path_, name)) > 0;
+}
+
+std::vector<int64_t> H5File::read_attr_int64_array(const std::string& name) const {
+  const Attribute a = open_attribute(id_, path_, name);
+  LONGNET_CHECK(a.rank() <= 1, "{} has rank {}, expected a scalar or a 1-D array", a.where,
+                a.rank());
+  return a.read_integers();
+}
+
+int64_t H5File::read_attr_int64(const std::string& name) const {
+  const Attribute a = open_attribute(id_, path_, name);
+  const H5T_class_t kind = a.type_class();
+  a.require_class(kind == H5T_INTEGER || kind == H5T_ENUM, "an integer");
+  a.require_one_element();
+  return a.read_integers().front();
+}
+
+double H5File::read_attr_double(const std::string& name) const {
+  const Attribute a = open_attribute(id_, path_, name);
+  const H5T_class_t type_class = a.type_class();
+  a.require_class(type_class == H5T_FLOAT || type_class == H5T_INTEGER, "a number");
+  a.require_one_element();
+  double value = 0;
+  LONGNET_HDF5(H5Aread(a.attr.get(), H5T_NATIVE_DOUBLE, &value), a.where);
+  return value;
+}
+
+std::string H5File::read_attr_string(const std::string& name) const {
+  const Attribute a = open_attribute(id_, path_, name);
+  a.require_class(a.type_class() == H5T_STRING, "a string");
+  a.require_one_element();
+
+  if (LONGNET_HDF5(H5Tis_variable_str(a.type.get()), a.where) > 0) {
+    // h5py's form: HDF5 allocates the string; we copy it and hand the memory back.
+    const Handle memory_type(LONGNET_HDF5(H5Tcopy(H5T_C_S1), a.where), H5Tclose);
+    LONGNET_HDF5(H5Tset_size(memory_type.get(), H5T_VARIABLE), a.where);
+    const H5T_cset_t charset = LONGNET_HDF5(H5Tget_cset(a.type.get()), a.where);
+    LONGNET_HDF5(H5Tset_cset(memory_type.get(), charset), a.where);
+    char* text = nullptr;
+    LONGNET_HDF5(H5Aread(a.attr.get(), memory_type.get(), &text), a.where);
+    std::string value = text != nullptr ? text : "";
+    H5free_memory(text);
+    return value;
+  }
+
+  // Fixed length: read the bytes as stored, then drop the NUL or space padding.
+  const std::size_t size = H5Tget_size(a.type.get());
+  std::string value(size, '\0');
+  if (size > 0) LONGNET_HDF5(H5Aread(a.attr.get(), a.type.get(), value.data()), a.where);
+  value.resize(std::min(value.find('\0'), size));
+  if (H5Tget_strpad(a.type.get()) == H5T_STR_SPACEPAD) {
+    value.erase(value.find_last_not_of(' ') + 1);
+  }
+  return value;
+}
+
+void H5File::write_attr_int64_array(const std::string& name, std::span<const int64_t> values) {
+  const std::string where = where_attribute(path_, name);
+  const Handle space = make_dataspace({static_cast<int64_t>(values.size())}, where);
+  const Handle attr = create_attribute(id_, path_, name, H5T_STD_I64LE, space);
+  if (!values.empty()) LONGNET_HDF5(H5Awrite(attr.get(), H5T_NATIVE_INT64, values.data()), where);
+}
+
+void H5File::write_attr_int64(const std::string& name, int64_t value) {
+  const std::string where = where_attribute(path_, name);
+  const Handle space = make_dataspace({}, where);
+  const Handle attr = create_attribute(id_, path_, name, H5T_STD_I64LE, space);
+  LONGNET_HDF5(H5Awrite(attr.get(), H5T_NATIVE_INT64, &value), where);
+}
+
+void H5File::write_attr_double(const std::string& name, double value) {
+  const std::string where = where_attribute(path_, name);
+  const Handle space = make_dataspace({}, where);
+  const Handle attr = create_attribute(id_, path_, name, H5T_IEEE_F64LE, space);
+  LONGNET_HDF5(H5Awrite(attr.get(), H5T_NATIVE_DOUBLE, &value), where);
+}
+
+void H5File::write_attr_string(const std::string& name, std::string_view value) {
+  const std::string where = where_attribute(path_, name);
+  const Handle type(LONGNET_HDF5(H5Tcopy(H5T_C_S1), where), H5Tclose);
+  LONGNET_HDF5(H5Tset_size(type.get(), H5T_VARIABLE), where);
+  LONGNET_HDF5(H5Tset_cset(type.get(), H5T_CSET_UTF8), where);
+  LONGNET_HDF5(H5Tset_strpad(type.get(), H5T_STR_NULLTERM), where);
+  const Handle space = make_dataspace({}, where);
+  const Handle attr = create_attribute(id_, path_, name, type.get(), space);
+  const std::string text(value);  // NUL-terminated, as a variable-length string must be
+  const char* pointer = text.c_str();
+  LONGNET_HDF5(H5Awrite(attr.get(), type.get(), &pointer), where);
+}
+
+}  // namespace longnet

@@ -1,0 +1,87 @@
+// HDF5 files: tensors as datasets, configuration as attributes.
+//
+// A thin RAII layer over the HDF5 C API. Every identifier the library opens is closed
+// by a destructor, and every failed call becomes a longnet::Error that names the file,
+// the dataset or attribute, and HDF5's own description of the failure (HDF5's habit of
+// printing its error stack to stderr is switched off: one failure path, one message).
+//
+// What is read is checked, not converted: read_tensor_f32 refuses a float64 dataset
+// rather than rounding it, because a silently narrowed input is a wrong answer that
+// looks right. Integer attributes of any width are accepted (h5py writes int64, other
+// tools int32; a Python bool arrives as an enum); strings may be variable-length (what
+// h5py writes) or fixed-length.
+//
+// Dataset names may be paths ("expected/o"); attributes live on the root group.
+// This header does not include hdf5.h, so users of the class need not see the C API.
+#pragma once
+
+#include "runtime/tensor.hpp"
+
+#include <cstdint>
+#include <filesystem>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace longnet {
+
+class H5File {
+ public:
+  // Opens an existing file read-only. Errors say whether the file is missing, a
+  // directory, unreadable, or not an HDF5 file.
+  static H5File open_read(const std::filesystem::path& path);
+  // Creates `path`, truncating any file already there.
+  static H5File create(const std::filesystem::path& path);
+
+  H5File(H5File&& other) noexcept;
+  H5File& operator=(H5File&& other) noexcept;
+  H5File(const H5File&) = delete;
+  H5File& operator=(const H5File&) = delete;
+  // Closes without reporting errors (a destructor cannot throw); call close() after
+  // writing so that a failed final flush is seen.
+  ~H5File();
+
+  // Flushes and closes, throwing on failure. The object is empty afterwards.
+  void close();
+  const std::filesystem::path& path() const { return path_; }
+
+  // ---- datasets ----
+  bool has_dataset(const std::string& name) const;
+  Shape dataset_shape(const std::string& name) const;
+  // The whole dataset, which must hold 32-bit floats.
+  Tensor read_tensor_f32(const std::string& name) const;
+  // Elements [begin, end) along `axis` and everything along the other axes, read with
+  // an HDF5 hyperslab (only the slice is read from disk): the shard of one rank.
+  Tensor read_tensor_f32_slice(const std::string& name, std::size_t axis, int64_t begin,
+                               int64_t end) const;
+  // Writes a float32 or float64 tensor as a contiguous dataset, replacing any dataset
+  // of that name and creating missing groups on the path.
+  void write_tensor(const std::string& name, const Tensor& tensor);
+
+  // ---- root attributes ----
+  bool has_attribute(const std::string& name) const;
+  // Any integer type (or enum, which is how h5py stores a bool), scalar or 1-D.
+  std::vector<int64_t> read_attr_int64_array(const std::string& name) const;
+  // Any integer type (or enum), one element.
+  int64_t read_attr_int64(const std::string& name) const;
+  // Any floating-point or integer type, one element.
+  double read_attr_double(const std::string& name) const;
+  // A variable- or fixed-length string, one element.
+  std::string read_attr_string(const std::string& name) const;
+
+  // Writers replace an attribute of the same name. Integers are stored as int64, reals
+  // as float64, strings as variable-length UTF-8 (exactly what h5py writes for a str).
+  void write_attr_int64_array(const std::string& name, std::span<const int64_t> values);
+  void write_attr_int64(const std::string& name, int64_t value);
+  void write_attr_double(const std::string& name, double value);
+  void write_attr_string(const std::string& name, std::string_view value);
+
+ private:
+  H5File(int64_t id, std::filesystem::path path) : id_(id), path_(std::move(path)) {}
+
+  int64_t id_ = -1;  // the hid_t of the open file; -1 when closed
+  std::filesystem::path path_;
+};
+
+}  // namespace longnet
