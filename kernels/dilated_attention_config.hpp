@@ -74,7 +74,8 @@ int64_t head_offset(HeadOffsets scheme, int64_t head, int64_t heads, int64_t rat
 // The scale actually used: config.scale or 1 / sqrt(head_dim).
 double softmax_scale(const DilatedAttentionConfig& config, int64_t head_dim);
 
-// Number of (query, key) pairs one pattern allows, summed over batch and heads.
+// Number of allowed (query, key) pairs, summed over patterns (a pair counts once per
+// pattern that allows it), batch and heads.
 // Exact, in closed form per segment; used for effective-FLOP figures and counters.
 double allowed_pairs(const DilatedAttentionConfig& config, const AttentionShape& shape);
 

@@ -1,0 +1,79 @@
+// A deliberately naive, double-precision dense reference of dilated attention.
+//
+// For tests only; production code never links it. It is written straight from the
+// definition, independently of kernels/: its own head-offset function, its own mask
+// predicate evaluated for every (query, key, pattern) triple, and one softmax over the
+// multiset union of every pattern's allowed keys. Only the configuration *types*
+// (DilatedAttentionConfig, DilationPattern, HeadOffsets, AttentionShape) are shared.
+//
+// Definition. For pattern (w, r) and head h of H, query i may attend key j when
+//   i / w == j / w                                   (same segment, integer division)
+//   (i mod w) mod r == off(h) == (j mod w) mod r
+//   j <= i                                           (when causal)
+// with off(h) = h mod r (interleaved) or h / ceil(H / r) (grouped). With
+// S_ij = scale q_i . k_j, m_i the max over every allowed (pattern, key) pair,
+//   s_p(i) = sum_{j allowed by p} exp(S_ij - m_i),  n_p(i) = sum_{same} exp(S_ij - m_i) v_j,
+//   o_i = sum_p n_p(i) / sum_p s_p(i),  lse_i = m_i + log sum_p s_p(i);
+// a row no pattern selects has o_i = 0 and lse_i = -inf. The backward is the exact
+// gradient of this map.
+//
+// Cost: O(B H N^2 P) predicate evaluations plus O(D) per allowed pair; fine for the
+// test sizes (N up to a few thousand, few heads).
+#pragma once
+
+#include "kernels/dilated_attention_config.hpp"
+#include "runtime/tensor.hpp"
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace longnet::reference {
+
+// q, k, v (or any [B, N, H, D] quantity) in double, row-major, plus the shape.
+struct DenseInputs {
+  AttentionShape shape;
+  std::vector<double> q, k, v;
+
+  // Copies three float32 (or float64) [B, N, H, D] tensors of one shape.
+  static DenseInputs from_tensors(const Tensor& q, const Tensor& k, const Tensor& v);
+  int64_t index(int64_t b, int64_t n, int64_t h, int64_t d) const {
+    return ((b * shape.tokens + n) * shape.heads + h) * shape.head_dim + d;
+  }
+};
+
+struct DenseOutputs {
+  std::vector<double> o;    // [B, N, H, D]
+  std::vector<double> lse;  // [B, N, H], natural log; -inf for rows no pattern selects
+};
+
+struct DenseGradients {
+  std::vector<double> dq, dk, dv;  // [B, N, H, D]
+};
+
+// off(h) written from the definition above (not kernels/'s head_offset()).
+int64_t reference_head_offset(HeadOffsets scheme, int64_t head, int64_t heads, int64_t rate);
+
+// Whether pattern (w, r) lets query i attend key j in head h of `heads`.
+bool reference_allowed(const DilationPattern& pattern, HeadOffsets scheme, bool causal,
+                       int64_t head, int64_t heads, int64_t i, int64_t j);
+
+// The softmax scale: config.scale, else 1 / sqrt(D).
+double reference_scale(const DilatedAttentionConfig& config, int64_t head_dim);
+
+DenseOutputs dense_forward(const DilatedAttentionConfig& config, const DenseInputs& in);
+
+// The exact gradient of sum(dout * o) with respect to q, k, v; recomputes the forward
+// itself, so it depends on nothing a kernel produced. dout: [B, N, H, D].
+DenseGradients dense_backward(const DilatedAttentionConfig& config, const DenseInputs& in,
+                              const std::vector<double>& dout);
+
+// Converts a float32 or float64 tensor to doubles.
+std::vector<double> to_doubles(const Tensor& t);
+
+// A name for a parameterised case that is also a valid gtest name and filter key:
+// "B2_N1000_H3_D64_w256x32_r4x1_causal_grouped" (B omitted when 1; "_scale0p3" appended
+// when the scale is explicit, '.' written as 'p').
+std::string case_name(const AttentionShape& shape, const DilatedAttentionConfig& config);
+
+}  // namespace longnet::reference
