@@ -12,43 +12,58 @@
 namespace longnet::cpu {
 
 struct AttentionParams {
-  // Inputs, [B, N, H, D].
+  // Query-side tensors, [B, N, H, D] (lse, saved_lse and delta [B, N, H]). Key-side
+  // rows come with each task (KeyRows), so keys may live elsewhere (a gathered buffer).
   const float* q = nullptr;
-  const float* k = nullptr;
-  const float* v = nullptr;
-  // Forward outputs. o and lse ([B, N, H], natural log) hold the running mixture of
-  // the patterns processed so far: o = 0, lse = -inf before the first pattern.
+  // Forward outputs. o and lse (natural log) hold the running mixture of the patterns
+  // processed so far: o = 0, lse = -inf before the first pattern.
   float* o = nullptr;
   float* lse = nullptr;
-  // Backward inputs: the forward's lse, dout [B, N, H, D], delta = rowsum(dout * o) [B, N, H].
+  // Backward inputs: the forward's lse, dout [B, N, H, D], delta = rowsum(dout * o).
   const float* saved_lse = nullptr;
   const float* dout = nullptr;
   const float* delta = nullptr;
-  // Backward outputs, [B, N, H, D], accumulated over patterns (zero before the first).
+  // Backward output, accumulated over patterns (zero before the first).
   float* dq = nullptr;
-  float* dk = nullptr;
+
+  int64_t head_dim = 0;  // D
+  float scale = 0;       // softmax scale applied to q . k
+  bool causal = false;   // key index <= query index, in dilated index of the segment
+};
+
+// Some of the rows one pattern selects in one (batch, head, segment), as queries: the
+// rows with dilated index first_index + t, t in [0, count). Row t of q, o, dout, dq sits
+// at element base + t * query_row_stride; its lse and delta at lse_base + t * lse_row_stride.
+struct QueryRows {
+  int64_t base = 0;
+  int64_t lse_base = 0;
+  int64_t count = 0;
+  int64_t first_index = 0;  // dilated index of row 0 within the segment (causal masking)
+};
+
+// All the rows one pattern selects in one (batch, head, segment), as keys: dilated
+// index t in [0, count) at k + t * row_stride (likewise v; gradients into dk, dv).
+struct KeyRows {
+  const float* k = nullptr;
+  const float* v = nullptr;
+  float* dk = nullptr;  // backward only; accumulated (+=)
   float* dv = nullptr;
-
-  int64_t head_dim = 0;          // D
-  int64_t token_stride = 0;      // elements between consecutive tokens of q, k, v, o: H * D
-  int64_t lse_token_stride = 0;  // elements between consecutive tokens of lse, delta: H
-  float scale = 0;           // softmax scale applied to q . k
-  bool causal = false;
+  int64_t row_stride = 0;
+  int64_t count = 0;
 };
 
-// The rows one pattern selects in one (batch, head, segment): the tokens
-// segment_start + off(h) + t * r for t in [0, count). Row t of q, k, v, o sits at
-// element base + t * r * token_stride, and its lse at lse_base + t * r * lse_token_stride.
-struct DilatedRows {
-  int64_t base = 0;      // element offset of row 0 in [B, N, H, D] arrays
-  int64_t lse_base = 0;  // element offset of row 0 in [B, N, H] arrays
-  int64_t count = 0;     // M = ceil((segment length - off(h)) / r), or 0
+// One (batch, head, segment) of one pattern: these queries attend these keys.
+struct SegmentTask {
+  QueryRows queries;
+  KeyRows keys;
 };
 
-// One pattern's work: every row set it selects, and the token stride r between rows.
-struct PatternRows {
-  int64_t dilation_rate = 1;
-  std::vector<DilatedRows> sets;
+// One pattern's work. Tasks never share query rows, nor key-gradient rows, so they run
+// in parallel without races; patterns run one after another.
+struct PatternTasks {
+  int64_t query_row_stride = 0;  // r * H * D
+  int64_t lse_row_stride = 0;    // r * H
+  std::vector<SegmentTask> tasks;
 };
 
 }  // namespace longnet::cpu

@@ -13,43 +13,47 @@ namespace longnet {
 namespace {
 
 using cpu::AttentionParams;
-using cpu::DilatedRows;
-using cpu::PatternRows;
+using cpu::PatternTasks;
 
-// Every (batch, head, segment) row set the pattern selects, in that order.
-PatternRows pattern_rows(const DilationPattern& pattern, HeadOffsets scheme,
-                         const AttentionShape& shape) {
-  PatternRows rows;
-  rows.dilation_rate = pattern.dilation_rate;
+// One task per (batch, head, segment) the pattern selects rows in: all of its rows
+// attend all of its rows, queries and keys both read from the local tensors.
+PatternTasks pattern_tasks(const DilationPattern& pattern, HeadOffsets scheme,
+                           const AttentionShape& shape, const float* k, const float* v, float* dk,
+                           float* dv) {
   const int64_t w = pattern.segment_length;
   const int64_t r = pattern.dilation_rate;
+  PatternTasks work;
+  work.query_row_stride = r * shape.heads * shape.head_dim;
+  work.lse_row_stride = r * shape.heads;
   for (int64_t b = 0; b < shape.batch; ++b) {
     for (int64_t h = 0; h < shape.heads; ++h) {
       const int64_t off = head_offset(scheme, h, shape.heads, r);
       for (int64_t start = 0; start < shape.tokens; start += w) {
         const int64_t length = std::min(w, shape.tokens - start);
         if (length <= off) continue;  // a short last segment may hold no row of this head
-        const int64_t first_token = start + off;
-        const int64_t lse_index = (b * shape.tokens + first_token) * shape.heads + h;
-        rows.sets.push_back(DilatedRows{lse_index * shape.head_dim, lse_index,
-                                        (length - off + r - 1) / r});
+        const int64_t count = (length - off + r - 1) / r;
+        const int64_t row = (b * shape.tokens + start + off) * shape.heads + h;
+        const int64_t base = row * shape.head_dim;
+        cpu::SegmentTask task;
+        task.queries = {base, row, count, 0};
+        task.keys = {k + base, v + base, dk ? dk + base : nullptr, dv ? dv + base : nullptr,
+                     work.query_row_stride, count};
+        work.tasks.push_back(task);
       }
     }
   }
-  return rows;
+  return work;
 }
 
 AttentionParams base_params(const DilatedAttentionConfig& config, const AttentionShape& shape) {
   AttentionParams params;
   params.head_dim = shape.head_dim;
-  params.token_stride = shape.heads * shape.head_dim;
-  params.lse_token_stride = shape.heads;
   params.scale = static_cast<float>(softmax_scale(config, shape.head_dim));
   params.causal = config.causal;
   return params;
 }
 
-using PatternFn = void (*)(const AttentionParams&, const PatternRows&);
+using PatternFn = void (*)(const AttentionParams&, const PatternTasks&);
 
 class CpuDilatedAttention final : public DilatedAttentionKernels {
  public:
@@ -85,12 +89,11 @@ class CpuDilatedAttention final : public DilatedAttentionKernels {
     lse.fill(-std::numeric_limits<double>::infinity());
     AttentionParams params = base_params(config, shape);
     params.q = q.data<float>();
-    params.k = k.data<float>();
-    params.v = v.data<float>();
     params.o = o.data<float>();
     params.lse = lse.data<float>();
     for (const auto& pattern : config.patterns) {
-      forward_(params, pattern_rows(pattern, config.head_offsets, shape));
+      forward_(params, pattern_tasks(pattern, config.head_offsets, shape, k.data<float>(),
+                                     v.data<float>(), nullptr, nullptr));
     }
   }
 
@@ -128,16 +131,13 @@ class CpuDilatedAttention final : public DilatedAttentionKernels {
     dv.fill(0.0);
     AttentionParams params = base_params(config, shape);
     params.q = q.data<float>();
-    params.k = k.data<float>();
-    params.v = v.data<float>();
     params.saved_lse = lse.data<float>();
     params.dout = do_data;
     params.delta = delta_data;
     params.dq = dq.data<float>();
-    params.dk = dk.data<float>();
-    params.dv = dv.data<float>();
     for (const auto& pattern : config.patterns) {
-      backward_(params, pattern_rows(pattern, config.head_offsets, shape));
+      backward_(params, pattern_tasks(pattern, config.head_offsets, shape, k.data<float>(),
+                                      v.data<float>(), dk.data<float>(), dv.data<float>()));
     }
   }
 
