@@ -6,6 +6,7 @@
 // interface and never reach the kernels below it.
 #pragma once
 
+#include "kernels/attention_tasks.hpp"
 #include "kernels/dilated_attention_config.hpp"
 #include "runtime/tensor.hpp"
 
@@ -31,6 +32,17 @@ class DilatedAttentionKernels {
   virtual void backward(const DilatedAttentionConfig& config, const Tensor& q, const Tensor& k,
                         const Tensor& v, const Tensor& o, const Tensor& lse, const Tensor& dout,
                         Tensor& dq, Tensor& dk, Tensor& dv) = 0;
+
+  // Task-level entry points (kernels/attention_tasks.hpp) for callers that place the keys
+  // themselves, like the sequence-parallel layer. forward_tasks merges one pattern into
+  // the running (o, lse) that params point at (o = 0, lse = -inf before the first
+  // pattern); backward_tasks adds one pattern's contribution to dq and to every task's
+  // dk, dv. Patterns run one after another; pointers are in this backend's memory.
+  virtual void forward_tasks(const AttentionParams& params, const PatternTasks& pattern) = 0;
+  virtual void backward_tasks(const AttentionParams& params, const PatternTasks& pattern) = 0;
+
+  // delta [B, N, H] = rowsum(dout * o): the per-row term of the backward's dS = P (dP - delta).
+  virtual void output_gradient_dot(const Tensor& o, const Tensor& dout, Tensor& delta) = 0;
 };
 
 // Checks that q, k, v are float32 [B, N, H, D] tensors of one shape and returns it;

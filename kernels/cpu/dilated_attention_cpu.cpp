@@ -12,8 +12,6 @@
 namespace longnet {
 namespace {
 
-using cpu::AttentionParams;
-using cpu::PatternTasks;
 
 // One task per (batch, head, segment) the pattern selects rows in: all of its rows
 // attend all of its rows, queries and keys both read from the local tensors.
@@ -34,7 +32,7 @@ PatternTasks pattern_tasks(const DilationPattern& pattern, HeadOffsets scheme,
         const int64_t count = (length - off + r - 1) / r;
         const int64_t row = (b * shape.tokens + start + off) * shape.heads + h;
         const int64_t base = row * shape.head_dim;
-        cpu::SegmentTask task;
+        SegmentTask task;
         task.queries = {base, row, count, 0};
         task.keys = {k + base, v + base, dk ? dk + base : nullptr, dv ? dv + base : nullptr,
                      work.query_row_stride, count};
@@ -109,22 +107,8 @@ class CpuDilatedAttention final : public DilatedAttentionKernels {
     check_tensor(dk, qkv_shape(shape), "dk");
     check_tensor(dv, qkv_shape(shape), "dv");
 
-    // delta_i = do_i . o_i, the row term of dS = P (dP - delta); accumulated in double
-    // because it is a difference's subtrahend.
     Tensor delta(lse_shape(shape), DType::float32);
-    const float* o_data = o.data<float>();
-    const float* do_data = dout.data<float>();
-    float* delta_data = delta.data<float>();
-    const int64_t rows = shape.rows();
-    const int64_t d = shape.head_dim;
-#pragma omp parallel for schedule(static)
-    for (int64_t row = 0; row < rows; ++row) {
-      double sum = 0;
-      for (int64_t j = 0; j < d; ++j) {
-        sum += static_cast<double>(o_data[row * d + j]) * do_data[row * d + j];
-      }
-      delta_data[row] = static_cast<float>(sum);
-    }
+    output_gradient_dot(o, dout, delta);
 
     dq.fill(0.0);
     dk.fill(0.0);
@@ -132,12 +116,40 @@ class CpuDilatedAttention final : public DilatedAttentionKernels {
     AttentionParams params = base_params(config, shape);
     params.q = q.data<float>();
     params.saved_lse = lse.data<float>();
-    params.dout = do_data;
-    params.delta = delta_data;
+    params.dout = dout.data<float>();
+    params.delta = delta.data<float>();
     params.dq = dq.data<float>();
     for (const auto& pattern : config.patterns) {
       backward_(params, pattern_tasks(pattern, config.head_offsets, shape, k.data<float>(),
                                       v.data<float>(), dk.data<float>(), dv.data<float>()));
+    }
+  }
+
+  void forward_tasks(const AttentionParams& params, const PatternTasks& pattern) override {
+    forward_(params, pattern);
+  }
+  void backward_tasks(const AttentionParams& params, const PatternTasks& pattern) override {
+    backward_(params, pattern);
+  }
+
+  // Accumulated in double: delta is the subtrahend of dP - delta, where cancellation
+  // would magnify its rounding error.
+  void output_gradient_dot(const Tensor& o, const Tensor& dout, Tensor& delta) override {
+    check_tensor(dout, o.shape(), "do (the output gradient, must match o)");
+    LONGNET_CHECK(o.rank() == 4, "o must have rank 4, got shape {}", shape_string(o.shape()));
+    check_tensor(delta, {o.dim(0), o.dim(1), o.dim(2)}, "delta");
+    const float* o_data = o.data<float>();
+    const float* do_data = dout.data<float>();
+    float* delta_data = delta.data<float>();
+    const int64_t rows = delta.numel();
+    const int64_t d = o.dim(3);
+#pragma omp parallel for schedule(static)
+    for (int64_t row = 0; row < rows; ++row) {
+      double sum = 0;
+      for (int64_t j = 0; j < d; ++j) {
+        sum += static_cast<double>(o_data[row * d + j]) * do_data[row * d + j];
+      }
+      delta_data[row] = static_cast<float>(sum);
     }
   }
 

@@ -4,7 +4,7 @@
 // with OpenMP; patterns must be run one after another.
 #pragma once
 
-#include "kernels/cpu/attention_params.hpp"
+#include "kernels/attention_tasks.hpp"
 
 #define LONGNET_DECLARE_ISA(ns)                                                   \
   namespace longnet::cpu::ns {                                                    \

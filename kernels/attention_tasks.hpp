@@ -1,15 +1,18 @@
-// The parameters the per-ISA CPU tile code receives, and the row sets it works on.
+// The task-level form of dilated attention: what a backend's kernels receive.
 //
-// One params struct per kernel family, passed by value: raw pointers into
-// [B, N, H, D] tensors, their strides in elements, and the scalars. The ISA copies
-// (dilated_attention_tiles.inc) see nothing else of the runtime.
+// forward()/backward() of DilatedAttentionKernels cut each pattern into tasks, one per
+// (batch, head, segment): some query rows attend all key rows of that segment. The
+// sequence-parallel layer builds tasks itself, with keys in a buffer gathered from
+// other ranks, and hands them to the same kernels. One params struct per kernel
+// family: raw pointers (host or device memory, as the backend requires), strides in
+// elements, the scalars.
 #pragma once
 
 #include <cstdint>
 #include <span>
 #include <vector>
 
-namespace longnet::cpu {
+namespace longnet {
 
 struct AttentionParams {
   // Query-side tensors, [B, N, H, D] (lse, saved_lse and delta [B, N, H]). Key-side
@@ -66,4 +69,4 @@ struct PatternTasks {
   std::vector<SegmentTask> tasks;
 };
 
-}  // namespace longnet::cpu
+}  // namespace longnet
