@@ -300,6 +300,14 @@ H5File H5File::create(const std::filesystem::path& path) {
           path};
 }
 
+H5File H5File::open_read_write(const std::filesystem::path& path) {
+  silence_hdf5_error_printing();
+  const std::string name = path.string();
+  const std::string where = fmt::format("cannot open '{}' for writing", name);
+  LONGNET_CHECK(std::filesystem::exists(path), "{}: no such file", where);
+  return {LONGNET_HDF5(H5Fopen(name.c_str(), H5F_ACC_RDWR, H5P_DEFAULT), where), path};
+}
+
 H5File::H5File(H5File&& other) noexcept
     : id_(std::exchange(other.id_, H5I_INVALID_HID)), path_(std::move(other.path_)) {}
 
@@ -377,25 +385,69 @@ Tensor H5File::read_tensor_f32_slice(const std::string& name, std::size_t axis, 
   return tensor;
 }
 
+namespace {
+
+// Creates dataset `name` (replacing one of that name, creating missing groups).
+Handle create_dataset(hid_t file, const std::filesystem::path& path, const std::string& name,
+                      hid_t file_type, const Shape& shape) {
+  const std::string where = where_dataset(path, name);
+  if (dataset_exists(file, path, name)) LONGNET_HDF5(H5Ldelete(file, name.c_str(), H5P_DEFAULT), where);
+  const Handle space = make_dataspace(shape, where);
+  const Handle link_props(LONGNET_HDF5(H5Pcreate(H5P_LINK_CREATE), where), H5Pclose);
+  LONGNET_HDF5(H5Pset_create_intermediate_group(link_props.get(), 1), where);
+  return Handle(LONGNET_HDF5(H5Dcreate2(file, name.c_str(), file_type, space.get(),
+                                        link_props.get(), H5P_DEFAULT, H5P_DEFAULT),
+                             where),
+                H5Dclose);
+}
+
+}  // namespace
+
 void H5File::write_tensor(const std::string& name, const Tensor& tensor) {
   const std::string where = where_dataset(path_, name);
   LONGNET_CHECK(tensor.defined(), "{}: cannot write an empty (never allocated) tensor", where);
   const bool is_f32 = tensor.dtype() == DType::float32;
   const hid_t file_type = is_f32 ? H5T_IEEE_F32LE : H5T_IEEE_F64LE;
   const hid_t memory_type = is_f32 ? H5T_NATIVE_FLOAT : H5T_NATIVE_DOUBLE;
-
-  if (has_dataset(name)) LONGNET_HDF5(H5Ldelete(id_, name.c_str(), H5P_DEFAULT), where);
-  const Handle space = make_dataspace(tensor.shape(), where);
-  const Handle link_props(LONGNET_HDF5(H5Pcreate(H5P_LINK_CREATE), where), H5Pclose);
-  LONGNET_HDF5(H5Pset_create_intermediate_group(link_props.get(), 1), where);
-  const Handle dataset(LONGNET_HDF5(H5Dcreate2(id_, name.c_str(), file_type, space.get(),
-                                               link_props.get(), H5P_DEFAULT, H5P_DEFAULT),
-                                    where),
-                       H5Dclose);
+  const Handle dataset = create_dataset(id_, path_, name, file_type, tensor.shape());
   if (tensor.numel() > 0) {
     LONGNET_HDF5(H5Dwrite(dataset.get(), memory_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, tensor.raw()),
                  where);
   }
+}
+
+void H5File::create_dataset_f32(const std::string& name, const Shape& shape) {
+  create_dataset(id_, path_, name, H5T_IEEE_F32LE, shape);
+}
+
+void H5File::write_tensor_f32_slice(const std::string& name, std::size_t axis, int64_t begin,
+                                    const Tensor& tensor) {
+  const std::string where = where_dataset(path_, name);
+  LONGNET_CHECK(tensor.defined() && tensor.dtype() == DType::float32,
+                "{}: a slice to write must be a float32 tensor", where);
+  const Handle dataset = open_dataset(id_, path_, name);
+  require_float32(dataset.get(), where);
+  const Handle file_space(LONGNET_HDF5(H5Dget_space(dataset.get()), where), H5Sclose);
+  const Shape full = extent_of(file_space.get(), where);
+  Shape expected = full;
+  LONGNET_CHECK(axis < full.size() && tensor.rank() == full.size(),
+                "{}: cannot write a slice of shape {} along axis {} of shape {}", where,
+                shape_string(tensor.shape()), axis, shape_string(full));
+  expected[axis] = tensor.dim(axis);
+  LONGNET_CHECK(tensor.shape() == expected && begin >= 0 && begin + tensor.dim(axis) <= full[axis],
+                "{}: slice of shape {} at {} along axis {} does not fit shape {}", where,
+                shape_string(tensor.shape()), begin, axis, shape_string(full));
+  if (tensor.numel() == 0) return;
+  std::vector<hsize_t> start(full.size(), 0);
+  start[axis] = static_cast<hsize_t>(begin);
+  const std::vector<hsize_t> count(expected.begin(), expected.end());
+  LONGNET_HDF5(H5Sselect_hyperslab(file_space.get(), H5S_SELECT_SET, start.data(), nullptr,
+                                   count.data(), nullptr),
+               where);
+  const Handle memory_space = make_dataspace(expected, where);
+  LONGNET_HDF5(H5Dwrite(dataset.get(), H5T_NATIVE_FLOAT, memory_space.get(), file_space.get(),
+                        H5P_DEFAULT, tensor.raw()),
+               where);
 }
 
 // ---- attributes ---------------------------------------------------------------------

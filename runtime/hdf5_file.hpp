@@ -33,6 +33,8 @@ class H5File {
   static H5File open_read(const std::filesystem::path& path);
   // Creates `path`, truncating any file already there.
   static H5File create(const std::filesystem::path& path);
+  // Opens an existing HDF5 file for writing (e.g. one rank's slice of a dataset).
+  static H5File open_read_write(const std::filesystem::path& path);
 
   H5File(H5File&& other) noexcept;
   H5File& operator=(H5File&& other) noexcept;
@@ -58,6 +60,13 @@ class H5File {
   // Writes a float32 or float64 tensor as a contiguous dataset, replacing any dataset
   // of that name and creating missing groups on the path.
   void write_tensor(const std::string& name, const Tensor& tensor);
+  // Creates (or replaces) an uninitialised float32 dataset of `shape`, for writing in
+  // slices.
+  void create_dataset_f32(const std::string& name, const Shape& shape);
+  // Writes `tensor` as elements [begin, begin + tensor.dim(axis)) along `axis` of an
+  // existing float32 dataset whose other extents match: the shard of one rank.
+  void write_tensor_f32_slice(const std::string& name, std::size_t axis, int64_t begin,
+                              const Tensor& tensor);
 
   // ---- root attributes ----
   bool has_attribute(const std::string& name) const;

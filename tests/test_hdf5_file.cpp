@@ -147,6 +147,38 @@ TEST_F(Hdf5FileTest, SliceOutsideTheExtentIsAnError) {
   EXPECT_THAT(error_of([&] { out.read_tensor_f32_slice("q", 4, 0, 1); }), HasSubstr("no axis 4"));
 }
 
+TEST_F(Hdf5FileTest, SlicesWrittenInTurnEqualTheWholeTensor) {
+  const Shape shape{2, 11, 3, 4};
+  const Tensor whole = random_f32(shape, 9);
+  {
+    H5File out = H5File::create(file("t.h5"));
+    out.create_dataset_f32("o", shape);
+    out.close();
+    H5File in = H5File::create(file("in.h5"));
+    in.write_tensor("x", whole);
+    in.close();
+  }
+  // Three "ranks" write their token ranges one after another, each reopening the file.
+  for (auto [begin, end] : {std::pair<int64_t, int64_t>{0, 4}, {4, 8}, {8, 11}}) {
+    const Tensor shard = H5File::open_read(file("in.h5")).read_tensor_f32_slice("x", 1, begin, end);
+    H5File out = H5File::open_read_write(file("t.h5"));
+    out.write_tensor_f32_slice("o", 1, begin, shard);
+    out.close();
+  }
+  EXPECT_TRUE(same_bits(H5File::open_read(file("t.h5")).read_tensor_f32("o"), whole));
+}
+
+TEST_F(Hdf5FileTest, SliceThatDoesNotFitIsRefused) {
+  H5File out = H5File::create(file("t.h5"));
+  out.create_dataset_f32("o", {1, 5, 2, 2});
+  EXPECT_THAT(error_of([&] { out.write_tensor_f32_slice("o", 1, 4, iota_f32({1, 2, 2, 2})); }),
+              HasSubstr("does not fit"));
+  EXPECT_THAT(error_of([&] { out.write_tensor_f32_slice("o", 1, 0, iota_f32({1, 2, 3, 2})); }),
+              HasSubstr("does not fit"));
+  EXPECT_THAT(error_of([] { H5File::open_read_write("/nonexistent/file.h5"); }),
+              HasSubstr("no such file"));
+}
+
 TEST_F(Hdf5FileTest, AttributesRoundTrip) {
   const std::vector<int64_t> lengths{2048, 4096, int64_t{1} << 40};
   {
