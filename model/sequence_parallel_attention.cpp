@@ -1,0 +1,401 @@
+#include "model/sequence_parallel_attention.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+#include <limits>
+#include <optional>
+#include <span>
+
+namespace longnet {
+namespace {
+
+class Stopwatch {
+ public:
+  explicit Stopwatch(double& total) : total_(total), start_(std::chrono::steady_clock::now()) {}
+  ~Stopwatch() {
+    total_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+  }
+  Stopwatch(const Stopwatch&) = delete;
+  Stopwatch& operator=(const Stopwatch&) = delete;
+
+ private:
+  double& total_;
+  std::chrono::steady_clock::time_point start_;
+};
+
+}  // namespace
+
+// One spanning segment this rank belongs to. Rows are counted per member m (in token
+// order) and head h; the gathered keys of head h are the concatenation over members,
+// which is the segment's full dilated sequence in order.
+struct SequenceParallelAttention::Group {
+  SpanningSegment segment;
+  std::unique_ptr<Communicator> comm;
+  int me = 0;                                 // this rank's position in the group
+  std::vector<std::vector<int64_t>> rows;     // rows[m][h]
+  std::vector<int64_t> head_rows;             // M_h = sum over members of rows[m][h]
+  std::vector<int64_t> head_prefix;           // sum of M_h' for h' < h
+  int64_t total_rows = 0;                     // sum of M_h
+  std::vector<int64_t> member_elements;       // k and v elements member m contributes
+  std::vector<int64_t> member_offset;         // prefix sums of member_elements
+  std::vector<int64_t> first_index;           // per head: dilated index of my first row
+  std::vector<int64_t> member_head_start;     // [m * H + h]: first t of member m's rows
+  Tensor keys, values;                        // gathered: [B, total_rows, D], by head
+  Tensor key_grads, value_grads;              // same layout, backward only
+
+  int64_t gathered_row(int64_t b, int64_t h, int64_t t) const {
+    return b * total_rows + head_prefix[h] + t;
+  }
+};
+
+struct SequenceParallelAttention::Pattern {
+  DilationPattern pattern;
+  std::vector<Group> groups;  // in token order
+};
+
+SequenceParallelAttention::SequenceParallelAttention(Communicator& world,
+                                                     DilatedAttentionConfig config,
+                                                     AttentionShape global_shape,
+                                                     DilatedAttentionKernels& kernels)
+    : world_(world), config_(std::move(config)), global_(global_shape), kernels_(kernels) {
+  validate_config(config_);
+  validate_shape(global_);
+  const int rank = world_.rank(), size = world_.size();
+  shard_ = shard_of(global_.tokens, size, rank);
+  local_ = {global_.batch, shard_.size(), global_.heads, global_.head_dim};
+
+  for (const DilationPattern& p : config_.patterns) {
+    Pattern pattern{p, {}};
+    const auto spanning = spanning_segments(global_.tokens, size, p);
+    // Two splits per pattern (collective over the world): each rank joins at most one
+    // group per round (see sequence_parallel_plan.hpp).
+    for (int round = 0; round < 2; ++round) {
+      const SpanningSegment* mine = nullptr;
+      for (const auto& s : spanning) {
+        if (s.round == round && s.contains(rank)) mine = &s;
+      }
+      const std::optional<int> color =
+          mine ? std::optional<int>(static_cast<int>(mine->index)) : std::nullopt;
+      std::string name =
+          mine ? fmt::format("w{}r{}.seg{}.ranks{}-{}", p.segment_length, p.dilation_rate,
+                             mine->index, mine->first_rank, mine->last_rank)
+               : fmt::format("w{}r{}.round{}.none", p.segment_length, p.dilation_rate, round);
+      auto comm = world_.split(color, rank, name);
+      if (mine == nullptr) continue;
+
+      Group g;
+      g.segment = *mine;
+      g.comm = std::move(comm);
+      g.me = rank - mine->first_rank;
+      LONGNET_CHECK(g.comm && g.comm->size() == mine->last_rank - mine->first_rank + 1,
+                    "the group of {} has {} ranks, expected {}", name,
+                    g.comm ? g.comm->size() : 0, mine->last_rank - mine->first_rank + 1);
+      const int members = g.comm->size();
+      const int64_t heads = global_.heads, r = p.dilation_rate;
+      g.rows.assign(members, std::vector<int64_t>(heads, 0));
+      g.head_rows.assign(heads, 0);
+      g.first_index.assign(heads, 0);
+      g.member_head_start.assign(static_cast<std::size_t>(members) * heads, 0);
+      for (int m = 0; m < members; ++m) {
+        const Shard s = shard_of(global_.tokens, size, mine->first_rank + m);
+        const int64_t a = std::max(s.begin, mine->start), b = std::min(s.end, mine->end);
+        int64_t elements = 0;
+        for (int64_t h = 0; h < heads; ++h) {
+          const int64_t off = head_offset(config_.head_offsets, h, heads, r);
+          g.member_head_start[m * heads + h] = g.head_rows[h];
+          g.rows[m][h] = selected_rows(mine->start, a, b, r, off);
+          g.head_rows[h] += g.rows[m][h];
+          elements += g.rows[m][h];
+          if (m == g.me) g.first_index[h] = first_selected_index(mine->start, a, r, off);
+        }
+        g.member_elements.push_back(2 * elements * global_.batch * global_.head_dim);
+      }
+      g.head_prefix.assign(heads, 0);
+      for (int64_t h = 1; h < heads; ++h) g.head_prefix[h] = g.head_prefix[h - 1] + g.head_rows[h - 1];
+      g.total_rows = g.head_prefix[heads - 1] + g.head_rows[heads - 1];
+      g.member_offset.assign(members + 1, 0);
+      for (int m = 0; m < members; ++m) g.member_offset[m + 1] = g.member_offset[m] + g.member_elements[m];
+      const Shape gathered{global_.batch, g.total_rows, global_.head_dim};
+      g.keys = Tensor(gathered, DType::float32);
+      g.values = Tensor(gathered, DType::float32);
+      pattern.groups.push_back(std::move(g));
+    }
+    std::sort(pattern.groups.begin(), pattern.groups.end(),
+              [](const Group& x, const Group& y) { return x.segment.start < y.segment.start; });
+    patterns_.push_back(std::move(pattern));
+  }
+}
+
+SequenceParallelAttention::~SequenceParallelAttention() = default;
+
+void SequenceParallelAttention::reset_counters() {
+  for (Pattern& pattern : patterns_) {
+    for (Group& g : pattern.groups) g.comm->reset_counters();
+  }
+  timing_ = {};
+}
+
+std::vector<PatternTraffic> SequenceParallelAttention::traffic() const {
+  std::vector<PatternTraffic> result;
+  for (const Pattern& pattern : patterns_) {
+    PatternTraffic t;
+    t.pattern = fmt::format("w={} r={}", pattern.pattern.segment_length,
+                            pattern.pattern.dilation_rate);
+    for (const Group& g : pattern.groups) {
+      const CommTraffic gather = g.comm->counters().total(CollectiveKind::all_gather);
+      const CommTraffic scatter = g.comm->counters().total(CollectiveKind::reduce_scatter);
+      t.gather_sent += gather.bytes_sent;
+      t.gather_received += gather.bytes_received;
+      t.scatter_sent += scatter.bytes_sent;
+      t.scatter_received += scatter.bytes_received;
+    }
+    result.push_back(t);
+  }
+  return result;
+}
+
+AttentionParams SequenceParallelAttention::base_params() const {
+  AttentionParams params;
+  params.head_dim = global_.head_dim;
+  params.scale = static_cast<float>(softmax_scale(config_, global_.head_dim));
+  params.causal = config_.causal;
+  return params;
+}
+
+// Tasks for the segments inside this shard: as on one rank, with global segment
+// boundaries mapped to local token indices.
+std::vector<SegmentTask> SequenceParallelAttention::local_tasks(const Pattern& pattern,
+                                                                const float* k, const float* v,
+                                                                float* dk, float* dv) const {
+  std::vector<SegmentTask> tasks;
+  const int64_t w = pattern.pattern.segment_length, r = pattern.pattern.dilation_rate;
+  const int64_t heads = local_.heads, d = local_.head_dim;
+  const int64_t first_segment = (shard_.begin + w - 1) / w;  // first segment starting inside
+  for (int64_t start = first_segment * w; start + std::min(w, global_.tokens - start) <= shard_.end &&
+                                          start < global_.tokens;
+       start += w) {
+    const int64_t length = std::min(w, global_.tokens - start);
+    for (int64_t b = 0; b < local_.batch; ++b) {
+      for (int64_t h = 0; h < heads; ++h) {
+        const int64_t off = head_offset(config_.head_offsets, h, heads, r);
+        if (length <= off) continue;
+        const int64_t count = (length - off + r - 1) / r;
+        const int64_t row = (b * local_.tokens + (start - shard_.begin) + off) * heads + h;
+        SegmentTask task;
+        task.queries = {row * d, row, count, 0};
+        task.keys = {k + row * d, v + row * d, dk ? dk + row * d : nullptr,
+                     dv ? dv + row * d : nullptr, r * heads * d, count};
+        tasks.push_back(task);
+      }
+    }
+  }
+  return tasks;
+}
+
+// Packs this rank's selected rows of every group's segment, all-gathers them, and lays
+// the result out by head in g.keys, g.values.
+void SequenceParallelAttention::gather_keys(Pattern& pattern, const Tensor& k, const Tensor& v) {
+  const int64_t heads = local_.heads, d = local_.head_dim, r = pattern.pattern.dilation_rate;
+  for (Group& g : pattern.groups) {
+    const int members = static_cast<int>(g.rows.size());
+    std::vector<float> send(static_cast<std::size_t>(g.member_elements[g.me]));
+    std::vector<float> received(static_cast<std::size_t>(g.member_offset[members]));
+    {
+      Stopwatch watch(timing_.compute_seconds);
+      float* out = send.data();
+      for (const Tensor* source : {&k, &v}) {
+        const float* src = source->data<float>();
+        for (int64_t b = 0; b < local_.batch; ++b) {
+          for (int64_t h = 0; h < heads; ++h) {
+            const int64_t off = head_offset(config_.head_offsets, h, heads, r);
+            for (int64_t t = 0; t < g.rows[g.me][h]; ++t) {
+              const int64_t token = g.segment.start + off + (g.first_index[h] + t) * r;
+              const int64_t row = (b * local_.tokens + token - shard_.begin) * heads + h;
+              std::memcpy(out, src + row * d, sizeof(float) * d);
+              out += d;
+            }
+          }
+        }
+      }
+    }
+    {
+      Stopwatch watch(timing_.communication_seconds);
+      g.comm->all_gatherv<float>(send, received, g.member_elements, "k, v");
+    }
+
+    Stopwatch watch(timing_.compute_seconds);
+    for (int m = 0; m < members; ++m) {
+      const float* in = received.data() + g.member_offset[m];
+      for (Tensor* target : {&g.keys, &g.values}) {
+        float* dst = target->data<float>();
+        for (int64_t b = 0; b < local_.batch; ++b) {
+          for (int64_t h = 0; h < heads; ++h) {
+            const int64_t n = g.rows[m][h] * d;
+            std::memcpy(dst + g.gathered_row(b, h, g.member_head_start[m * heads + h]) * d, in,
+                        sizeof(float) * n);
+            in += n;
+          }
+        }
+      }
+    }
+  }
+}
+
+void SequenceParallelAttention::forward(const Tensor& q, const Tensor& k, const Tensor& v,
+                                        Tensor& o, Tensor& lse) {
+  check_tensor(q, qkv_shape(local_), "q (this rank's shard)");
+  check_tensor(k, qkv_shape(local_), "k (this rank's shard)");
+  check_tensor(v, qkv_shape(local_), "v (this rank's shard)");
+  check_tensor(o, qkv_shape(local_), "o (this rank's shard)");
+  check_tensor(lse, lse_shape(local_), "lse (this rank's shard)");
+  o.fill(0.0);
+  lse.fill(-std::numeric_limits<double>::infinity());
+
+  AttentionParams params = base_params();
+  params.q = q.data<float>();
+  params.o = o.data<float>();
+  params.lse = lse.data<float>();
+  const int64_t heads = local_.heads, d = local_.head_dim;
+  for (std::size_t p = 0; p < patterns_.size(); ++p) {
+    Pattern& pattern = patterns_[p];
+    gather_keys(pattern, k, v);
+    Stopwatch watch(timing_.compute_seconds);
+    const int64_t r = pattern.pattern.dilation_rate;
+    PatternTasks work;
+    work.query_row_stride = r * heads * d;
+    work.lse_row_stride = r * heads;
+    work.tasks = local_tasks(pattern, k.data<float>(), v.data<float>(), nullptr, nullptr);
+    for (const Group& g : pattern.groups) {
+      for (int64_t b = 0; b < local_.batch; ++b) {
+        for (int64_t h = 0; h < heads; ++h) {
+          const int64_t count = g.rows[g.me][h];
+          if (count == 0) continue;
+          const int64_t off = head_offset(config_.head_offsets, h, heads, r);
+          const int64_t token = g.segment.start + off + g.first_index[h] * r;
+          const int64_t row = (b * local_.tokens + token - shard_.begin) * heads + h;
+          SegmentTask task;
+          task.queries = {row * d, row, count, g.first_index[h]};
+          task.keys = {g.keys.data<float>() + g.gathered_row(b, h, 0) * d,
+                       g.values.data<float>() + g.gathered_row(b, h, 0) * d, nullptr, nullptr, d,
+                       g.head_rows[h]};
+          work.tasks.push_back(task);
+        }
+      }
+    }
+    kernels_.forward_tasks(params, work);
+  }
+}
+
+void SequenceParallelAttention::backward(const Tensor& q, const Tensor& k, const Tensor& v,
+                                         const Tensor& o, const Tensor& lse, const Tensor& dout,
+                                         Tensor& dq, Tensor& dk, Tensor& dv) {
+  for (auto [t, what] : {std::pair{&q, "q"}, {&k, "k"}, {&v, "v"}, {&o, "o"}, {&dout, "do"},
+                         {&static_cast<const Tensor&>(dq), "dq"},
+                         {&static_cast<const Tensor&>(dk), "dk"},
+                         {&static_cast<const Tensor&>(dv), "dv"}}) {
+    check_tensor(*t, qkv_shape(local_), fmt::format("{} (this rank's shard)", what).c_str());
+  }
+  check_tensor(lse, lse_shape(local_), "lse (this rank's shard)");
+
+  Tensor delta(lse_shape(local_), DType::float32);
+  {
+    Stopwatch watch(timing_.compute_seconds);
+    kernels_.output_gradient_dot(o, dout, delta);
+    dq.fill(0.0);
+    dk.fill(0.0);
+    dv.fill(0.0);
+  }
+  AttentionParams params = base_params();
+  params.q = q.data<float>();
+  params.saved_lse = lse.data<float>();
+  params.dout = dout.data<float>();
+  params.delta = delta.data<float>();
+  params.dq = dq.data<float>();
+  const int64_t heads = local_.heads, d = local_.head_dim;
+
+  for (std::size_t p = 0; p < patterns_.size(); ++p) {
+    Pattern& pattern = patterns_[p];
+    gather_keys(pattern, k, v);
+    const int64_t r = pattern.pattern.dilation_rate;
+    {
+      Stopwatch watch(timing_.compute_seconds);
+      PatternTasks work;
+      work.query_row_stride = r * heads * d;
+      work.lse_row_stride = r * heads;
+      work.tasks = local_tasks(pattern, k.data<float>(), v.data<float>(), dk.data<float>(),
+                               dv.data<float>());
+      for (Group& g : pattern.groups) {
+        g.key_grads = Tensor::zeros(g.keys.shape());
+        g.value_grads = Tensor::zeros(g.values.shape());
+        for (int64_t b = 0; b < local_.batch; ++b) {
+          for (int64_t h = 0; h < heads; ++h) {
+            const int64_t count = g.rows[g.me][h];
+            if (count == 0) continue;
+            const int64_t off = head_offset(config_.head_offsets, h, heads, r);
+            const int64_t token = g.segment.start + off + g.first_index[h] * r;
+            const int64_t row = (b * local_.tokens + token - shard_.begin) * heads + h;
+            const int64_t key0 = g.gathered_row(b, h, 0) * d;
+            SegmentTask task;
+            task.queries = {row * d, row, count, g.first_index[h]};
+            task.keys = {g.keys.data<float>() + key0, g.values.data<float>() + key0,
+                         g.key_grads.data<float>() + key0, g.value_grads.data<float>() + key0, d,
+                         g.head_rows[h]};
+            work.tasks.push_back(task);
+          }
+        }
+      }
+      kernels_.backward_tasks(params, work);
+    }
+
+    // Return each member's key and value gradients to it: pack by member (the gather's
+    // layout), reduce-scatter (sum), add this rank's block into its dk, dv rows.
+    for (Group& g : pattern.groups) {
+      const int members = static_cast<int>(g.rows.size());
+      std::vector<float> send(static_cast<std::size_t>(g.member_offset[members]));
+      std::vector<float> mine(static_cast<std::size_t>(g.member_elements[g.me]));
+      {
+        Stopwatch watch(timing_.compute_seconds);
+        float* out = send.data();
+        for (int m = 0; m < members; ++m) {
+          for (const Tensor* grads : {&g.key_grads, &g.value_grads}) {
+            const float* src = grads->data<float>();
+            for (int64_t b = 0; b < local_.batch; ++b) {
+              for (int64_t h = 0; h < heads; ++h) {
+                const int64_t n = g.rows[m][h] * d;
+                std::memcpy(out, src + g.gathered_row(b, h, g.member_head_start[m * heads + h]) * d,
+                            sizeof(float) * n);
+                out += n;
+              }
+            }
+          }
+        }
+      }
+      {
+        Stopwatch watch(timing_.communication_seconds);
+        g.comm->reduce_scatterv<float>(send, mine, g.member_elements, ReduceOp::sum, "dk, dv");
+      }
+
+      Stopwatch watch(timing_.compute_seconds);
+      const float* in = mine.data();
+      for (Tensor* target : {&dk, &dv}) {
+        float* dst = target->data<float>();
+        for (int64_t b = 0; b < local_.batch; ++b) {
+          for (int64_t h = 0; h < heads; ++h) {
+            const int64_t off = head_offset(config_.head_offsets, h, heads, r);
+            for (int64_t t = 0; t < g.rows[g.me][h]; ++t) {
+              const int64_t token = g.segment.start + off + (g.first_index[h] + t) * r;
+              float* row = dst + ((b * local_.tokens + token - shard_.begin) * heads + h) * d;
+              for (int64_t e = 0; e < d; ++e) row[e] += in[e];
+              in += d;
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+}  // namespace longnet

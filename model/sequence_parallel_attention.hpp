@@ -1,0 +1,90 @@
+// Sequence-parallel dilated attention: the sequence split across the ranks of a
+// communicator, with a result equal to the single-rank op.
+//
+// Each rank holds the balanced shard [begin, end) of tokens of every batch element
+// (model/sequence_parallel_plan.hpp). Per pattern (w, r):
+//   - a segment inside the shard is computed locally, with no communication;
+//   - a segment spanning several ranks is handled by exactly those ranks: each packs
+//     its own rows of that segment that each head's offset selects (the sparsified
+//     keys and values, about (w / r) * H * D elements in all), the group all-gathers
+//     them, and each rank's local queries attend the gathered keys at their global
+//     dilated positions (so the causal mask and head offsets are the single-rank ones).
+//     Queries never move.
+// Patterns merge through the log-sum-exp exactly as on one rank (the kernels do it in
+// place, pattern by pattern). Backward: the key and value gradients of gathered rows
+// are reduce-scattered back to the ranks that own them; dq stays local. The backward
+// gathers the keys and values again rather than keeping the forward's copies, so
+// forward and backward are independent calls (the counters show both).
+//
+// The group communicators are created once, in the constructor (collective over the
+// world), and reused by every call.
+//
+// This lives in model/ rather than kernels/ because it composes two layers: the
+// communicator (comm/) and the attention ops (kernels/), through their interfaces.
+#pragma once
+
+#include "comm/communicator.hpp"
+#include "kernels/dilated_attention.hpp"
+#include "model/sequence_parallel_plan.hpp"
+
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace longnet {
+
+// Bytes one rank moved for one pattern, by collective, accumulated over calls (the
+// convention of comm/comm_counters.hpp; read from the group communicators' counters).
+struct PatternTraffic {
+  std::string pattern;  // "w=2048 r=1"
+  int64_t gather_sent = 0, gather_received = 0;    // forward and backward k, v all-gathers
+  int64_t scatter_sent = 0, scatter_received = 0;  // backward dk, dv reduce-scatters
+};
+
+struct SequenceParallelTiming {
+  double compute_seconds = 0;        // kernels, packing and unpacking
+  double communication_seconds = 0;  // inside collectives
+};
+
+class SequenceParallelAttention {
+ public:
+  // Collective over `world`: every rank passes the same config and global shape
+  // (batch, total tokens, heads, head dim). `kernels` runs the local compute.
+  SequenceParallelAttention(Communicator& world, DilatedAttentionConfig config,
+                            AttentionShape global_shape, DilatedAttentionKernels& kernels);
+  ~SequenceParallelAttention();
+
+  const Shard& shard() const { return shard_; }
+  // This rank's [B, shard size, H, D].
+  const AttentionShape& local_shape() const { return local_; }
+
+  // q, k, v, o: this rank's [B, shard, H, D]; lse [B, shard, H]. Collective.
+  void forward(const Tensor& q, const Tensor& k, const Tensor& v, Tensor& o, Tensor& lse);
+  // The exact gradient of forward(); o and lse from forward(). Collective.
+  void backward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& o,
+                const Tensor& lse, const Tensor& dout, Tensor& dq, Tensor& dk, Tensor& dv);
+
+  std::vector<PatternTraffic> traffic() const;
+  const SequenceParallelTiming& timing() const { return timing_; }
+  void reset_counters();
+
+ private:
+  struct Group;    // one spanning segment this rank belongs to, with its communicator
+  struct Pattern;  // one pattern's groups
+
+  std::vector<SegmentTask> local_tasks(const Pattern& pattern, const float* k, const float* v,
+                                       float* dk, float* dv) const;
+  void gather_keys(Pattern& pattern, const Tensor& k, const Tensor& v);
+  AttentionParams base_params() const;
+
+  Communicator& world_;
+  DilatedAttentionConfig config_;
+  AttentionShape global_;
+  AttentionShape local_;
+  Shard shard_;
+  DilatedAttentionKernels& kernels_;
+  std::vector<Pattern> patterns_;
+  SequenceParallelTiming timing_;
+};
+
+}  // namespace longnet
