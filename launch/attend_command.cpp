@@ -1,7 +1,16 @@
-// `longnet attend`: read and validate, run the CPU kernels, write atomically, summarise.
+// `longnet attend`: read and validate, run the kernels, write atomically, summarise.
+//
+// With MPI (mpirun -np P longnet attend ...), each rank reads only its shard of tokens
+// (HDF5 hyperslabs), runs the sequence-parallel op (model/sequence_parallel_attention),
+// and writes its slice of one output file: rank 0 creates the file under a temporary
+// name, the ranks write their slices in turn, rank 0 renames it into place. Every step
+// that can fail on some ranks only runs through run_collectively, so all ranks fail
+// together with the first failing rank's message. Without MPI (a build with
+// LONGNET_MPI=OFF) the same steps run in one process over the whole sequence.
 #include "launch/attend_command.hpp"
 
 #include "kernels/cpu/dilated_attention_cpu.hpp"
+#include "launch/attend_io.hpp"
 #include "runtime/hdf5_file.hpp"
 
 #include <CLI/CLI.hpp>
@@ -11,147 +20,20 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <ostream>
 
+#ifdef LONGNET_HAVE_MPI
+#include "comm/mpi_communicator.hpp"
+#include "launch/collective_step.hpp"
+#include "launch/traffic_report.hpp"
+#include "model/sequence_parallel_attention.hpp"
+#endif
+
 namespace longnet {
 namespace {
-
-constexpr int kQkvRank = 4;  // [batch, tokens, heads, head_dim]
-
-// The attributes every input must carry, with the form each must take.
-struct RequiredAttribute {
-  const char* name;
-  const char* form;
-};
-constexpr RequiredAttribute kRequiredAttributes[] = {
-    {"segment_lengths", "an integer array, one segment length w per pattern"},
-    {"dilation_rates", "an integer array, one dilation rate r per pattern"},
-    {"causal", "the integer 0 or 1"},
-    {"head_offsets", "the string 'interleaved' or 'grouped'"},
-};
-
-// Runs `step` and prefixes any Error it throws with the input file's name, for checks
-// (the config's, the shape's) that do not know which file their values came from.
-template <typename Step>
-auto in_file(const std::filesystem::path& path, Step&& step) {
-  try {
-    return step();
-  } catch (const Error& e) {
-    fail("{}: {}", path.string(), e.what());
-  }
-}
-
-DilatedAttentionConfig read_config(const H5File& file) {
-  const std::string path = file.path().string();
-  for (const auto& attribute : kRequiredAttributes) {
-    LONGNET_CHECK(file.has_attribute(attribute.name), "{}: missing root attribute '{}' ({})", path,
-                  attribute.name, attribute.form);
-  }
-  const std::vector<int64_t> segment_lengths = file.read_attr_int64_array("segment_lengths");
-  const std::vector<int64_t> dilation_rates = file.read_attr_int64_array("dilation_rates");
-  const int64_t causal = file.read_attr_int64("causal");
-  LONGNET_CHECK(causal == 0 || causal == 1, "{}: root attribute 'causal' is {}, expected 0 or 1",
-                path, causal);
-  const std::string head_offsets = file.read_attr_string("head_offsets");
-  std::optional<double> scale;
-  if (file.has_attribute("scale")) scale = file.read_attr_double("scale");
-
-  return in_file(file.path(), [&] {
-    return DilatedAttentionConfig::from_lists(segment_lengths, dilation_rates, causal == 1,
-                                              parse_head_offsets(head_offsets), scale);
-  });
-}
-
-// Reads q, k, v or do. Rank and shape are checked before the data is read, so a
-// mismatch in a large file is refused at once; `like` is q's shape for the others.
-Tensor read_input(const H5File& file, const std::string& name, const Shape* like) {
-  const Shape shape = file.dataset_shape(name);
-  LONGNET_CHECK(shape.size() == kQkvRank,
-                "{}: dataset '{}' has shape {} (rank {}), expected rank 4 [batch, tokens, heads, "
-                "head_dim]",
-                file.path().string(), name, shape_string(shape), shape.size());
-  if (like != nullptr) {
-    LONGNET_CHECK(shape == *like,
-                  "{}: dataset '{}' has shape {} but q has shape {}; k, v and do "
-                  "must match q",
-                  file.path().string(), name, shape_string(shape), shape_string(*like));
-  }
-  return file.read_tensor_f32(name);
-}
-
-// Refuses an output path whose directory is missing before any work is done; whether
-// the directory is writable is learnt when the temporary file is created.
-void check_output_path(const std::filesystem::path& output) {
-  const std::filesystem::path directory =
-      output.has_parent_path() ? output.parent_path() : std::filesystem::path(".");
-  std::error_code ec;
-  LONGNET_CHECK(std::filesystem::is_directory(directory, ec),
-                "cannot write '{}': output directory '{}' does not exist", output.string(),
-                directory.string());
-  LONGNET_CHECK(!std::filesystem::is_directory(output, ec),
-                "cannot write '{}': it is a directory; --out must name a file", output.string());
-}
-
-// A file under construction: removed on destruction unless commit() renamed it into
-// place, so that a failed run leaves neither a partial output nor a stray temporary.
-class TemporaryOutput {
- public:
-  explicit TemporaryOutput(std::filesystem::path target)
-      : target_(std::move(target)),
-        path_(fmt::format("{}.tmp.{}", target_.string(), static_cast<long>(::getpid()))) {}
-  TemporaryOutput(const TemporaryOutput&) = delete;
-  TemporaryOutput& operator=(const TemporaryOutput&) = delete;
-  ~TemporaryOutput() {
-    if (committed_) return;
-    std::error_code ignored;
-    std::filesystem::remove(path_, ignored);
-  }
-
-  const std::filesystem::path& path() const { return path_; }
-
-  // rename(2) within one directory is atomic: readers see the old file or the new one.
-  void commit() {
-    std::error_code ec;
-    std::filesystem::rename(path_, target_, ec);
-    LONGNET_CHECK(!ec, "cannot move '{}' into place as '{}': {}", path_.string(), target_.string(),
-                  ec.message());
-    committed_ = true;
-  }
-
- private:
-  std::filesystem::path target_;
-  std::filesystem::path path_;
-  bool committed_ = false;
-};
-
-void write_outputs(const std::filesystem::path& output, const AttendInputs& inputs,
-                   const AttentionOutputs& outputs, const AttentionGradients* gradients,
-                   const std::string& backend) {
-  TemporaryOutput temporary(output);  // declared first: the file below closes before removal
-  H5File file = H5File::create(temporary.path());
-  file.write_tensor("o", outputs.o);
-  file.write_tensor("lse", outputs.lse);
-  if (gradients != nullptr) {
-    file.write_tensor("dq", gradients->dq);
-    file.write_tensor("dk", gradients->dk);
-    file.write_tensor("dv", gradients->dv);
-  }
-  std::vector<int64_t> segment_lengths, dilation_rates;
-  for (const DilationPattern& p : inputs.config.patterns) {
-    segment_lengths.push_back(p.segment_length);
-    dilation_rates.push_back(p.dilation_rate);
-  }
-  file.write_attr_int64_array("segment_lengths", segment_lengths);
-  file.write_attr_int64_array("dilation_rates", dilation_rates);
-  file.write_attr_int64("causal", inputs.config.causal ? 1 : 0);
-  file.write_attr_string("head_offsets", head_offsets_name(inputs.config.head_offsets));
-  if (inputs.config.scale) file.write_attr_double("scale", *inputs.config.scale);
-  file.write_attr_string("backend", backend);
-  file.close();
-  temporary.commit();
-}
 
 double milliseconds_since(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start)
@@ -161,63 +43,187 @@ double milliseconds_since(std::chrono::steady_clock::time_point start) {
 // GFLOP/s from FLOPs and milliseconds: flops / (ms * 1e-3) / 1e9.
 double gflops_per_second(double flops, double ms) { return ms > 0 ? flops / (ms * 1e6) : 0.0; }
 
-}  // namespace
+// The ranks of a run: an MPI world, or one process on its own.
+class Ranks {
+ public:
+#ifdef LONGNET_HAVE_MPI
+  Ranks() : world_(MpiCommunicator::world("attend")) {}
+  int rank() const { return world_->rank(); }
+  int size() const { return world_->size(); }
+  Communicator& world() { return *world_; }
+  void together(const std::function<void()>& step) { run_collectively(*world_, step); }
+  void barrier() { world_->barrier("attend"); }
+  double max(double x) {
+    std::vector<double> v{x};
+    world_->all_reduce_in_place<double>(v, ReduceOp::max, "attend timing");
+    return v[0];
+  }
+  long broadcast(long x) {
+    std::vector<int64_t> v{x};
+    world_->broadcast<int64_t>(v, 0, "attend");
+    return static_cast<long>(v[0]);
+  }
 
-AttendInputs read_attend_inputs(const std::filesystem::path& path) {
-  const H5File file = H5File::open_read(path);
-  AttendInputs inputs;
-  inputs.config = read_config(file);
-  inputs.q = read_input(file, "q", nullptr);
-  inputs.k = read_input(file, "k", &inputs.q.shape());
-  inputs.v = read_input(file, "v", &inputs.q.shape());
-  if (file.has_dataset("do")) inputs.dout = read_input(file, "do", &inputs.q.shape());
-  inputs.shape = in_file(path, [&] { return check_qkv(inputs.q, inputs.k, inputs.v); });
-  return inputs;
+ private:
+  std::unique_ptr<MpiCommunicator> world_;
+#else
+  int rank() const { return 0; }
+  int size() const { return 1; }
+  void together(const std::function<void()>& step) { step(); }
+  void barrier() {}
+  double max(double x) { return x; }
+  long broadcast(long x) { return x; }
+#endif
+};
+
+const char* const kGradientNames[] = {"dq", "dk", "dv"};
+
+struct Run {
+  DilatedAttentionConfig config;
+  AttentionShape shape;      // global
+  AttentionShape local;      // this rank's shard
+  int64_t first_token = 0;   // of the shard
+  bool has_dout = false;
+  Tensor q, k, v, dout;
+  Tensor o, lse;
+  Tensor grads[3];
+  double forward_ms = 0, backward_ms = 0;
+};
+
+void read_inputs(const AttendOptions& options, Ranks& ranks, Run& run) {
+  const H5File file = H5File::open_read(options.input);
+  run.config = read_attend_config(file);
+  run.shape = read_attend_shape(file, &run.has_dout);
+  int64_t begin = 0, end = run.shape.tokens;
+#ifdef LONGNET_HAVE_MPI
+  const Shard shard = shard_of(run.shape.tokens, ranks.size(), ranks.rank());
+  begin = shard.begin;
+  end = shard.end;
+#endif
+  run.first_token = begin;
+  run.local = {run.shape.batch, end - begin, run.shape.heads, run.shape.head_dim};
+  run.q = file.read_tensor_f32_slice("q", 1, begin, end);
+  run.k = file.read_tensor_f32_slice("k", 1, begin, end);
+  run.v = file.read_tensor_f32_slice("v", 1, begin, end);
+  if (run.has_dout) run.dout = file.read_tensor_f32_slice("do", 1, begin, end);
 }
 
-void run_attend(const AttendOptions& options, std::ostream& out) {
-  const CpuIsa isa = options.isa.empty() ? default_cpu_isa() : parse_cpu_isa(options.isa);
-  LONGNET_CHECK(cpu_isa_available(isa),
-                "--isa {}: this processor or build cannot run it; the best available is {}",
-                cpu_isa_name(isa), cpu_isa_name(available_cpu_isas().back()));
-  check_output_path(options.output);
-  if (options.threads > 0) omp_set_num_threads(options.threads);
+// Rank 0 creates the file and its datasets, then each rank writes its slice in turn
+// (serial HDF5: one writer at a time), then rank 0 renames the file into place.
+void write_outputs(const AttendOptions& options, const std::string& backend, Ranks& ranks,
+                   const Run& run) {
+  const long tag = ranks.broadcast(static_cast<long>(::getpid()));
+  std::optional<TemporaryOutput> temporary;  // rank 0's; removes the file unless committed
+  ranks.together([&] {
+    if (ranks.rank() != 0) return;
+    temporary.emplace(options.output, tag);
+    H5File file = H5File::create(temporary->path());
+    file.create_dataset_f32("o", qkv_shape(run.shape));
+    file.create_dataset_f32("lse", lse_shape(run.shape));
+    if (run.has_dout) {
+      for (const char* name : kGradientNames) file.create_dataset_f32(name, qkv_shape(run.shape));
+    }
+    write_config_attributes(file, run.config, backend);
+    file.close();
+  });
+  const std::filesystem::path path = fmt::format("{}.tmp.{}", options.output.string(), tag);
+  for (int writer = 0; writer < ranks.size(); ++writer) {
+    ranks.together([&] {
+      if (ranks.rank() != writer) return;
+      H5File file = H5File::open_read_write(path);
+      file.write_tensor_f32_slice("o", 1, run.first_token, run.o);
+      file.write_tensor_f32_slice("lse", 1, run.first_token, run.lse);
+      if (run.has_dout) {
+        for (int i = 0; i < 3; ++i) {
+          file.write_tensor_f32_slice(kGradientNames[i], 1, run.first_token, run.grads[i]);
+        }
+      }
+      file.close();
+    });
+  }
+  ranks.together([&] {
+    if (ranks.rank() == 0) temporary->commit();
+  });
+}
 
-  const AttendInputs inputs = read_attend_inputs(options.input);
-  const std::unique_ptr<DilatedAttentionKernels> kernels = make_cpu_dilated_attention(isa);
+void print_summary(const AttendOptions& options, const std::string& backend, Ranks& ranks,
+                   const Run& run, std::ostream& out) {
+  if (ranks.rank() != 0) return;
+  fmt::print(out, "longnet attend: {} | {} | {}, {} rank(s) x {} threads\n", run.shape.describe(),
+             run.config.describe(), backend, ranks.size(), omp_get_max_threads());
+  fmt::print(out, "  forward  {:10.3f} ms {:9.2f} GFLOP/s\n", run.forward_ms,
+             gflops_per_second(forward_flops(run.config, run.shape), run.forward_ms));
+  if (run.has_dout) {
+    fmt::print(out, "  backward {:10.3f} ms {:9.2f} GFLOP/s\n", run.backward_ms,
+               gflops_per_second(backward_flops(run.config, run.shape), run.backward_ms));
+  }
+  fmt::print(out, "  wrote {} to {}\n", run.has_dout ? "o, lse, dq, dk, dv" : "o, lse",
+             options.output.string());
+}
+
+}  // namespace
+
+void run_attend(const AttendOptions& options, std::ostream& out) {
+  Ranks ranks;
+  Run run;
+  std::unique_ptr<DilatedAttentionKernels> kernels;
+  ranks.together([&] {
+    const CpuIsa isa = options.isa.empty() ? default_cpu_isa() : parse_cpu_isa(options.isa);
+    LONGNET_CHECK(cpu_isa_available(isa),
+                  "--isa {}: this processor or build cannot run it; the best available is {}",
+                  cpu_isa_name(isa), cpu_isa_name(available_cpu_isas().back()));
+    check_output_path(options.output);
+    if (options.threads > 0) omp_set_num_threads(options.threads);
+    kernels = make_cpu_dilated_attention(isa);
+    read_inputs(options, ranks, run);
+  });
+  run.o = Tensor(qkv_shape(run.local), DType::float32);
+  run.lse = Tensor(lse_shape(run.local), DType::float32);
+  if (run.has_dout) {
+    for (Tensor& g : run.grads) g = Tensor(qkv_shape(run.local), DType::float32);
+  }
 
   // Each pass runs once (this is a tool; bench/ measures properly), but OpenMP's thread
   // team is started before the clock: on a small input, starting it costs more than
   // the attention and would make the reported rate meaningless.
 #pragma omp parallel
   { (void)0; }
+#ifdef LONGNET_HAVE_MPI
+  std::optional<SequenceParallelAttention> sp;
+  ranks.together([&] { sp.emplace(ranks.world(), run.config, run.shape, *kernels); });
+  const std::string backend =
+      ranks.size() > 1 ? fmt::format("{} x {} ranks (mpi)", kernels->name(), ranks.size())
+                       : kernels->name();
+  std::function<void()> forward = [&] { sp->forward(run.q, run.k, run.v, run.o, run.lse); };
+  std::function<void()> backward = [&] {
+    sp->backward(run.q, run.k, run.v, run.o, run.lse, run.dout, run.grads[0], run.grads[1],
+                 run.grads[2]);
+  };
+#else
+  const std::string backend = kernels->name();
+  std::function<void()> forward = [&] {
+    kernels->forward(run.config, run.q, run.k, run.v, run.o, run.lse);
+  };
+  std::function<void()> backward = [&] {
+    kernels->backward(run.config, run.q, run.k, run.v, run.o, run.lse, run.dout, run.grads[0],
+                      run.grads[1], run.grads[2]);
+  };
+#endif
+  ranks.barrier();
   auto start = std::chrono::steady_clock::now();
-  const AttentionOutputs outputs =
-      run_forward(*kernels, inputs.config, inputs.q, inputs.k, inputs.v);
-  const double forward_ms = milliseconds_since(start);
-  std::optional<AttentionGradients> gradients;
-  double backward_ms = 0;
-  if (inputs.dout.defined()) {
+  forward();
+  run.forward_ms = ranks.max(milliseconds_since(start));
+  if (run.has_dout) {
     start = std::chrono::steady_clock::now();
-    gradients =
-        run_backward(*kernels, inputs.config, inputs.q, inputs.k, inputs.v, outputs, inputs.dout);
-    backward_ms = milliseconds_since(start);
+    backward();
+    run.backward_ms = ranks.max(milliseconds_since(start));
   }
 
-  write_outputs(options.output, inputs, outputs, gradients ? &*gradients : nullptr,
-                kernels->name());
-  if (options.quiet) return;
-
-  fmt::print(out, "longnet attend: {} | {} | {}, {} threads\n", inputs.shape.describe(),
-             inputs.config.describe(), kernels->name(), omp_get_max_threads());
-  fmt::print(out, "  forward  {:10.3f} ms {:9.2f} GFLOP/s\n", forward_ms,
-             gflops_per_second(forward_flops(inputs.config, inputs.shape), forward_ms));
-  if (gradients) {
-    fmt::print(out, "  backward {:10.3f} ms {:9.2f} GFLOP/s\n", backward_ms,
-               gflops_per_second(backward_flops(inputs.config, inputs.shape), backward_ms));
-  }
-  fmt::print(out, "  wrote {} to {}\n", gradients ? "o, lse, dq, dk, dv" : "o, lse",
-             options.output.string());
+  write_outputs(options, backend, ranks, run);
+  if (!options.quiet) print_summary(options, backend, ranks, run, out);
+#ifdef LONGNET_HAVE_MPI
+  if (options.stats) print_traffic(ranks.world(), *sp, out);
+#endif
 }
 
 void add_attend_command(CLI::App& app) {
@@ -244,6 +250,11 @@ void add_attend_command(CLI::App& app) {
                    "OpenMP threads (default: OpenMP's, i.e. OMP_NUM_THREADS or all cores)")
       ->check(CLI::Range(1, 1 << 16));
   command->add_flag("--quiet", options->quiet, "print nothing on success");
+#ifdef LONGNET_HAVE_MPI
+  command->add_flag("--stats", options->stats,
+                    "print the bytes each rank sent and received per pattern, and its compute "
+                    "and communication time");
+#endif
   command->callback([options] { run_attend(*options, std::cout); });
 }
 

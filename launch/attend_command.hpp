@@ -8,6 +8,9 @@
 // no pattern covers), plus dq, dk, dv when the input held do, plus the configuration
 // and the backend's name as root attributes so that the result describes itself.
 //
+// Under mpirun, each rank reads only its shard of tokens and runs the sequence-parallel
+// op; the output file is the same as one rank's.
+//
 // The output appears whole or not at all: it is written under a temporary name in its
 // own directory and renamed into place, and the temporary is removed on any failure.
 // Everything that can be refused (options, attributes, shapes, dtypes, the output
@@ -32,18 +35,8 @@ struct AttendOptions {
   std::string isa;               // --isa; empty: default_cpu_isa()
   int threads = 0;               // --threads; 0: OpenMP's default (OMP_NUM_THREADS)
   bool quiet = false;            // --quiet: no summary on success
+  bool stats = false;            // --stats: bytes moved per rank and pattern, time split
 };
-
-// The validated contents of an input file.
-struct AttendInputs {
-  DilatedAttentionConfig config;
-  AttentionShape shape;
-  Tensor q, k, v;
-  Tensor dout;  // the dataset `do`; undefined when the file has none
-};
-
-// Reads and validates an input file; every Error names the file and what is wrong.
-AttendInputs read_attend_inputs(const std::filesystem::path& path);
 
 // The whole command: validate, read, run forward (and backward), write the output
 // atomically, and print a summary to `out` unless options.quiet.

@@ -14,8 +14,14 @@
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
+#ifdef LONGNET_HAVE_MPI
+#include "comm/mpi_session.hpp"
+#include "launch/collective_step.hpp"
+#endif
+
 #include <algorithm>
 #include <exception>
+#include <optional>
 #include <string>
 
 namespace {
@@ -37,9 +43,34 @@ int report(const CLI::App& app, std::string message, int status) {
   return status;
 }
 
+#ifdef LONGNET_HAVE_MPI
+// Under mpirun with several ranks, an error that only this rank may have hit must end
+// the whole job (the others may be waiting in a collective): MPI_Abort. An AgreedError
+// was thrown by every rank alike, so rank 0 reports it and all ranks exit normally.
+int report_on_ranks(const CLI::App& app, const longnet::Error& e, int status,
+                    const std::optional<longnet::MpiSession>& mpi) {
+  if (!mpi || mpi->size() == 1) return report(app, e.what(), status);
+  if (dynamic_cast<const longnet::AgreedError*>(&e) != nullptr) {
+    return mpi->rank() == 0 ? report(app, e.what(), status) : status;
+  }
+  std::string message = fmt::format("{}: error: {}", command_name(app), e.what());
+  std::ranges::replace(message, '\n', ' ');
+  mpi->abort_job(message, status);
+}
+#endif
+
 }  // namespace
 
 int main(int argc, char** argv) {
+#ifdef LONGNET_HAVE_MPI
+  std::optional<longnet::MpiSession> mpi;  // outlives every communicator the commands make
+  try {
+    mpi.emplace(&argc, &argv);
+  } catch (const longnet::Error& e) {
+    fmt::print(stderr, "longnet: error: cannot start MPI: {}\n", e.what());
+    return kExitUnexpected;
+  }
+#endif
   CLI::App app{"LongNet dilated attention", "longnet"};
   app.require_subcommand(1);
 
@@ -56,7 +87,11 @@ int main(int argc, char** argv) {
     return report(app, fmt::format("{} (see '{} --help')", e.what(), command_name(app)),
                   kExitUsageOrInput);
   } catch (const longnet::Error& e) {
+#ifdef LONGNET_HAVE_MPI
+    return report_on_ranks(app, e, kExitUsageOrInput, mpi);
+#else
     return report(app, e.what(), kExitUsageOrInput);
+#endif
   } catch (const std::exception& e) {
     return report(app, fmt::format("unexpected failure: {}", e.what()), kExitUnexpected);
   }

@@ -55,6 +55,7 @@ class SequenceParallelAttention {
   ~SequenceParallelAttention();
 
   const Shard& shard() const { return shard_; }
+  const AttentionShape& global_shape() const { return global_; }
   // This rank's [B, shard size, H, D].
   const AttentionShape& local_shape() const { return local_; }
 

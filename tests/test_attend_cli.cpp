@@ -10,14 +10,12 @@
 //    no output and no temporary file behind.
 #include "kernels/cpu/dilated_attention_cpu.hpp"
 #include "runtime/hdf5_file.hpp"
+#include "tests/run_process.hpp"
 
-#include <fcntl.h>
 #include <fmt/format.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
-#include <spawn.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -36,8 +34,6 @@
 #include <tuple>
 #include <vector>
 
-extern char** environ;
-
 namespace longnet {
 namespace {
 
@@ -52,49 +48,14 @@ constexpr int kExitUsageOrInput = 2;
 
 // ---- running the binary ---------------------------------------------------------------
 
-struct RunResult {
-  int status = -1;  // the exit status, or 128 + signal
-  std::string out, err;
-};
+using testing::read_text;
+using testing::RunResult;
 
-std::string read_text(const fs::path& path) {
-  std::ifstream in(path);
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
-
-// Runs the binary with `args`. Its stdout and stderr go to files in `logs`, which is
-// kept apart from the directory under test so that one can be checked for strays.
+// Runs the binary with `args`; see tests/run_process.hpp.
 RunResult run_longnet(const std::vector<std::string>& args, const fs::path& logs) {
-  std::vector<std::string> strings{LONGNET_BINARY};
-  strings.insert(strings.end(), args.begin(), args.end());
-  std::vector<char*> argv;
-  for (std::string& s : strings) argv.push_back(s.data());
-  argv.push_back(nullptr);
-
-  const fs::path out = logs / "stdout.txt";
-  const fs::path err = logs / "stderr.txt";
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, out.c_str(),
-                                   O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  posix_spawn_file_actions_addopen(&actions, STDERR_FILENO, err.c_str(),
-                                   O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  pid_t pid = 0;
-  const int spawned = posix_spawn(&pid, argv[0], &actions, nullptr, argv.data(), environ);
-  posix_spawn_file_actions_destroy(&actions);
-  if (spawned != 0) {
-    ADD_FAILURE() << "cannot start " << argv[0] << ": " << std::strerror(spawned);
-    return {};
-  }
-  int wait_status = 0;
-  waitpid(pid, &wait_status, 0);
-  RunResult result;
-  result.status = WIFEXITED(wait_status) ? WEXITSTATUS(wait_status) : 128 + WTERMSIG(wait_status);
-  result.out = read_text(out);
-  result.err = read_text(err);
-  return result;
+  std::vector<std::string> argv{LONGNET_BINARY};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return testing::run_process(argv, logs);
 }
 
 // A fresh directory tree per test: work/ holds the files under test, logs/ the output.
