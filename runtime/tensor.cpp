@@ -1,5 +1,7 @@
 #include "runtime/tensor.hpp"
 
+#include "runtime/device_memory.hpp"
+
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
@@ -38,7 +40,7 @@ int64_t shape_numel(const Shape& shape) {
 
 Tensor::Tensor(Shape shape, DType dtype, Device device)
     : shape_(std::move(shape)), numel_(shape_numel(shape_)), dtype_(dtype), device_(device) {
-  storage_ = allocate_host(nbytes());
+  storage_ = device == Device::cpu ? allocate_host(nbytes()) : allocate_device(nbytes());
 }
 
 Tensor Tensor::zeros(Shape shape, DType dtype) { return filled(std::move(shape), 0.0, dtype); }
@@ -51,15 +53,77 @@ Tensor Tensor::filled(Shape shape, double value, DType dtype) {
 
 Tensor Tensor::clone() const {
   Tensor copy(shape_, dtype_, device_);
-  if (nbytes() > 0) std::memcpy(copy.raw(), raw(), nbytes());
+  if (device_ == Device::cpu) {
+    if (nbytes() > 0) std::memcpy(copy.raw(), raw(), nbytes());
+  } else {
+    copy_memory(copy.raw(), raw(), nbytes(), CopyKind::device_to_device);
+  }
   return copy;
 }
 
 void Tensor::fill(double value) {
+  if (device_ != Device::cpu) {
+    Tensor host(shape_, dtype_);
+    host.fill(value);
+    copy_memory(raw(), host.raw(), nbytes(), CopyKind::host_to_device);
+    return;
+  }
   switch (dtype_) {
     case DType::float32: std::ranges::fill(span<float>(), static_cast<float>(value)); break;
     case DType::float64: std::ranges::fill(span<double>(), value); break;
+    case DType::bfloat16:
+      std::ranges::fill(span<bfloat16>(), to_bfloat16(static_cast<float>(value)));
+      break;
+    case DType::float16:
+      std::ranges::fill(span<float16>(), to_float16(static_cast<float>(value)));
+      break;
   }
+}
+
+void Tensor::poison() {
+  if (device_ == Device::cpu) {
+    if (nbytes() > 0) std::memset(raw(), 0xFF, nbytes());
+  } else {
+    set_device_bytes(raw(), 0xFF, nbytes());
+  }
+}
+
+Tensor Tensor::to(Device device) const {
+  if (device == device_) return *this;
+  Tensor copy(shape_, dtype_, device);
+  copy_memory(copy.raw(), raw(), nbytes(),
+              device == Device::cpu ? CopyKind::device_to_host : CopyKind::host_to_device);
+  return copy;
+}
+
+namespace {
+
+double element_as_double(const Tensor& t, int64_t i) {
+  switch (t.dtype()) {
+    case DType::float32: return t.data<float>()[i];
+    case DType::float64: return t.data<double>()[i];
+    case DType::bfloat16: return to_float(t.data<bfloat16>()[i]);
+    case DType::float16: return to_float(t.data<float16>()[i]);
+  }
+  return 0;
+}
+
+}  // namespace
+
+Tensor Tensor::cast(DType dtype) const {
+  LONGNET_CHECK(device_ == Device::cpu, "cast() converts host tensors; copy this {} tensor to "
+                "the host first with to(Device::cpu)", device_name(device_));
+  Tensor out(shape_, dtype);
+  for (int64_t i = 0; i < numel_; ++i) {
+    const double x = element_as_double(*this, i);
+    switch (dtype) {
+      case DType::float32: out.data<float>()[i] = static_cast<float>(x); break;
+      case DType::float64: out.data<double>()[i] = x; break;
+      case DType::bfloat16: out.data<bfloat16>()[i] = to_bfloat16(static_cast<float>(x)); break;
+      case DType::float16: out.data<float16>()[i] = to_float16(static_cast<float>(x)); break;
+    }
+  }
+  return out;
 }
 
 void Tensor::check_dtype(DType wanted) const {

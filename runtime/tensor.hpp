@@ -1,9 +1,10 @@
-// A dense, row-major tensor that owns its memory.
+// A dense, row-major tensor that owns its memory, on the host or on a CUDA device.
 //
 // Host memory is 64-byte aligned so the vectorised kernels may use aligned loads
 // on row starts when the innermost extent allows. Copies share storage (like a
 // handle); clone() makes a deep copy. Typed access checks the element type, so a
-// float buffer is never read as double by mistake.
+// float buffer is never read as double by mistake; data<T>() of a device tensor is a
+// device pointer, for kernels only.
 #pragma once
 
 #include "runtime/dtype.hpp"
@@ -57,7 +58,15 @@ class Tensor {
   const void* raw() const { return storage_.get(); }
 
   Tensor clone() const;
+  // Every element set to `value` (through a host copy for a device tensor).
   void fill(double value);
+  // Every byte 0xFF: NaN in every floating-point dtype, so unwritten outputs show.
+  void poison();
+
+  // A copy on `device` (the same tensor when already there).
+  Tensor to(Device device) const;
+  // A host copy converted to `dtype` (rounding to nearest even when narrowing).
+  Tensor cast(DType dtype) const;
 
  private:
   void check_dtype(DType wanted) const;

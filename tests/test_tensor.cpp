@@ -1,0 +1,89 @@
+// Tensors: the 16-bit storage types' conversions, casts, poisoning, and device tensors
+// refusing clearly where no device exists.
+#include "runtime/device_memory.hpp"
+#include "runtime/tensor.hpp"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <limits>
+
+namespace longnet {
+namespace {
+
+TEST(Float16, EveryBitPatternRoundTripsThroughFloat) {
+  for (uint32_t bits = 0; bits <= 0xFFFF; ++bits) {
+    const float16 h{static_cast<uint16_t>(bits)};
+    const float f = to_float(h);
+    if (std::isnan(f)) {
+      EXPECT_TRUE(std::isnan(to_float(to_float16(f)))) << bits;
+    } else {
+      ASSERT_EQ(to_float16(f).bits, h.bits) << "pattern " << bits << " value " << f;
+    }
+  }
+}
+
+TEST(Float16, RoundsToNearestEvenAndOverflowsToInfinity) {
+  EXPECT_EQ(to_float(to_float16(1.0f + 1.0f / 2048)), 1.0f);             // tie, to even
+  EXPECT_EQ(to_float(to_float16(1.0f + 3.0f / 2048)), 1.0f + 2.0f / 1024);  // tie, to even
+  EXPECT_EQ(to_float(to_float16(65504.0f)), 65504.0f);
+  EXPECT_EQ(to_float(to_float16(65519.0f)), 65504.0f);
+  EXPECT_TRUE(std::isinf(to_float(to_float16(65520.0f))));
+  EXPECT_EQ(to_float(to_float16(5.9604644775390625e-8f)), 5.9604644775390625e-8f);  // 2^-24
+  EXPECT_EQ(to_float(to_float16(2.0e-8f)), 0.0f);
+}
+
+TEST(BFloat16, EveryBitPatternRoundTripsAndTiesGoToEven) {
+  for (uint32_t bits = 0; bits <= 0xFFFF; ++bits) {
+    const bfloat16 b{static_cast<uint16_t>(bits)};
+    const float f = to_float(b);
+    if (!std::isnan(f)) {
+      ASSERT_EQ(to_bfloat16(f).bits, b.bits) << bits;
+    }
+  }
+  EXPECT_EQ(to_float(to_bfloat16(1.0f + 1.0f / 256)), 1.0f);               // tie, to even
+  EXPECT_EQ(to_float(to_bfloat16(1.0f + 3.0f / 256)), 1.0f + 1.0f / 64);   // tie, to even
+  EXPECT_TRUE(std::isnan(to_float(to_bfloat16(std::numeric_limits<float>::quiet_NaN()))));
+}
+
+TEST(Tensor, CastNarrowsAndWidens) {
+  Tensor t({3}, DType::float32);
+  t.data<float>()[0] = 1.0f;
+  t.data<float>()[1] = 1.0f / 3.0f;
+  t.data<float>()[2] = -2.5f;
+  const Tensor h = t.cast(DType::bfloat16);
+  EXPECT_EQ(h.dtype(), DType::bfloat16);
+  EXPECT_EQ(h.nbytes(), 6u);
+  const Tensor back = h.cast(DType::float32);
+  EXPECT_EQ(back.data<float>()[0], 1.0f);
+  EXPECT_NEAR(back.data<float>()[1], 1.0f / 3.0f, 1.0f / 256);
+  EXPECT_EQ(back.data<float>()[2], -2.5f);
+  EXPECT_THAT([&] { (void)h.data<float>(); },
+              ::testing::ThrowsMessage<Error>(::testing::HasSubstr("holds bfloat16")));
+}
+
+TEST(Tensor, PoisonMakesEveryElementNaN) {
+  for (DType dtype : {DType::float32, DType::float64, DType::bfloat16, DType::float16}) {
+    Tensor t({5}, dtype);
+    t.poison();
+    const Tensor f = t.cast(DType::float64);
+    for (double x : f.span<double>()) EXPECT_TRUE(std::isnan(x)) << dtype_name(dtype);
+  }
+}
+
+TEST(Tensor, DeviceTensorWithoutADeviceIsAClearError) {
+  std::string reason;
+  if (cuda_device_available(&reason)) GTEST_SKIP() << "a CUDA device is present";
+  EXPECT_FALSE(reason.empty());
+  try {
+    Tensor t({4}, DType::float32, Device::cuda);
+    FAIL() << "allocated device memory without a device";
+  } catch (const Error& e) {
+    EXPECT_THAT(e.what(), ::testing::AnyOf(::testing::HasSubstr("cudaMalloc"),
+                                           ::testing::HasSubstr("no CUDA")));
+  }
+}
+
+}  // namespace
+}  // namespace longnet
