@@ -8,6 +8,8 @@
 // elements, the scalars.
 #pragma once
 
+#include "runtime/dtype.hpp"
+
 #include <cstdint>
 #include <span>
 #include <vector>
@@ -15,16 +17,21 @@
 namespace longnet {
 
 struct AttentionParams {
+  // The element type of the inputs q, k, v and dout (float32 on the CPU; bfloat16,
+  // float16 or float32 on CUDA). Outputs and accumulators are always float32: o, lse,
+  // delta, dq, dk, dv are running sums over patterns, which 16-bit types would round
+  // away; a backend converts them at the end.
+  DType input_dtype = DType::float32;
   // Query-side tensors, [B, N, H, D] (lse, saved_lse and delta [B, N, H]). Key-side
   // rows come with each task (KeyRows), so keys may live elsewhere (a gathered buffer).
-  const float* q = nullptr;
+  const void* q = nullptr;
   // Forward outputs. o and lse (natural log) hold the running mixture of the patterns
   // processed so far: o = 0, lse = -inf before the first pattern.
   float* o = nullptr;
   float* lse = nullptr;
   // Backward inputs: the forward's lse, dout [B, N, H, D], delta = rowsum(dout * o).
   const float* saved_lse = nullptr;
-  const float* dout = nullptr;
+  const void* dout = nullptr;
   const float* delta = nullptr;
   // Backward output, accumulated over patterns (zero before the first).
   float* dq = nullptr;
@@ -47,8 +54,8 @@ struct QueryRows {
 // All the rows one pattern selects in one (batch, head, segment), as keys: dilated
 // index t in [0, count) at k + t * row_stride (likewise v; gradients into dk, dv).
 struct KeyRows {
-  const float* k = nullptr;
-  const float* v = nullptr;
+  const void* k = nullptr;  // elements of AttentionParams::input_dtype
+  const void* v = nullptr;
   float* dk = nullptr;  // backward only; accumulated (+=)
   float* dv = nullptr;
   int64_t row_stride = 0;

@@ -18,6 +18,7 @@ namespace {
 PatternTasks pattern_tasks(const DilationPattern& pattern, HeadOffsets scheme,
                            const AttentionShape& shape, const float* k, const float* v, float* dk,
                            float* dv) {
+  // Row offsets are in elements: k and v are float32 here.
   const int64_t w = pattern.segment_length;
   const int64_t r = pattern.dilation_rate;
   PatternTasks work;
@@ -41,6 +42,12 @@ PatternTasks pattern_tasks(const DilationPattern& pattern, HeadOffsets scheme,
     }
   }
   return work;
+}
+
+void check_float32_inputs(const AttentionParams& params) {
+  LONGNET_CHECK(params.input_dtype == DType::float32,
+                "the CPU kernels take float32 inputs, not {}; convert them with Tensor::cast",
+                dtype_name(params.input_dtype));
 }
 
 AttentionParams base_params(const DilatedAttentionConfig& config, const AttentionShape& shape) {
@@ -126,9 +133,11 @@ class CpuDilatedAttention final : public DilatedAttentionKernels {
   }
 
   void forward_tasks(const AttentionParams& params, const PatternTasks& pattern) override {
+    check_float32_inputs(params);
     forward_(params, pattern);
   }
   void backward_tasks(const AttentionParams& params, const PatternTasks& pattern) override {
+    check_float32_inputs(params);
     backward_(params, pattern);
   }
 
