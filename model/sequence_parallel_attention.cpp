@@ -49,6 +49,31 @@ struct SequenceParallelAttention::Group {
   int64_t gathered_row(int64_t b, int64_t h, int64_t t) const {
     return b * total_rows + head_prefix[h] + t;
   }
+
+  // fn(b, h, t, local_row) for each row this rank selects, in the order of its block of
+  // the gather (batch, head, dilated index); local_row indexes [B, shard, H] arrays.
+  template <typename Fn>
+  void for_each_own_row(const AttentionShape& local, int64_t shard_begin, int64_t rate,
+                        HeadOffsets scheme, Fn&& fn) const {
+    for (int64_t b = 0; b < local.batch; ++b) {
+      for (int64_t h = 0; h < local.heads; ++h) {
+        const int64_t off = head_offset(scheme, h, local.heads, rate);
+        for (int64_t t = 0; t < rows[me][h]; ++t) {
+          const int64_t token = segment.start + off + (first_index[h] + t) * rate;
+          fn(b, h, t, (b * local.tokens + token - shard_begin) * local.heads + h);
+        }
+      }
+    }
+  }
+
+  // fn(b, h, n) for each member's block of one tensor in the gather's layout: head h of
+  // batch b holds n = rows[m][h] rows, at gathered rows member_head_start[m * H + h]...
+  template <typename Fn>
+  void for_each_member_block(int m, int64_t batch, int64_t heads, Fn&& fn) const {
+    for (int64_t b = 0; b < batch; ++b) {
+      for (int64_t h = 0; h < heads; ++h) fn(b, h, gathered_row(b, h, member_head_start[m * heads + h]), rows[m][h]);
+    }
+  }
 };
 
 struct SequenceParallelAttention::Pattern {
@@ -195,6 +220,27 @@ std::vector<SegmentTask> SequenceParallelAttention::local_tasks(const Pattern& p
   return tasks;
 }
 
+// Tasks for the spanning segments: this rank's rows of each (batch, head) attend the
+// whole gathered dilated sequence, from their own dilated index on (causal masking).
+void SequenceParallelAttention::append_spanning_tasks(Pattern& pattern, bool with_gradients,
+                                                      std::vector<SegmentTask>& tasks) const {
+  const int64_t d = local_.head_dim, r = pattern.pattern.dilation_rate;
+  for (Group& g : pattern.groups) {
+    g.for_each_own_row(local_, shard_.begin, r, config_.head_offsets,
+                       [&](int64_t b, int64_t h, int64_t t, int64_t row) {
+                         if (t != 0) return;  // one task per (batch, head), from its first row
+                         const int64_t key0 = g.gathered_row(b, h, 0) * d;
+                         SegmentTask task;
+                         task.queries = {row * d, row, g.rows[g.me][h], g.first_index[h]};
+                         task.keys = {g.keys.data<float>() + key0, g.values.data<float>() + key0,
+                                      with_gradients ? g.key_grads.data<float>() + key0 : nullptr,
+                                      with_gradients ? g.value_grads.data<float>() + key0 : nullptr,
+                                      d, g.head_rows[h]};
+                         tasks.push_back(task);
+                       });
+  }
+}
+
 // Packs this rank's selected rows of every group's segment, all-gathers them, and lays
 // the result out by head in g.keys, g.values.
 void SequenceParallelAttention::gather_keys(Pattern& pattern, const Tensor& k, const Tensor& v) {
@@ -208,17 +254,11 @@ void SequenceParallelAttention::gather_keys(Pattern& pattern, const Tensor& k, c
       float* out = send.data();
       for (const Tensor* source : {&k, &v}) {
         const float* src = source->data<float>();
-        for (int64_t b = 0; b < local_.batch; ++b) {
-          for (int64_t h = 0; h < heads; ++h) {
-            const int64_t off = head_offset(config_.head_offsets, h, heads, r);
-            for (int64_t t = 0; t < g.rows[g.me][h]; ++t) {
-              const int64_t token = g.segment.start + off + (g.first_index[h] + t) * r;
-              const int64_t row = (b * local_.tokens + token - shard_.begin) * heads + h;
-              std::memcpy(out, src + row * d, sizeof(float) * d);
-              out += d;
-            }
-          }
-        }
+        g.for_each_own_row(local_, shard_.begin, r, config_.head_offsets,
+                           [&](int64_t, int64_t, int64_t, int64_t row) {
+                             std::memcpy(out, src + row * d, sizeof(float) * d);
+                             out += d;
+                           });
       }
     }
     {
@@ -231,14 +271,10 @@ void SequenceParallelAttention::gather_keys(Pattern& pattern, const Tensor& k, c
       const float* in = received.data() + g.member_offset[m];
       for (Tensor* target : {&g.keys, &g.values}) {
         float* dst = target->data<float>();
-        for (int64_t b = 0; b < local_.batch; ++b) {
-          for (int64_t h = 0; h < heads; ++h) {
-            const int64_t n = g.rows[m][h] * d;
-            std::memcpy(dst + g.gathered_row(b, h, g.member_head_start[m * heads + h]) * d, in,
-                        sizeof(float) * n);
-            in += n;
-          }
-        }
+        g.for_each_member_block(m, local_.batch, heads, [&](int64_t, int64_t, int64_t first, int64_t n) {
+          std::memcpy(dst + first * d, in, sizeof(float) * n * d);
+          in += n * d;
+        });
       }
     }
   }
@@ -268,23 +304,7 @@ void SequenceParallelAttention::forward(const Tensor& q, const Tensor& k, const 
     work.query_row_stride = r * heads * d;
     work.lse_row_stride = r * heads;
     work.tasks = local_tasks(pattern, k.data<float>(), v.data<float>(), nullptr, nullptr);
-    for (const Group& g : pattern.groups) {
-      for (int64_t b = 0; b < local_.batch; ++b) {
-        for (int64_t h = 0; h < heads; ++h) {
-          const int64_t count = g.rows[g.me][h];
-          if (count == 0) continue;
-          const int64_t off = head_offset(config_.head_offsets, h, heads, r);
-          const int64_t token = g.segment.start + off + g.first_index[h] * r;
-          const int64_t row = (b * local_.tokens + token - shard_.begin) * heads + h;
-          SegmentTask task;
-          task.queries = {row * d, row, count, g.first_index[h]};
-          task.keys = {g.keys.data<float>() + g.gathered_row(b, h, 0) * d,
-                       g.values.data<float>() + g.gathered_row(b, h, 0) * d, nullptr, nullptr, d,
-                       g.head_rows[h]};
-          work.tasks.push_back(task);
-        }
-      }
-    }
+    append_spanning_tasks(pattern, /*with_gradients=*/false, work.tasks);
     kernels_.forward_tasks(params, work);
   }
 }
@@ -330,23 +350,8 @@ void SequenceParallelAttention::backward(const Tensor& q, const Tensor& k, const
       for (Group& g : pattern.groups) {
         g.key_grads = Tensor::zeros(g.keys.shape());
         g.value_grads = Tensor::zeros(g.values.shape());
-        for (int64_t b = 0; b < local_.batch; ++b) {
-          for (int64_t h = 0; h < heads; ++h) {
-            const int64_t count = g.rows[g.me][h];
-            if (count == 0) continue;
-            const int64_t off = head_offset(config_.head_offsets, h, heads, r);
-            const int64_t token = g.segment.start + off + g.first_index[h] * r;
-            const int64_t row = (b * local_.tokens + token - shard_.begin) * heads + h;
-            const int64_t key0 = g.gathered_row(b, h, 0) * d;
-            SegmentTask task;
-            task.queries = {row * d, row, count, g.first_index[h]};
-            task.keys = {g.keys.data<float>() + key0, g.values.data<float>() + key0,
-                         g.key_grads.data<float>() + key0, g.value_grads.data<float>() + key0, d,
-                         g.head_rows[h]};
-            work.tasks.push_back(task);
-          }
-        }
       }
+      append_spanning_tasks(pattern, /*with_gradients=*/true, work.tasks);
       kernels_.backward_tasks(params, work);
     }
 
@@ -362,14 +367,11 @@ void SequenceParallelAttention::backward(const Tensor& q, const Tensor& k, const
         for (int m = 0; m < members; ++m) {
           for (const Tensor* grads : {&g.key_grads, &g.value_grads}) {
             const float* src = grads->data<float>();
-            for (int64_t b = 0; b < local_.batch; ++b) {
-              for (int64_t h = 0; h < heads; ++h) {
-                const int64_t n = g.rows[m][h] * d;
-                std::memcpy(out, src + g.gathered_row(b, h, g.member_head_start[m * heads + h]) * d,
-                            sizeof(float) * n);
-                out += n;
-              }
-            }
+            g.for_each_member_block(m, local_.batch, heads,
+                                    [&](int64_t, int64_t, int64_t first, int64_t n) {
+                                      std::memcpy(out, src + first * d, sizeof(float) * n * d);
+                                      out += n * d;
+                                    });
           }
         }
       }
@@ -382,17 +384,11 @@ void SequenceParallelAttention::backward(const Tensor& q, const Tensor& k, const
       const float* in = mine.data();
       for (Tensor* target : {&dk, &dv}) {
         float* dst = target->data<float>();
-        for (int64_t b = 0; b < local_.batch; ++b) {
-          for (int64_t h = 0; h < heads; ++h) {
-            const int64_t off = head_offset(config_.head_offsets, h, heads, r);
-            for (int64_t t = 0; t < g.rows[g.me][h]; ++t) {
-              const int64_t token = g.segment.start + off + (g.first_index[h] + t) * r;
-              float* row = dst + ((b * local_.tokens + token - shard_.begin) * heads + h) * d;
-              for (int64_t e = 0; e < d; ++e) row[e] += in[e];
-              in += d;
-            }
-          }
-        }
+        g.for_each_own_row(local_, shard_.begin, r, config_.head_offsets,
+                           [&](int64_t, int64_t, int64_t, int64_t row) {
+                             for (int64_t e = 0; e < d; ++e) dst[row * d + e] += in[e];
+                             in += d;
+                           });
       }
     }
   }

@@ -75,6 +75,8 @@ class SequenceParallelAttention {
 
   std::vector<SegmentTask> local_tasks(const Pattern& pattern, const float* k, const float* v,
                                        float* dk, float* dv) const;
+  void append_spanning_tasks(Pattern& pattern, bool with_gradients,
+                             std::vector<SegmentTask>& tasks) const;
   void gather_keys(Pattern& pattern, const Tensor& k, const Tensor& v);
   AttentionParams base_params() const;
 
