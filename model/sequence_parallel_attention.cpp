@@ -66,12 +66,14 @@ struct SequenceParallelAttention::Group {
     }
   }
 
-  // fn(b, h, n) for each member's block of one tensor in the gather's layout: head h of
-  // batch b holds n = rows[m][h] rows, at gathered rows member_head_start[m * H + h]...
+  // fn(first, n) for each (batch, head) run of member m's rows, in the order of its block
+  // of the gather: n rows that sit at gathered rows [first, first + n).
   template <typename Fn>
   void for_each_member_block(int m, int64_t batch, int64_t heads, Fn&& fn) const {
     for (int64_t b = 0; b < batch; ++b) {
-      for (int64_t h = 0; h < heads; ++h) fn(b, h, gathered_row(b, h, member_head_start[m * heads + h]), rows[m][h]);
+      for (int64_t h = 0; h < heads; ++h) {
+        fn(gathered_row(b, h, member_head_start[m * heads + h]), rows[m][h]);
+      }
     }
   }
 };
@@ -271,7 +273,7 @@ void SequenceParallelAttention::gather_keys(Pattern& pattern, const Tensor& k, c
       const float* in = received.data() + g.member_offset[m];
       for (Tensor* target : {&g.keys, &g.values}) {
         float* dst = target->data<float>();
-        g.for_each_member_block(m, local_.batch, heads, [&](int64_t, int64_t, int64_t first, int64_t n) {
+        g.for_each_member_block(m, local_.batch, heads, [&](int64_t first, int64_t n) {
           std::memcpy(dst + first * d, in, sizeof(float) * n * d);
           in += n * d;
         });
@@ -367,11 +369,10 @@ void SequenceParallelAttention::backward(const Tensor& q, const Tensor& k, const
         for (int m = 0; m < members; ++m) {
           for (const Tensor* grads : {&g.key_grads, &g.value_grads}) {
             const float* src = grads->data<float>();
-            g.for_each_member_block(m, local_.batch, heads,
-                                    [&](int64_t, int64_t, int64_t first, int64_t n) {
-                                      std::memcpy(out, src + first * d, sizeof(float) * n * d);
-                                      out += n * d;
-                                    });
+            g.for_each_member_block(m, local_.batch, heads, [&](int64_t first, int64_t n) {
+              std::memcpy(out, src + first * d, sizeof(float) * n * d);
+              out += n * d;
+            });
           }
         }
       }
