@@ -43,6 +43,10 @@ class DilatedAttentionKernels {
 
   // delta [B, N, H] = rowsum(dout * o): the per-row term of the backward's dS = P (dP - delta).
   virtual void output_gradient_dot(const Tensor& o, const Tensor& dout, Tensor& delta) = 0;
+
+  // Waits until every call issued so far has completed: a GPU backend queues work on its
+  // stream; on the CPU a call has finished when it returns.
+  virtual void synchronize() {}
 };
 
 // Checks that q, k, v are float32 [B, N, H, D] tensors of one shape and returns it;

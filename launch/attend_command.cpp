@@ -25,6 +25,9 @@
 #include <optional>
 #include <ostream>
 
+#ifdef LONGNET_HAVE_CUDA_KERNELS
+#include "kernels/cuda/dilated_attention_cuda.hpp"
+#endif
 #ifdef LONGNET_HAVE_MPI
 #include "comm/mpi_communicator.hpp"
 #include "launch/collective_step.hpp"
@@ -161,6 +164,59 @@ void print_summary(const AttendOptions& options, const std::string& backend, Ran
              options.output.string());
 }
 
+// Refuses device/dtype combinations this build or this run cannot honour, before any
+// work: never a silent fall back to another device or precision.
+void check_device_options(const AttendOptions& options, int ranks) {
+  LONGNET_CHECK(options.device == "cpu" || options.device == "cuda",
+                "--device {}: use cpu or cuda", options.device);
+  const DType dtype = parse_dtype(options.dtype);
+  if (options.device == "cpu") {
+    LONGNET_CHECK(dtype == DType::float32,
+                  "--dtype {} needs --device cuda: the CPU kernels compute in float32",
+                  options.dtype);
+    return;
+  }
+  LONGNET_CHECK(dtype != DType::float64, "--dtype float64: the CUDA kernels take bfloat16, "
+                "float16 or float32");
+#ifndef LONGNET_HAVE_CUDA_KERNELS
+  fail("--device cuda: this build has no CUDA kernels (configured with LONGNET_CUDA=OFF or "
+       "without nvcc)");
+#endif
+  LONGNET_CHECK(ranks == 1,
+                "--device cuda runs on one rank for now: sequence parallelism on GPUs (device-side "
+                "packing with NCCL) is not implemented yet; run without mpirun, or use --device cpu");
+}
+
+#ifdef LONGNET_HAVE_CUDA_KERNELS
+// The whole sequence on one GPU: float32 file data rounded to --dtype, outputs widened back
+// to float32 for the file. Times cover the kernels only (inputs are on the device).
+void run_on_cuda(const AttendOptions& options, Run& run, std::string& backend) {
+  const DType dtype = parse_dtype(options.dtype);
+  auto kernels = make_cuda_dilated_attention();
+  backend = fmt::format("{} ({})", kernels->name(), dtype_name(dtype));
+  auto to_device = [&](const Tensor& t) { return t.cast(dtype).to(Device::cuda); };
+  const Tensor q = to_device(run.q), k = to_device(run.k), v = to_device(run.v);
+  Tensor o(qkv_shape(run.local), dtype, Device::cuda);
+  Tensor lse(lse_shape(run.local), DType::float32, Device::cuda);
+  auto start = std::chrono::steady_clock::now();
+  kernels->forward(run.config, q, k, v, o, lse);
+  kernels->synchronize();
+  run.forward_ms = milliseconds_since(start);
+  run.o = o.to(Device::cpu).cast(DType::float32);
+  run.lse = lse.to(Device::cpu);
+  if (!run.has_dout) return;
+  const Tensor dout = to_device(run.dout);
+  Tensor grads[3] = {Tensor(qkv_shape(run.local), dtype, Device::cuda),
+                     Tensor(qkv_shape(run.local), dtype, Device::cuda),
+                     Tensor(qkv_shape(run.local), dtype, Device::cuda)};
+  start = std::chrono::steady_clock::now();
+  kernels->backward(run.config, q, k, v, o, lse, dout, grads[0], grads[1], grads[2]);
+  kernels->synchronize();
+  run.backward_ms = milliseconds_since(start);
+  for (int i = 0; i < 3; ++i) run.grads[i] = grads[i].to(Device::cpu).cast(DType::float32);
+}
+#endif
+
 }  // namespace
 
 void run_attend(const AttendOptions& options, std::ostream& out) {
@@ -173,6 +229,7 @@ void run_attend(const AttendOptions& options, std::ostream& out) {
                   "--isa {}: this processor or build cannot run it; the best available is {}",
                   cpu_isa_name(isa), cpu_isa_name(available_cpu_isas().back()));
     check_output_path(options.output);
+    check_device_options(options, ranks.size());
     if (options.threads > 0) omp_set_num_threads(options.threads);
     kernels = make_cpu_dilated_attention(isa);
     read_inputs(options, ranks, run);
@@ -191,7 +248,7 @@ void run_attend(const AttendOptions& options, std::ostream& out) {
 #ifdef LONGNET_HAVE_MPI
   std::optional<SequenceParallelAttention> sp;
   ranks.together([&] { sp.emplace(ranks.world(), run.config, run.shape, *kernels); });
-  const std::string backend =
+  std::string backend =
       ranks.size() > 1 ? fmt::format("{} x {} ranks (mpi)", kernels->name(), ranks.size())
                        : kernels->name();
   std::function<void()> forward = [&] { sp->forward(run.q, run.k, run.v, run.o, run.lse); };
@@ -200,7 +257,7 @@ void run_attend(const AttendOptions& options, std::ostream& out) {
                  run.grads[2]);
   };
 #else
-  const std::string backend = kernels->name();
+  std::string backend = kernels->name();
   std::function<void()> forward = [&] {
     kernels->forward(run.config, run.q, run.k, run.v, run.o, run.lse);
   };
@@ -210,13 +267,19 @@ void run_attend(const AttendOptions& options, std::ostream& out) {
   };
 #endif
   ranks.barrier();
-  auto start = std::chrono::steady_clock::now();
-  forward();
-  run.forward_ms = ranks.max(milliseconds_since(start));
-  if (run.has_dout) {
-    start = std::chrono::steady_clock::now();
-    backward();
-    run.backward_ms = ranks.max(milliseconds_since(start));
+  if (options.device == "cuda") {
+#ifdef LONGNET_HAVE_CUDA_KERNELS
+    run_on_cuda(options, run, backend);
+#endif
+  } else {
+    auto start = std::chrono::steady_clock::now();
+    forward();
+    run.forward_ms = ranks.max(milliseconds_since(start));
+    if (run.has_dout) {
+      start = std::chrono::steady_clock::now();
+      backward();
+      run.backward_ms = ranks.max(milliseconds_since(start));
+    }
   }
 
   write_outputs(options, backend, ranks, run);
@@ -249,6 +312,12 @@ void add_attend_command(CLI::App& app) {
       ->add_option("--threads", options->threads,
                    "OpenMP threads (default: OpenMP's, i.e. OMP_NUM_THREADS or all cores)")
       ->check(CLI::Range(1, 1 << 16));
+  command->add_option("--device", options->device, "cpu or cuda (one GPU, one rank)")
+      ->capture_default_str();
+  command->add_option("--dtype", options->dtype,
+                      "input precision on the device: float32, bfloat16 or float16 (cuda only; "
+                      "the file's float32 values are rounded to it)")
+      ->capture_default_str();
   command->add_flag("--quiet", options->quiet, "print nothing on success");
 #ifdef LONGNET_HAVE_MPI
   command->add_flag("--stats", options->stats,

@@ -36,6 +36,8 @@ struct AttendOptions {
   int threads = 0;               // --threads; 0: OpenMP's default (OMP_NUM_THREADS)
   bool quiet = false;            // --quiet: no summary on success
   bool stats = false;            // --stats: bytes moved per rank and pattern, time split
+  std::string device = "cpu";    // --device: cpu or cuda
+  std::string dtype = "float32"; // --dtype: float32, bfloat16 or float16 (cuda only)
 };
 
 // The whole command: validate, read, run forward (and backward), write the output

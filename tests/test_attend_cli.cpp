@@ -476,6 +476,10 @@ const ErrorCase kErrorCases[] = {
      "out_dir"},
     {"UnknownIsa", from_spec({}), "unknown CPU instruction set 'avx9'", {"--isa", "avx9"}},
     {"ZeroThreads", from_spec({}), "--threads", {"--threads", "0"}},
+    {"UnknownDevice", from_spec({}), "--device tpu: use cpu or cuda", {"--device", "tpu"}},
+    {"UnknownDtype", from_spec({}), "unknown dtype 'int8'", {"--dtype", "int8"}},
+    {"HalfPrecisionOnTheCpu", from_spec({}), "--dtype bf16 needs --device cuda",
+     {"--dtype", "bf16"}},
     {"InOptionMissing", [](const fs::path&) { return fs::path(); }, "--in is required"},
 };
 
