@@ -8,6 +8,7 @@
 // elements, the scalars.
 #pragma once
 
+#include "kernels/dilated_attention_config.hpp"
 #include "runtime/dtype.hpp"
 
 #include <cstdint>
@@ -75,5 +76,16 @@ struct PatternTasks {
   int64_t lse_row_stride = 0;    // r * H
   std::vector<SegmentTask> tasks;
 };
+
+// The tasks of the segments of `pattern` that lie wholly inside the tokens
+// [first_token, first_token + local.tokens) of a sequence of `total_tokens`, for tensors
+// that hold exactly those tokens ([B, local.tokens, H, D]): each segment's selected rows
+// attend all of them. One rank holding the whole sequence passes first_token = 0 and
+// total_tokens = local.tokens. k and v point at elements of `element_bytes` bytes; dk
+// and dv (float32 accumulators) may be null for a forward.
+PatternTasks segment_tasks(const DilationPattern& pattern, HeadOffsets scheme,
+                           const AttentionShape& local, int64_t first_token, int64_t total_tokens,
+                           const void* k, const void* v, std::size_t element_bytes, float* dk,
+                           float* dv);
 
 }  // namespace longnet

@@ -192,34 +192,11 @@ AttentionParams SequenceParallelAttention::base_params() const {
   return params;
 }
 
-// Tasks for the segments inside this shard: as on one rank, with global segment
-// boundaries mapped to local token indices.
-std::vector<SegmentTask> SequenceParallelAttention::local_tasks(const Pattern& pattern,
-                                                                const float* k, const float* v,
-                                                                float* dk, float* dv) const {
-  std::vector<SegmentTask> tasks;
-  const int64_t w = pattern.pattern.segment_length, r = pattern.pattern.dilation_rate;
-  const int64_t heads = local_.heads, d = local_.head_dim;
-  const int64_t first_segment = (shard_.begin + w - 1) / w;  // first segment starting inside
-  for (int64_t start = first_segment * w; start + std::min(w, global_.tokens - start) <= shard_.end &&
-                                          start < global_.tokens;
-       start += w) {
-    const int64_t length = std::min(w, global_.tokens - start);
-    for (int64_t b = 0; b < local_.batch; ++b) {
-      for (int64_t h = 0; h < heads; ++h) {
-        const int64_t off = head_offset(config_.head_offsets, h, heads, r);
-        if (length <= off) continue;
-        const int64_t count = (length - off + r - 1) / r;
-        const int64_t row = (b * local_.tokens + (start - shard_.begin) + off) * heads + h;
-        SegmentTask task;
-        task.queries = {row * d, row, count, 0};
-        task.keys = {k + row * d, v + row * d, dk ? dk + row * d : nullptr,
-                     dv ? dv + row * d : nullptr, r * heads * d, count};
-        tasks.push_back(task);
-      }
-    }
-  }
-  return tasks;
+// Tasks for the segments inside this shard (no communication), then the spanning ones.
+PatternTasks SequenceParallelAttention::local_tasks(const Pattern& pattern, const void* k,
+                                                    const void* v, float* dk, float* dv) const {
+  return segment_tasks(pattern.pattern, config_.head_offsets, local_, shard_.begin,
+                       global_.tokens, k, v, sizeof(float), dk, dv);
 }
 
 // Tasks for the spanning segments: this rank's rows of each (batch, head) attend the
@@ -296,16 +273,10 @@ void SequenceParallelAttention::forward(const Tensor& q, const Tensor& k, const 
   params.q = q.data<float>();
   params.o = o.data<float>();
   params.lse = lse.data<float>();
-  const int64_t heads = local_.heads, d = local_.head_dim;
-  for (std::size_t p = 0; p < patterns_.size(); ++p) {
-    Pattern& pattern = patterns_[p];
+  for (Pattern& pattern : patterns_) {
     gather_keys(pattern, k, v);
     Stopwatch watch(timing_.compute_seconds);
-    const int64_t r = pattern.pattern.dilation_rate;
-    PatternTasks work;
-    work.query_row_stride = r * heads * d;
-    work.lse_row_stride = r * heads;
-    work.tasks = local_tasks(pattern, k.data<float>(), v.data<float>(), nullptr, nullptr);
+    PatternTasks work = local_tasks(pattern, k.raw(), v.raw(), nullptr, nullptr);
     append_spanning_tasks(pattern, /*with_gradients=*/false, work.tasks);
     kernels_.forward_tasks(params, work);
   }
@@ -344,11 +315,8 @@ void SequenceParallelAttention::backward(const Tensor& q, const Tensor& k, const
     const int64_t r = pattern.pattern.dilation_rate;
     {
       Stopwatch watch(timing_.compute_seconds);
-      PatternTasks work;
-      work.query_row_stride = r * heads * d;
-      work.lse_row_stride = r * heads;
-      work.tasks = local_tasks(pattern, k.data<float>(), v.data<float>(), dk.data<float>(),
-                               dv.data<float>());
+      PatternTasks work =
+          local_tasks(pattern, k.data<float>(), v.data<float>(), dk.data<float>(), dv.data<float>());
       for (Group& g : pattern.groups) {
         g.key_grads = Tensor::zeros(g.keys.shape());
         g.value_grads = Tensor::zeros(g.values.shape());

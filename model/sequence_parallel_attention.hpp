@@ -73,8 +73,8 @@ class SequenceParallelAttention {
   struct Group;    // one spanning segment this rank belongs to, with its communicator
   struct Pattern;  // one pattern's groups
 
-  std::vector<SegmentTask> local_tasks(const Pattern& pattern, const float* k, const float* v,
-                                       float* dk, float* dv) const;
+  PatternTasks local_tasks(const Pattern& pattern, const void* k, const void* v, float* dk,
+                           float* dv) const;
   void append_spanning_tasks(Pattern& pattern, bool with_gradients,
                              std::vector<SegmentTask>& tasks) const;
   void gather_keys(Pattern& pattern, const Tensor& k, const Tensor& v);

@@ -12,36 +12,11 @@
 namespace longnet {
 namespace {
 
-
-// One task per (batch, head, segment) the pattern selects rows in: all of its rows
-// attend all of its rows, queries and keys both read from the local tensors.
+// The whole sequence is local on one rank.
 PatternTasks pattern_tasks(const DilationPattern& pattern, HeadOffsets scheme,
                            const AttentionShape& shape, const float* k, const float* v, float* dk,
                            float* dv) {
-  // Row offsets are in elements: k and v are float32 here.
-  const int64_t w = pattern.segment_length;
-  const int64_t r = pattern.dilation_rate;
-  PatternTasks work;
-  work.query_row_stride = r * shape.heads * shape.head_dim;
-  work.lse_row_stride = r * shape.heads;
-  for (int64_t b = 0; b < shape.batch; ++b) {
-    for (int64_t h = 0; h < shape.heads; ++h) {
-      const int64_t off = head_offset(scheme, h, shape.heads, r);
-      for (int64_t start = 0; start < shape.tokens; start += w) {
-        const int64_t length = std::min(w, shape.tokens - start);
-        if (length <= off) continue;  // a short last segment may hold no row of this head
-        const int64_t count = (length - off + r - 1) / r;
-        const int64_t row = (b * shape.tokens + start + off) * shape.heads + h;
-        const int64_t base = row * shape.head_dim;
-        SegmentTask task;
-        task.queries = {base, row, count, 0};
-        task.keys = {k + base, v + base, dk ? dk + base : nullptr, dv ? dv + base : nullptr,
-                     work.query_row_stride, count};
-        work.tasks.push_back(task);
-      }
-    }
-  }
-  return work;
+  return segment_tasks(pattern, scheme, shape, 0, shape.tokens, k, v, sizeof(float), dk, dv);
 }
 
 void check_float32_inputs(const AttentionParams& params) {

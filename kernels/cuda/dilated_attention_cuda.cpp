@@ -198,37 +198,11 @@ PatternSlice append_tasks(const PatternTasks& pattern, std::vector<SegmentTask>&
   return slice;
 }
 
-// One task per (batch, head, segment) the pattern selects rows in, as the CPU backend
-// (kernels/cpu/dilated_attention_cpu.cpp): k, v typed by `element_bytes`, dk, dv float32.
+// The whole sequence is on this device: k, v typed by `element_bytes`, dk, dv float32.
 PatternTasks pattern_tasks(const DilationPattern& pattern, HeadOffsets scheme,
                            const AttentionShape& shape, const void* k, const void* v,
                            std::size_t element_bytes, float* dk, float* dv) {
-  const int64_t w = pattern.segment_length;
-  const int64_t r = pattern.dilation_rate;
-  PatternTasks work;
-  work.query_row_stride = r * shape.heads * shape.head_dim;
-  work.lse_row_stride = r * shape.heads;
-  const auto* k_bytes = static_cast<const unsigned char*>(k);
-  const auto* v_bytes = static_cast<const unsigned char*>(v);
-  for (int64_t b = 0; b < shape.batch; ++b) {
-    for (int64_t h = 0; h < shape.heads; ++h) {
-      const int64_t off = head_offset(scheme, h, shape.heads, r);
-      for (int64_t start = 0; start < shape.tokens; start += w) {
-        const int64_t length = std::min(w, shape.tokens - start);
-        if (length <= off) continue;  // a short last segment may hold no row of this head
-        const int64_t count = (length - off + r - 1) / r;
-        const int64_t row = (b * shape.tokens + start + off) * shape.heads + h;
-        const int64_t base = row * shape.head_dim;
-        const auto byte_offset = static_cast<std::size_t>(base) * element_bytes;
-        SegmentTask task;
-        task.queries = {base, row, count, 0};
-        task.keys = {k_bytes + byte_offset,    v_bytes + byte_offset, dk ? dk + base : nullptr,
-                     dv ? dv + base : nullptr, work.query_row_stride, count};
-        work.tasks.push_back(task);
-      }
-    }
-  }
-  return work;
+  return segment_tasks(pattern, scheme, shape, 0, shape.tokens, k, v, element_bytes, dk, dv);
 }
 
 class CudaDilatedAttention final : public DilatedAttentionKernels {
