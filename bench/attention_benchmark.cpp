@@ -7,29 +7,31 @@
 // Output: a '#'-headed fixed-width table on stdout and the same rows as CSV.
 // FLOP convention (bench/README.md): 4*D per allowed (query, key) pair and head in the
 // forward, 2.5x that in the backward.
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <fstream>
+
+#include "bench/problem_options.hpp"
 #include "bench/sgemm_rate.hpp"
 #include "bench/timing.hpp"
 #include "kernels/cpu/dilated_attention_cpu.hpp"
 #include "kernels/dilated_attention_spot_check.hpp"
 #include "runtime/random_fill.hpp"
 
-#include <CLI/CLI.hpp>
-#include <fmt/format.h>
-#include <fmt/ranges.h>
-
-#include <cstdio>
-#include <fstream>
-
 namespace longnet::bench {
 namespace {
 
 struct Options {
-  std::vector<int64_t> tokens{4096, 16384, 65536};
-  int64_t batch = 1, heads = 8, head_dim = 64;
-  std::vector<int64_t> segments{2048, 4096, 8192, 16384};
-  std::vector<int64_t> rates{1, 2, 4, 8};
-  bool non_causal = false;
-  std::string offsets = "interleaved";
+  ProblemOptions problem{.tokens = {4096, 16384, 65536},
+                         .batch = 1,
+                         .heads = 8,
+                         .head_dim = 64,
+                         .segments = {2048, 4096, 8192, 16384},
+                         .rates = {1, 2, 4, 8},
+                         .offsets = "interleaved"};
   std::string direction = "both";
   std::string isa;
   int repeats = 5, warmup = 1, sgemm_size = 2048;
@@ -45,30 +47,31 @@ struct Row {
 };
 
 int run(const Options& opt) {
-  const auto config = DilatedAttentionConfig::from_lists(
-      opt.segments, opt.rates, !opt.non_causal, parse_head_offsets(opt.offsets));
-  auto kernels = make_cpu_dilated_attention(opt.isa.empty() ? default_cpu_isa()
-                                                            : parse_cpu_isa(opt.isa));
+  const auto config = opt.problem.config();
+  auto kernels =
+      make_cpu_dilated_attention(opt.isa.empty() ? default_cpu_isa() : parse_cpu_isa(opt.isa));
   const SgemmRate sgemm = measure_sgemm(opt.sgemm_size, opt.repeats);
   const bool do_forward = opt.direction != "bwd", do_backward = opt.direction != "fwd";
 
   fmt::print("# longnet CPU dilated attention: {} on {}\n", kernels->name(), machine_description());
   fmt::print("# config: {}  B={} H={} D={}  median of {} runs after {} warm-up\n",
-             config.describe(), opt.batch, opt.heads, opt.head_dim, opt.repeats, opt.warmup);
+             config.describe(), opt.problem.batch, opt.problem.heads, opt.problem.head_dim,
+             opt.repeats, opt.warmup);
   fmt::print("# sgemm {}^3 (linked BLAS): {:.1f} GFLOP/s\n", sgemm.size, sgemm.gflops);
   fmt::print("# {:>9} {:>4} {:>4} {:>6} {:>4} {:>11} {:>9} {:>7} {:>10}\n", "N", "H", "D", "causal",
              "dir", "median_ms", "GFLOP/s", "%sgemm", "check_err");
 
   std::vector<Row> rows;
-  for (int64_t n : opt.tokens) {
-    const AttentionShape shape{opt.batch, n, opt.heads, opt.head_dim};
+  for (int64_t n : opt.problem.tokens) {
+    const AttentionShape shape = opt.problem.shape(n);
     const Shape full = qkv_shape(shape);
     const Tensor q = random_tensor(full, 1), k = random_tensor(full, 2), v = random_tensor(full, 3);
     AttentionOutputs out = run_forward(*kernels, config, q, k, v);
     const auto sample = sample_rows(shape, opt.check_rows, 7);
     const SpotCheckError fwd_check = spot_check_forward(config, q, k, v, out.o, out.lse, sample);
     if (fwd_check.o > opt.tolerance || fwd_check.coverage_mismatches > 0) {
-      fmt::print(stderr, "bench: forward check FAILED at N={}: rel err {:.3g} (> {:.1g}), {} "
+      fmt::print(stderr,
+                 "bench: forward check FAILED at N={}: rel err {:.3g} (> {:.1g}), {} "
                  "coverage mismatches; not timing a wrong kernel\n",
                  n, fwd_check.o, opt.tolerance, fwd_check.coverage_mismatches);
       return 1;
@@ -77,8 +80,8 @@ int run(const Options& opt) {
       Row row{n, dir, ms, flops / (ms * 1e6), 0, err};
       row.percent_sgemm = 100.0 * row.gflops / sgemm.gflops;
       fmt::print("  {:>9} {:>4} {:>4} {:>6} {:>4} {:>11.2f} {:>9.1f} {:>7.1f} {:>10.2e}\n", n,
-                 opt.heads, opt.head_dim, config.causal ? 1 : 0, dir, row.ms, row.gflops,
-                 row.percent_sgemm, err);
+                 opt.problem.heads, opt.problem.head_dim, config.causal ? 1 : 0, dir, row.ms,
+                 row.gflops, row.percent_sgemm, err);
       std::fflush(stdout);
       rows.push_back(row);
     };
@@ -110,11 +113,12 @@ int run(const Options& opt) {
   csv << "backend,machine,N,B,H,D,segment_lengths,dilation_rates,causal,direction,median_ms,"
          "gflops,sgemm_gflops,percent_sgemm,check_error\n";
   for (const Row& row : rows) {
-    csv << fmt::format("{},\"{}\",{},{},{},{},\"{}\",\"{}\",{},{},{:.4f},{:.3f},{:.3f},{:.2f},{:.3e}\n",
-                       kernels->name(), machine_description(), row.tokens, opt.batch, opt.heads,
-                       opt.head_dim, fmt::join(opt.segments, " "), fmt::join(opt.rates, " "),
-                       config.causal ? 1 : 0, row.direction, row.ms, row.gflops, sgemm.gflops,
-                       row.percent_sgemm, row.check_error);
+    csv << fmt::format(
+        "{},\"{}\",{},{},{},{},\"{}\",\"{}\",{},{},{:.4f},{:.3f},{:.3f},{:.2f},{:.3e}\n",
+        kernels->name(), machine_description(), row.tokens, opt.problem.batch, opt.problem.heads,
+        opt.problem.head_dim, fmt::join(opt.problem.segments, " "),
+        fmt::join(opt.problem.rates, " "), config.causal ? 1 : 0, row.direction, row.ms, row.gflops,
+        sgemm.gflops, row.percent_sgemm, row.check_error);
   }
   fmt::print("# wrote {}\n", opt.csv);
   return 0;
@@ -126,14 +130,7 @@ int run(const Options& opt) {
 int main(int argc, char** argv) {
   longnet::bench::Options opt;
   CLI::App app{"CPU dilated-attention benchmark (correctness-checked, median timings, CSV)"};
-  app.add_option("--tokens,-n", opt.tokens, "sequence lengths N")->delimiter(',');
-  app.add_option("--batch,-b", opt.batch, "batch size B");
-  app.add_option("--heads", opt.heads, "heads H");
-  app.add_option("--head-dim,-d", opt.head_dim, "head dimension D");
-  app.add_option("--segments,-w", opt.segments, "segment lengths w")->delimiter(',');
-  app.add_option("--rates,-r", opt.rates, "dilation rates r")->delimiter(',');
-  app.add_flag("--non-causal", opt.non_causal, "benchmark non-causal attention (default causal)");
-  app.add_option("--offsets", opt.offsets, "head offsets: interleaved or grouped");
+  add_problem_options(app, opt.problem);
   app.add_option("--direction", opt.direction, "fwd, bwd or both")
       ->check(CLI::IsMember({"fwd", "bwd", "both"}));
   app.add_option("--isa", opt.isa, "generic, avx2 or avx512 (default: best available)");

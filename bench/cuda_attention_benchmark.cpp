@@ -7,29 +7,31 @@
 // '#'-headed fixed-width table and a CSV twin, in the same FLOP convention as the CPU
 // benchmark (bench/README.md). bench/torch_baselines.py measures the two PyTorch
 // baselines the issue compares against on the same device.
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <fstream>
+
+#include "bench/problem_options.hpp"
 #include "bench/timing.hpp"
 #include "kernels/cuda/dilated_attention_cuda.hpp"
 #include "kernels/dilated_attention_spot_check.hpp"
 #include "runtime/device_memory.hpp"
 #include "runtime/random_fill.hpp"
 
-#include <CLI/CLI.hpp>
-#include <fmt/format.h>
-#include <fmt/ranges.h>
-
-#include <cstdio>
-#include <fstream>
-
 namespace longnet::bench {
 namespace {
 
 struct Options {
-  std::vector<int64_t> tokens{32768, 131072, 524288, 1048576};
-  int64_t batch = 1, heads = 16, head_dim = 128;
-  std::vector<int64_t> segments{2048, 4096, 8192, 16384, 32768};
-  std::vector<int64_t> rates{1, 2, 4, 6, 12};
-  bool non_causal = false;
-  std::string offsets = "grouped";  // what bench/torch_baselines.py's official approach uses
+  ProblemOptions problem{.tokens = {32768, 131072, 524288, 1048576},
+                         .batch = 1,
+                         .heads = 16,
+                         .head_dim = 128,
+                         .segments = {2048, 4096, 8192, 16384, 32768},
+                         .rates = {1, 2, 4, 6, 12},
+                         .offsets = "grouped"};
   std::string dtype = "bfloat16";
   bool deterministic = false;
   int repeats = 10, warmup = 3;
@@ -42,9 +44,12 @@ struct Options {
 // on top of fp32 accumulation, so a few units of that rounding.
 double tolerance(DType dtype) {
   switch (dtype) {
-    case DType::bfloat16: return 1.6e-2;
-    case DType::float16: return 2e-3;
-    default: return 1e-5;
+    case DType::bfloat16:
+      return 1.6e-2;
+    case DType::float16:
+      return 2e-3;
+    default:
+      return 1e-5;
   }
 }
 
@@ -55,14 +60,14 @@ int run(const Options& opt) {
     return 2;
   }
   const DType dtype = parse_dtype(opt.dtype);
-  const auto config = DilatedAttentionConfig::from_lists(
-      opt.segments, opt.rates, !opt.non_causal, parse_head_offsets(opt.offsets));
+  const auto config = opt.problem.config();
   auto kernels = make_cuda_dilated_attention(0, opt.deterministic);
 
   fmt::print("# longnet CUDA dilated attention: {} {}{}\n", kernels->name(), dtype_name(dtype),
              opt.deterministic ? " deterministic" : "");
   fmt::print("# config: {}  B={} H={} D={}  median of {} runs after {} warm-up\n",
-             config.describe(), opt.batch, opt.heads, opt.head_dim, opt.repeats, opt.warmup);
+             config.describe(), opt.problem.batch, opt.problem.heads, opt.problem.head_dim,
+             opt.repeats, opt.warmup);
   fmt::print("# {:>9} {:>4} {:>11} {:>9} {:>10}\n", "N", "dir", "median_ms", "TFLOP/s",
              "check_err");
   std::ofstream csv(opt.csv);
@@ -70,11 +75,13 @@ int run(const Options& opt) {
   csv << "backend,dtype,N,B,H,D,segment_lengths,dilation_rates,causal,direction,median_ms,"
          "tflops,check_error\n";
 
-  for (int64_t n : opt.tokens) {
-    const AttentionShape shape{opt.batch, n, opt.heads, opt.head_dim};
+  for (int64_t n : opt.problem.tokens) {
+    const AttentionShape shape = opt.problem.shape(n);
     const Shape full = qkv_shape(shape);
     // The values every implementation sees: float32 rounded to the dtype.
-    auto rounded = [&](uint64_t seed) { return random_tensor(full, seed).cast(dtype).cast(DType::float32); };
+    auto rounded = [&](uint64_t seed) {
+      return random_tensor(full, seed).cast(dtype).cast(DType::float32);
+    };
     const Tensor q = rounded(1), k = rounded(2), v = rounded(3), dout = rounded(4);
     auto device = [&](const Tensor& t) { return t.cast(dtype).to(Device::cuda); };
     const Tensor dq_in = device(q), dk_in = device(k), dv_in = device(v), ddo = device(dout);
@@ -86,13 +93,15 @@ int run(const Options& opt) {
     kernels->backward(config, dq_in, dk_in, dv_in, o, lse, ddo, grads[0], grads[1], grads[2]);
     kernels->synchronize();
     const auto sample = sample_rows(shape, opt.check_rows, 7);
-    const SpotCheckError fwd = spot_check_forward(config, q, k, v, o.to(Device::cpu).cast(DType::float32),
-                                                  lse.to(Device::cpu), sample);
-    const SpotCheckError bwd = spot_check_backward(config, q, k, v, dout,
-                                                   grads[0].to(Device::cpu).cast(DType::float32), sample);
+    const SpotCheckError fwd = spot_check_forward(
+        config, q, k, v, o.to(Device::cpu).cast(DType::float32), lse.to(Device::cpu), sample);
+    const SpotCheckError bwd = spot_check_backward(
+        config, q, k, v, dout, grads[0].to(Device::cpu).cast(DType::float32), sample);
     if (fwd.o > tolerance(dtype) || fwd.coverage_mismatches > 0 || bwd.dq > tolerance(dtype)) {
-      fmt::print(stderr, "bench: check FAILED at N={}: o {:.3g}, dq {:.3g} (bound {:.1g}); not timing "
-                 "a wrong kernel\n", n, fwd.o, bwd.dq, tolerance(dtype));
+      fmt::print(stderr,
+                 "bench: check FAILED at N={}: o {:.3g}, dq {:.3g} (bound {:.1g}); not timing "
+                 "a wrong kernel\n",
+                 n, fwd.o, bwd.dq, tolerance(dtype));
       return 1;
     }
     auto report = [&](const char* dir, double ms, double flops, double err) {
@@ -100,19 +109,27 @@ int run(const Options& opt) {
       fmt::print("  {:>9} {:>4} {:>11.3f} {:>9.1f} {:>10.2e}\n", n, dir, ms, tflops, err);
       std::fflush(stdout);
       csv << fmt::format("{},{},{},{},{},{},\"{}\",\"{}\",{},{},{:.4f},{:.3f},{:.3e}\n",
-                         kernels->name(), dtype_name(dtype), n, opt.batch, opt.heads,
-                         opt.head_dim, fmt::join(opt.segments, " "), fmt::join(opt.rates, " "),
+                         kernels->name(), dtype_name(dtype), n, opt.problem.batch,
+                         opt.problem.heads, opt.problem.head_dim,
+                         fmt::join(opt.problem.segments, " "), fmt::join(opt.problem.rates, " "),
                          config.causal ? 1 : 0, dir, ms, tflops, err);
     };
-    report("fwd", median_ms([&] {
-             kernels->forward(config, dq_in, dk_in, dv_in, o, lse);
-             kernels->synchronize();
-           }, opt.warmup, opt.repeats),
+    report("fwd",
+           median_ms(
+               [&] {
+                 kernels->forward(config, dq_in, dk_in, dv_in, o, lse);
+                 kernels->synchronize();
+               },
+               opt.warmup, opt.repeats),
            forward_flops(config, shape), fwd.o);
-    report("bwd", median_ms([&] {
-             kernels->backward(config, dq_in, dk_in, dv_in, o, lse, ddo, grads[0], grads[1], grads[2]);
-             kernels->synchronize();
-           }, opt.warmup, opt.repeats),
+    report("bwd",
+           median_ms(
+               [&] {
+                 kernels->backward(config, dq_in, dk_in, dv_in, o, lse, ddo, grads[0], grads[1],
+                                   grads[2]);
+                 kernels->synchronize();
+               },
+               opt.warmup, opt.repeats),
            backward_flops(config, shape), bwd.dq);
   }
   fmt::print("# wrote {}\n", opt.csv);
@@ -125,14 +142,7 @@ int run(const Options& opt) {
 int main(int argc, char** argv) {
   longnet::bench::Options opt;
   CLI::App app{"CUDA dilated-attention benchmark (correctness-checked, median timings, CSV)"};
-  app.add_option("--tokens,-n", opt.tokens, "sequence lengths N")->delimiter(',');
-  app.add_option("--batch,-b", opt.batch, "batch size B");
-  app.add_option("--heads", opt.heads, "heads H");
-  app.add_option("--head-dim,-d", opt.head_dim, "head dimension D (32, 64 or 128)");
-  app.add_option("--segments,-w", opt.segments, "segment lengths w")->delimiter(',');
-  app.add_option("--rates,-r", opt.rates, "dilation rates r")->delimiter(',');
-  app.add_flag("--non-causal", opt.non_causal, "non-causal attention (default causal)");
-  app.add_option("--offsets", opt.offsets, "head offsets: grouped (default) or interleaved");
+  add_problem_options(app, opt.problem);
   app.add_option("--dtype", opt.dtype, "bfloat16, float16 or float32");
   app.add_flag("--deterministic", opt.deterministic, "deterministic backward (no atomics)");
   app.add_option("--repeats", opt.repeats, "timed runs (median reported)");

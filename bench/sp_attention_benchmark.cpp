@@ -22,18 +22,11 @@
 // rank moves per pattern and call (sp.traffic()), and a summary: tokens/s and effective
 // GFLOP/s over the global shape, against the slowest rank's median. bench/README.md
 // defines every column. Exit status 0, 1 when the check fails, 2 for a usage error.
-#include "bench/timing.hpp"
-#include "comm/mpi_communicator.hpp"
-#include "comm/mpi_session.hpp"
-#include "kernels/cpu/dilated_attention_cpu.hpp"
-#include "kernels/dilated_attention_spot_check.hpp"
-#include "model/sequence_parallel_attention.hpp"
-#include "runtime/random_fill.hpp"
-
-#include <CLI/CLI.hpp>
 #include <fmt/format.h>
 #include <fmt/ranges.h>
+#include <sched.h>
 
+#include <CLI/CLI.hpp>
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -45,7 +38,14 @@
 #include <numeric>
 #include <thread>
 
-#include <sched.h>
+#include "bench/problem_options.hpp"
+#include "bench/timing.hpp"
+#include "comm/mpi_communicator.hpp"
+#include "comm/mpi_session.hpp"
+#include "kernels/cpu/dilated_attention_cpu.hpp"
+#include "kernels/dilated_attention_spot_check.hpp"
+#include "model/sequence_parallel_attention.hpp"
+#include "runtime/random_fill.hpp"
 
 namespace longnet::bench {
 namespace {
@@ -56,12 +56,13 @@ constexpr double kBytesPerMB = 1e6;
 constexpr std::uint64_t kSeedQ = 1, kSeedK = 2, kSeedV = 3, kSeedDout = 4, kSeedRows = 7;
 
 struct Options {
-  std::vector<int64_t> tokens{16384};
-  int64_t batch = 1, heads = 8, head_dim = 64;
-  std::vector<int64_t> segments{2048, 4096, 8192};
-  std::vector<int64_t> rates{1, 2, 4};
-  bool non_causal = false;
-  std::string offsets = "interleaved";
+  ProblemOptions problem{.tokens = {16384},
+                         .batch = 1,
+                         .heads = 8,
+                         .head_dim = 64,
+                         .segments = {2048, 4096, 8192},
+                         .rates = {1, 2, 4},
+                         .offsets = "interleaved"};
   std::string isa;
   int repeats = 5, warmup = 1;
   int64_t check_rows = 16;                 // per rank
@@ -85,14 +86,16 @@ double mean(const std::vector<double>& v) {
 }
 
 template <typename Fn>
-CallTimes time_calls(Communicator& world, const SequenceParallelAttention& sp, int repeats, Fn&& fn) {
+CallTimes time_calls(Communicator& world, const SequenceParallelAttention& sp, int repeats,
+                     Fn&& fn) {
   CallTimes t;
   for (int i = 0; i < repeats; ++i) {
     world.barrier();
     const SequenceParallelTiming before = sp.timing();
     const auto start = std::chrono::steady_clock::now();
     fn();
-    const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    const double wall =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     const SequenceParallelTiming after = sp.timing();
     t.wall.push_back(wall);
     t.compute.push_back(after.compute_seconds - before.compute_seconds);
@@ -128,7 +131,7 @@ Tensor place_shard(const Tensor& part, const Shape& full_shape, const Shard& sha
 
 struct CheckResult {
   bool ran = false;
-  double o = 0, lse = 0, dq = 0;  // worst over ranks
+  double o = 0, lse = 0, dq = 0;              // worst over ranks
   int64_t rows = 0, coverage_mismatches = 0;  // summed over ranks
 };
 
@@ -148,8 +151,8 @@ Inputs make_inputs_and_check(Communicator& world, SequenceParallelAttention& sp,
   if (!check.ran) {
     // Distinct per rank; the values do not matter for timing.
     const auto salt = static_cast<std::uint64_t>(world.rank() + 1) * 1000003u;
-    for (auto [t, seed] : {std::pair{&in.q, kSeedQ}, {&in.k, kSeedK}, {&in.v, kSeedV},
-                           {&in.dout, kSeedDout}})
+    for (auto [t, seed] :
+         {std::pair{&in.q, kSeedQ}, {&in.k, kSeedK}, {&in.v, kSeedV}, {&in.dout, kSeedDout}})
       *t = random_tensor(qkv_shape(local), seed + salt);
     Tensor o(qkv_shape(local), DType::float32), lse(lse_shape(local), DType::float32);
     sp.forward(in.q, in.k, in.v, o, lse);
@@ -161,7 +164,8 @@ Inputs make_inputs_and_check(Communicator& world, SequenceParallelAttention& sp,
   const Shape full = qkv_shape(shape);
   const Tensor q = random_tensor(full, kSeedQ), k = random_tensor(full, kSeedK),
                v = random_tensor(full, kSeedV), dout = random_tensor(full, kSeedDout);
-  in = {token_slice(q, shard), token_slice(k, shard), token_slice(v, shard), token_slice(dout, shard)};
+  in = {token_slice(q, shard), token_slice(k, shard), token_slice(v, shard),
+        token_slice(dout, shard)};
   // Poisoned: an element the distributed op leaves unwritten fails the check.
   Tensor o = Tensor::filled(qkv_shape(local), std::nan(""));
   Tensor lse = Tensor::filled(lse_shape(local), std::nan(""));
@@ -169,7 +173,8 @@ Inputs make_inputs_and_check(Communicator& world, SequenceParallelAttention& sp,
   Tensor dq = Tensor::filled(qkv_shape(local), std::nan("")), dk = dq.clone(), dv = dq.clone();
   sp.backward(in.q, in.k, in.v, o, lse, in.dout, dq, dk, dv);
 
-  std::vector<RowIndex> rows = sample_rows(local, opt.check_rows, kSeedRows + static_cast<std::uint64_t>(world.rank()));
+  std::vector<RowIndex> rows =
+      sample_rows(local, opt.check_rows, kSeedRows + static_cast<std::uint64_t>(world.rank()));
   for (RowIndex& row : rows) row.token += shard.begin;
   const SpotCheckError fwd = spot_check_forward(config, q, k, v, place_shard(o, full, shard),
                                                 place_shard(lse, lse_shape(shape), shard), rows);
@@ -193,15 +198,33 @@ Inputs make_inputs_and_check(Communicator& world, SequenceParallelAttention& sp,
 // call are far below 2^53, so they travel exactly).
 enum RankField : std::size_t {
   kShard,
-  kFwdWall, kFwdCompute, kFwdComm, kBwdWall, kBwdCompute, kBwdComm,           // medians
-  kFwdWallMean, kFwdComputeMean, kFwdCommMean, kBwdWallMean, kBwdComputeMean, kBwdCommMean,
-  kFwdSent, kFwdReceived, kBwdSent, kBwdReceived,                             // bytes per call
+  kFwdWall,
+  kFwdCompute,
+  kFwdComm,
+  kBwdWall,
+  kBwdCompute,
+  kBwdComm,  // medians
+  kFwdWallMean,
+  kFwdComputeMean,
+  kFwdCommMean,
+  kBwdWallMean,
+  kBwdComputeMean,
+  kBwdCommMean,
+  kFwdSent,
+  kFwdReceived,
+  kBwdSent,
+  kBwdReceived,  // bytes per call
   kRankFields
 };
 // Per pattern: bytes per call.
 enum PatternField : std::size_t {
-  kFwdGatherSent, kFwdGatherReceived, kBwdGatherSent, kBwdGatherReceived, kBwdScatterSent,
-  kBwdScatterReceived, kPatternFields
+  kFwdGatherSent,
+  kFwdGatherReceived,
+  kBwdGatherSent,
+  kBwdGatherReceived,
+  kBwdScatterSent,
+  kBwdScatterReceived,
+  kPatternFields
 };
 
 std::string utc_now() {
@@ -233,11 +256,12 @@ struct CsvFiles {
 };
 
 // Returns false when the check failed (every rank alike).
-bool run_one(Communicator& world, DilatedAttentionKernels& kernels, const DilatedAttentionConfig& config,
-             int64_t tokens, const Options& opt, CsvFiles& csv) {
+bool run_one(Communicator& world, DilatedAttentionKernels& kernels,
+             const DilatedAttentionConfig& config, int64_t tokens, const Options& opt,
+             CsvFiles& csv) {
   const int size = world.size(), rank = world.rank();
   const bool printer = rank == 0;
-  const AttentionShape shape{opt.batch, tokens, opt.heads, opt.head_dim};
+  const AttentionShape shape = opt.problem.shape(tokens);
   SequenceParallelAttention sp(world, config, shape, kernels);
   const AttentionShape local = sp.local_shape();
 
@@ -248,14 +272,16 @@ bool run_one(Communicator& world, DilatedAttentionKernels& kernels, const Dilate
   if (printer) {
     fmt::print("# N={}: ", tokens);
     if (check.ran)
-      fmt::print("check of {} sampled rows (o, lse, dq against float64 from the definition): "
-                 "o {:.2e}, lse {:.2e}, dq {:.2e} (max over ranks), {} coverage mismatches: {}\n",
-                 check.rows, check.o, check.lse, check.dq, check.coverage_mismatches,
-                 check_ok ? "OK" : fmt::format("FAILED (tolerance {:.0e}); not timing", opt.tolerance));
+      fmt::print(
+          "check of {} sampled rows (o, lse, dq against float64 from the definition): "
+          "o {:.2e}, lse {:.2e}, dq {:.2e} (max over ranks), {} coverage mismatches: {}\n",
+          check.rows, check.o, check.lse, check.dq, check.coverage_mismatches,
+          check_ok ? "OK" : fmt::format("FAILED (tolerance {:.0e}); not timing", opt.tolerance));
     else
-      fmt::print("check SKIPPED: B*N*H*D = {} elements per tensor > --check-limit {} (every rank "
-                 "would build the full inputs); inputs are per-rank random shards\n",
-                 shape.elements(), opt.check_limit);
+      fmt::print(
+          "check SKIPPED: B*N*H*D = {} elements per tensor > --check-limit {} (every rank "
+          "would build the full inputs); inputs are per-rank random shards\n",
+          shape.elements(), opt.check_limit);
     std::fflush(stdout);
   }
   if (!check_ok) return false;
@@ -312,7 +338,9 @@ bool run_one(Communicator& world, DilatedAttentionKernels& kernels, const Dilate
   world.all_gather<int64_t>(mine_patterns, all_patterns, "pattern rows");
   if (!printer) return true;
 
-  auto field = [&](int r, RankField f) { return all[static_cast<std::size_t>(r) * kRankFields + f]; };
+  auto field = [&](int r, RankField f) {
+    return all[static_cast<std::size_t>(r) * kRankFields + f];
+  };
   double fwd_max = 0, bwd_max = 0;
   for (int r = 0; r < size; ++r) {
     fwd_max = std::max(fwd_max, field(r, kFwdWall));
@@ -328,31 +356,36 @@ bool run_one(Communicator& world, DilatedAttentionKernels& kernels, const Dilate
              "(tokens)", "", "(tokens)", "(ms)", "(ms)", "(ms)", "(ms)", "(ms)", "(ms)", "(MB)",
              "(MB)", "(MB)", "(MB)");
   for (int r = 0; r < size; ++r) {
-    fmt::print("  {:>8} {:>4} {:>8} {:>9.2f} {:>9.2f} {:>9.2f} {:>9.2f} {:>9.2f} {:>9.2f} {:>9.3f} "
-               "{:>9.3f} {:>9.3f} {:>9.3f}\n",
-               tokens, r, static_cast<int64_t>(field(r, kShard)), 1e3 * field(r, kFwdWall),
-               1e3 * field(r, kFwdCompute), 1e3 * field(r, kFwdComm), 1e3 * field(r, kBwdWall),
-               1e3 * field(r, kBwdCompute), 1e3 * field(r, kBwdComm), field(r, kFwdSent) / kBytesPerMB,
-               field(r, kFwdReceived) / kBytesPerMB, field(r, kBwdSent) / kBytesPerMB,
-               field(r, kBwdReceived) / kBytesPerMB);
+    fmt::print(
+        "  {:>8} {:>4} {:>8} {:>9.2f} {:>9.2f} {:>9.2f} {:>9.2f} {:>9.2f} {:>9.2f} {:>9.3f} "
+        "{:>9.3f} {:>9.3f} {:>9.3f}\n",
+        tokens, r, static_cast<int64_t>(field(r, kShard)), 1e3 * field(r, kFwdWall),
+        1e3 * field(r, kFwdCompute), 1e3 * field(r, kFwdComm), 1e3 * field(r, kBwdWall),
+        1e3 * field(r, kBwdCompute), 1e3 * field(r, kBwdComm), field(r, kFwdSent) / kBytesPerMB,
+        field(r, kFwdReceived) / kBytesPerMB, field(r, kBwdSent) / kBytesPerMB,
+        field(r, kBwdReceived) / kBytesPerMB);
   }
-  fmt::print("# summary N={} P={}: fwd {:.2f} ms, {:.0f} tokens/s, {:.1f} GFLOP/s | bwd {:.2f} ms, "
-             "{:.0f} tokens/s, {:.1f} GFLOP/s | fwd+bwd {:.0f} tokens/s  (slowest rank's median; "
-             "effective FLOPs of the global shape)\n",
-             tokens, size, 1e3 * fwd_max, global_tokens / fwd_max, fwd_flops / fwd_max / 1e9,
-             1e3 * bwd_max, global_tokens / bwd_max, bwd_flops / bwd_max / 1e9,
-             global_tokens / (fwd_max + bwd_max));
-  fmt::print("# traffic per call (bytes; comm/comm_counters.hpp: sent = own bytes others read, "
-             "received = others' bytes read), per rank and pattern\n");
+  fmt::print(
+      "# summary N={} P={}: fwd {:.2f} ms, {:.0f} tokens/s, {:.1f} GFLOP/s | bwd {:.2f} ms, "
+      "{:.0f} tokens/s, {:.1f} GFLOP/s | fwd+bwd {:.0f} tokens/s  (slowest rank's median; "
+      "effective FLOPs of the global shape)\n",
+      tokens, size, 1e3 * fwd_max, global_tokens / fwd_max, fwd_flops / fwd_max / 1e9,
+      1e3 * bwd_max, global_tokens / bwd_max, bwd_flops / bwd_max / 1e9,
+      global_tokens / (fwd_max + bwd_max));
+  fmt::print(
+      "# traffic per call (bytes; comm/comm_counters.hpp: sent = own bytes others read, "
+      "received = others' bytes read), per rank and pattern\n");
   fmt::print("# {:>8} {:>4} {:>10} {:>11} {:>11} {:>11} {:>11} {:>11} {:>11}\n", "N", "rank",
              "pattern", "fwd_g_sent", "fwd_g_recv", "bwd_g_sent", "bwd_g_recv", "bwd_rs_sent",
              "bwd_rs_recv");
   for (int r = 0; r < size; ++r) {
     for (std::size_t p = 0; p < patterns; ++p) {
-      const int64_t* f = &all_patterns[(static_cast<std::size_t>(r) * patterns + p) * kPatternFields];
+      const int64_t* f =
+          &all_patterns[(static_cast<std::size_t>(r) * patterns + p) * kPatternFields];
       fmt::print("  {:>8} {:>4} {:>10} {:>11} {:>11} {:>11} {:>11} {:>11} {:>11}\n", tokens, r,
                  pattern_label(config.patterns[p]), f[kFwdGatherSent], f[kFwdGatherReceived],
-                 f[kBwdGatherSent], f[kBwdGatherReceived], f[kBwdScatterSent], f[kBwdScatterReceived]);
+                 f[kBwdGatherSent], f[kBwdGatherReceived], f[kBwdScatterSent],
+                 f[kBwdScatterReceived]);
       if (csv.traffic.is_open())
         csv.traffic << fmt::format("{},{},{},{},{},{},{},{},{},{}\n", tokens, size, r,
                                    pattern_label(config.patterns[p]), f[kFwdGatherSent],
@@ -366,11 +399,13 @@ bool run_one(Communicator& world, DilatedAttentionKernels& kernels, const Dilate
     for (int r = 0; r < size; ++r) {
       csv.ranks << fmt::format(
           "{},{},{},{},{},\"{}\",\"{}\",{},{},{},{},{:.4f},{:.4f},{:.4f},{:.4f},{:.4f},{:.4f},"
-          "{:.4f},{:.4f},{:.4f},{:.4f},{:.4f},{:.4f},{},{},{},{},{:.4f},{:.1f},{:.3f},{:.4f},{:.1f},"
+          "{:.4f},{:.4f},{:.4f},{:.4f},{:.4f},{:.4f},{},{},{},{},{:.4f},{:.1f},{:.3f},{:.4f},{:.1f}"
+          ","
           "{:.3f},{},{:.3e},{:.3e}\n",
-          tokens, opt.batch, opt.heads, opt.head_dim, size, fmt::join(opt.segments, " "),
-          fmt::join(opt.rates, " "), config.causal ? 1 : 0, head_offsets_name(config.head_offsets),
-          r, static_cast<int64_t>(field(r, kShard)), 1e3 * field(r, kFwdWall),
+          tokens, opt.problem.batch, opt.problem.heads, opt.problem.head_dim, size,
+          fmt::join(opt.problem.segments, " "), fmt::join(opt.problem.rates, " "),
+          config.causal ? 1 : 0, head_offsets_name(config.head_offsets), r,
+          static_cast<int64_t>(field(r, kShard)), 1e3 * field(r, kFwdWall),
           1e3 * field(r, kFwdCompute), 1e3 * field(r, kFwdComm), 1e3 * field(r, kBwdWall),
           1e3 * field(r, kBwdCompute), 1e3 * field(r, kBwdComm), 1e3 * field(r, kFwdWallMean),
           1e3 * field(r, kFwdComputeMean), 1e3 * field(r, kFwdCommMean),
@@ -386,11 +421,11 @@ bool run_one(Communicator& world, DilatedAttentionKernels& kernels, const Dilate
 }
 
 int run(const Options& opt, const MpiSession& session) {
-  const auto config = DilatedAttentionConfig::from_lists(
-      opt.segments, opt.rates, !opt.non_causal, parse_head_offsets(opt.offsets));
+  const auto config = opt.problem.config();
   validate_config(config);
   auto world = MpiCommunicator::world("sp bench");
-  auto kernels = make_cpu_dilated_attention(opt.isa.empty() ? default_cpu_isa() : parse_cpu_isa(opt.isa));
+  auto kernels =
+      make_cpu_dilated_attention(opt.isa.empty() ? default_cpu_isa() : parse_cpu_isa(opt.isa));
   const bool printer = world->rank() == 0;
 
   CsvFiles csv;
@@ -412,18 +447,21 @@ int run(const Options& opt, const MpiSession& session) {
   }
 
   if (printer) {
-    fmt::print("# longnet_bench_sp_attention: sequence-parallel dilated attention, time per rank "
-               "split into compute and communication (definitions: bench/README.md)\n");
+    fmt::print(
+        "# longnet_bench_sp_attention: sequence-parallel dilated attention, time per rank "
+        "split into compute and communication (definitions: bench/README.md)\n");
     fmt::print("# P={} ranks (MPI), host {}, {}; kernels {} on {} per rank; {}\n", world->size(),
                session.host(), utc_now(), kernels->name(), machine_description(),
                affinity_note(world->rank()));
-    fmt::print("# config: {}  B={} H={} D={}\n", config.describe(), opt.batch, opt.heads, opt.head_dim);
-    fmt::print("# per call: median of {} calls after {} warm-up (forward and backward), each after "
-               "a barrier; comp and comm: medians of each call's compute and communication time\n",
-               opt.repeats, opt.warmup);
+    fmt::print("# config: {}  B={} H={} D={}\n", config.describe(), opt.problem.batch,
+               opt.problem.heads, opt.problem.head_dim);
+    fmt::print(
+        "# per call: median of {} calls after {} warm-up (forward and backward), each after "
+        "a barrier; comp and comm: medians of each call's compute and communication time\n",
+        opt.repeats, opt.warmup);
     std::fflush(stdout);
   }
-  for (const int64_t n : opt.tokens) {
+  for (const int64_t n : opt.problem.tokens) {
     if (!run_one(*world, *kernels, config, n, opt, csv)) return kExitCheckFailed;
   }
   if (printer && !opt.csv.empty()) fmt::print("# wrote {}\n", opt.csv);
@@ -438,14 +476,7 @@ int main(int argc, char** argv) {
   longnet::MpiSession session(&argc, &argv);
   longnet::bench::Options opt;
   CLI::App app{"Sequence-parallel dilated-attention benchmark (run under mpirun; bench/README.md)"};
-  app.add_option("--tokens,-n", opt.tokens, "global sequence lengths N")->delimiter(',');
-  app.add_option("--batch,-b", opt.batch, "batch size B");
-  app.add_option("--heads", opt.heads, "heads H");
-  app.add_option("--head-dim,-d", opt.head_dim, "head dimension D");
-  app.add_option("--segments,-w", opt.segments, "segment lengths w")->delimiter(',');
-  app.add_option("--rates,-r", opt.rates, "dilation rates r")->delimiter(',');
-  app.add_flag("--non-causal", opt.non_causal, "non-causal attention (default causal)");
-  app.add_option("--offsets", opt.offsets, "head offsets: interleaved or grouped");
+  add_problem_options(app, opt.problem);
   app.add_option("--isa", opt.isa, "generic, avx2 or avx512 (default: best available)");
   app.add_option("--repeats", opt.repeats, "timed calls per direction (median reported)");
   app.add_option("--warmup", opt.warmup, "untimed forward+backward calls before timing");
@@ -465,7 +496,8 @@ int main(int argc, char** argv) {
     if (session.rank() == 0) app.exit(e);
     return e.get_exit_code() == 0 ? 0 : longnet::bench::kExitUsage;
   } catch (const longnet::Error& e) {
-    if (session.rank() == 0) fmt::print(stderr, "longnet_bench_sp_attention: error: {}\n", e.what());
+    if (session.rank() == 0)
+      fmt::print(stderr, "longnet_bench_sp_attention: error: {}\n", e.what());
     return longnet::bench::kExitUsage;
   }
   try {
