@@ -3,7 +3,11 @@
 
 (a) ceiling: torch.nn.functional.scaled_dot_product_attention on one dense sequence of
     one segment's length (FlashAttention inside PyTorch): the rate a fused attention
-    kernel reaches on this device for that length.
+    kernel reaches on this device for that length. Two forms: 'sdpa' is one sequence
+    (B=1, as the issue words it; short ones leave most of the GPU idle), 'sdpa-full' is
+    as many sequences of that length as fill --full-tokens tokens, which is how the
+    dilated problem runs (many segments at once) and so the fairer ceiling. Lengths: each
+    segment length w and each dilated length w/r.
 (b) official: the LongNet approach of microsoft/torchscale rebuilt from PyTorch ops on
     the same problem: for each pattern, gather the dilated rows of each segment (heads
     split into r groups, group g taking rows g, g+r, ...: the 'grouped' offsets), run
@@ -88,6 +92,13 @@ def official_dilated(q, k, v, patterns, causal):
     return merged
 
 
+def report_oom(name, n, direction):
+    """The official approach keeps every pattern's gathered copies for autograd; at 1M
+    tokens that can exceed the card. Say so in the table instead of dying."""
+    print(f"  {name:>9} {n:>9} {direction:>4} {'OOM':>11} {'-':>9}", flush=True)
+    torch.cuda.empty_cache()
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--tokens", default="32768,131072,524288,1048576")
@@ -99,6 +110,8 @@ def main():
     parser.add_argument("--dtype", default="bfloat16", choices=["bfloat16", "float16"])
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--full-tokens", type=int, default=131072,
+                        help="tokens per 'sdpa-full' run (sequences of one length, batched)")
     parser.add_argument("--csv", default="torch_baselines.csv")
     args = parser.parse_args()
     if not torch.cuda.is_available():
@@ -114,30 +127,33 @@ def main():
     device = torch.cuda.get_device_name()
     print(f"# torch baselines on {device}, torch {torch.__version__}, {args.dtype}, "
           f"H={heads} D={d} {'causal' if causal else 'non-causal'}, median of {args.repeats}")
-    print(f"# {'baseline':>9} {'N':>9} {'dir':>4} {'median_ms':>11} {'TFLOP/s':>9}")
+
+    print(f"# {'baseline':>9} {'N':>9} {'dir':>4} {'median_ms':>11} {'TFLOP/s':>9}  "
+          "(sdpa rows: N is the sequence length; sdpa-full runs B = full-tokens / N of them)")
 
     def report(name, n, direction, ms, flops):
         tflops = flops / (ms * 1e9)
         print(f"  {name:>9} {n:>9} {direction:>4} {ms:>11.3f} {tflops:>9.1f}", flush=True)
         rows.append([device, args.dtype, name, n, heads, d, int(causal), direction, ms, tflops])
 
-    # (a) dense SDPA on one segment's length, for each segment length.
-    for w in segments:
-        q, k, v = (torch.randn(1, heads, w, d, device="cuda", dtype=dtype, requires_grad=True)
-                   for _ in range(3))
-        flops = 4.0 * d * heads * (w * (w + 1) // 2 if causal else w * w)
-        out = F.scaled_dot_product_attention(q, k, v, is_causal=causal)
-        grad = torch.randn_like(out)
-        report("sdpa", w, "fwd",
-               time_ms(lambda: F.scaled_dot_product_attention(q, k, v, is_causal=causal),
-                       args.warmup, args.repeats), flops)
-        report("sdpa", w, "bwd",
-               time_ms(lambda: torch.autograd.grad(
-                   F.scaled_dot_product_attention(q, k, v, is_causal=causal), (q, k, v), grad),
-                   args.warmup, args.repeats) -
-               time_ms(lambda: F.scaled_dot_product_attention(q, k, v, is_causal=causal),
-                       args.warmup, args.repeats),
-               2.5 * flops)
+    # (a) dense SDPA on one segment's length: each w and each dilated length w / r.
+    lengths = sorted(set(segments) | {w // r for w, r in patterns})
+    for name, batch_of in (("sdpa", lambda w: 1),
+                           ("sdpa-full", lambda w: max(1, args.full_tokens // w))):
+        for w in lengths:
+            batch = batch_of(w)
+            q, k, v = (torch.randn(batch, heads, w, d, device="cuda", dtype=dtype,
+                                   requires_grad=True) for _ in range(3))
+            flops = 4.0 * d * heads * batch * (w * (w + 1) // 2 if causal else w * w)
+            sdpa = lambda: F.scaled_dot_product_attention(q, k, v, is_causal=causal)
+            grad = torch.randn_like(sdpa())
+            with torch.no_grad():
+                fwd_ms = time_ms(sdpa, args.warmup, args.repeats)
+            both_ms = time_ms(lambda: torch.autograd.grad(sdpa(), (q, k, v), grad),
+                              args.warmup, args.repeats)
+            report(name, w, "fwd", fwd_ms, flops)
+            report(name, w, "bwd", both_ms - fwd_ms, 2.5 * flops)
+            del q, k, v, grad
 
     # (b) the official approach on the whole problem.
     for n in (int(x) for x in args.tokens.split(",")):
@@ -146,12 +162,21 @@ def main():
         flops = 4.0 * d * allowed_pairs(n, heads, patterns, causal)
         forward = lambda: official_dilated(q, k, v, patterns, causal)
         grad = torch.randn_like(q)
-        fwd_ms = time_ms(forward, args.warmup, args.repeats)
-        both_ms = time_ms(lambda: torch.autograd.grad(forward(), (q, k, v), grad),
-                          args.warmup, args.repeats)
-        report("official", n, "fwd", fwd_ms, flops)
-        report("official", n, "bwd", both_ms - fwd_ms, 2.5 * flops)
-        del q, k, v
+        try:
+            with torch.no_grad():  # timing the forward alone: no graph kept
+                fwd_ms = time_ms(forward, args.warmup, args.repeats)
+            report("official", n, "fwd", fwd_ms, flops)
+        except torch.OutOfMemoryError:
+            report_oom("official", n, "fwd")
+            fwd_ms = None
+        if fwd_ms is not None:
+            try:
+                both_ms = time_ms(lambda: torch.autograd.grad(forward(), (q, k, v), grad),
+                                  args.warmup, args.repeats)
+                report("official", n, "bwd", both_ms - fwd_ms, 2.5 * flops)
+            except torch.OutOfMemoryError:
+                report_oom("official", n, "bwd")
+        del q, k, v, grad
         torch.cuda.empty_cache()
 
     with open(args.csv, "w", newline="") as f:

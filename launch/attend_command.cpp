@@ -93,7 +93,7 @@ struct Run {
   double forward_ms = 0, backward_ms = 0;
 };
 
-void read_inputs(const AttendOptions& options, Ranks& ranks, Run& run) {
+void read_inputs(const AttendOptions& options, [[maybe_unused]] Ranks& ranks, Run& run) {
   const H5File file = H5File::open_read(options.input);
   run.config = read_attend_config(file);
   run.shape = read_attend_shape(file, &run.has_dout);

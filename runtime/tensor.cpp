@@ -114,6 +114,8 @@ Tensor Tensor::cast(DType dtype) const {
   LONGNET_CHECK(device_ == Device::cpu, "cast() converts host tensors; copy this {} tensor to "
                 "the host first with to(Device::cpu)", device_name(device_));
   Tensor out(shape_, dtype);
+  // Parallel: benchmarks cast gigabyte tensors (a 1M-token q is 2^31 elements).
+#pragma omp parallel for schedule(static)
   for (int64_t i = 0; i < numel_; ++i) {
     const double x = element_as_double(*this, i);
     switch (dtype) {
