@@ -31,8 +31,8 @@
 // row attends only itself, o = v exactly and dq = dk = 0 up to float32 rounding of
 // dP - delta; it is the CPU suite's own float32 tolerance.
 //
-// Every case runs the default backend (dq by atomicAdd) and the deterministic one (dq by
-// its own kernel); the latter must reproduce its gradients bit for bit.
+// Every case runs the default backend (dq by its own kernel, deterministic) and the
+// atomic-dq one; the default must reproduce its gradients bit for bit.
 #include "kernels/cpu/dilated_attention_cpu.hpp"
 #include "kernels/cuda/dilated_attention_cuda.hpp"
 #include "runtime/error.hpp"
@@ -146,7 +146,7 @@ TEST_P(CudaKernelsMatchReference, WithinTwiceTheNaiveError) {
   const Tensor gq = on_gpu(q, c.dtype), gk = on_gpu(k, c.dtype), gv = on_gpu(v, c.dtype),
                gdout = on_gpu(dout, c.dtype);
   for (bool deterministic : {false, true}) {
-    SCOPED_TRACE(deterministic ? "deterministic backend" : "default backend (atomic dq)");
+    SCOPED_TRACE(deterministic ? "default backend (deterministic dq)" : "atomic-dq backend");
     auto kernels = make_cuda_dilated_attention(0, deterministic);
     Tensor go = poisoned_gpu(shape, c.dtype);
     Tensor glse = poisoned_gpu(lse_shape(c.shape), DType::float32);

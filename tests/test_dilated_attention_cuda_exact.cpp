@@ -178,7 +178,7 @@ TEST_P(CudaKernelsCountAllowedPairs, ExactlyInForwardAndBackward) {
                gv = v.cast(c.dtype).to(Device::cuda), gdout = dout.cast(c.dtype).to(Device::cuda);
   const Tensor zeros = Tensor::zeros(lse_shape(s)).to(Device::cuda);  // saved lse and delta
   for (bool deterministic : {false, true}) {
-    SCOPED_TRACE(deterministic ? "deterministic backend" : "default backend (atomic dq)");
+    SCOPED_TRACE(deterministic ? "default backend (deterministic dq)" : "atomic-dq backend");
     auto kernels = make_cuda_dilated_attention(0, deterministic);
     Tensor o = Tensor::zeros(shape).to(Device::cuda);
     Tensor lse =

@@ -225,7 +225,7 @@ class CudaDilatedAttention final : public DilatedAttentionKernels {
   CudaDilatedAttention& operator=(const CudaDilatedAttention&) = delete;
 
   std::string name() const override {
-    return fmt::format("cuda:{}{}", device_, deterministic_ ? "-deterministic" : "");
+    return fmt::format("cuda:{}{}", device_, deterministic_ ? "" : "-atomic-dq");
   }
 
   void forward(const DilatedAttentionConfig& config, const Tensor& q, const Tensor& k,

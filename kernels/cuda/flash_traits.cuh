@@ -1,9 +1,10 @@
 // Compile-time choices of the CUDA dilated-attention kernels, one traits struct per kernel
 // family, each checked by static_asserts against what the device code assumes.
 //
-// Tile sizes. None of these has been measured yet: there was no GPU where they were
-// written. Each is chosen by the reasoning beside it and is to be measured on an H100
-// (bench/, once a CUDA benchmark exists); change them here only with the measurement.
+// Tile sizes. Chosen by the reasoning beside each, then measured on an H100
+// (bench/results/cuda_attention_2026-11-22_h100.txt: bf16, B=1 H=16 D=128, the paper's
+// five patterns): the forward with 4 warps (64 rows) ran at 199-203 TFLOP/s, with 8 warps
+// (128 rows) at 179-184, so 4 stay. Change them here only with a measurement.
 // Shared principles:
 //   * 4 warps (128 threads) per block, one m16 row tile per warp in the tensor-core
 //     kernels, as FlashAttention-2's sm80 forward kernels for these head dims.
@@ -15,8 +16,9 @@
 //     (forward), 163-254 (dK/dV) and 125-167 (dQ), i.e. 2-3 blocks of 4 warps per SM, with
 //     small spills in two instantiations (dK/dV with atomic dQ, causal: 28 bytes for
 //     D = 32 on sm_80, 16 bytes for D = 128 on sm_90); the CUDA-core kernels use 40-80.
-//     Whether smaller tiles (more resident warps) or larger ones (fewer reloads) win on an
-//     H100 is exactly what the measurement must decide.
+//     Taller blocks of one-m16-per-warp (8 warps) lost on the H100 (above); what should
+//     win is two m16 row tiles per warp (each K/V fragment then feeds four MMAs, not two),
+//     not yet tried.
 //   * Shared-memory rows are padded by 16 bytes (kSmemPad elements). A row is then an odd
 //     number of 16-byte units (D = 32, 64, 128 give 5, 9, 17), so the 8 row addresses of
 //     an ldmatrix phase fall in 8 different bank groups: conflict-free without a swizzle.
@@ -38,10 +40,15 @@ inline constexpr int kWarpThreads = 32;
 // Per block: kBlockM query rows of one task; streams key/value tiles of kBlockN rows.
 // kBlockN: 128 for D = 32 and 64 (S is 64 floats/thread, O 16 or 32; K and V tiles fit in
 // 46 KiB with Q), 64 for D = 128 (O alone is 64 floats/thread; 52 KiB of shared memory).
+// LONGNET_CUDA_FORWARD_WARPS overrides the warp count (so kBlockM = 16 x warps) for
+// measuring other tile heights side by side; the default is what the measurements chose.
+#ifndef LONGNET_CUDA_FORWARD_WARPS
+#define LONGNET_CUDA_FORWARD_WARPS 4
+#endif
 template <typename Element_, int kHeadDim_> struct FlashForwardTraits {
   using Element = Element_;
   static constexpr int kHeadDim = kHeadDim_;
-  static constexpr int kNWarps = 4;
+  static constexpr int kNWarps = LONGNET_CUDA_FORWARD_WARPS;
   static constexpr int kThreads = kNWarps * kWarpThreads;
   static constexpr int kBlockM = 16 * kNWarps;  // one m16 row tile per warp
   static constexpr int kBlockN = kHeadDim == 128 ? 64 : 128;
