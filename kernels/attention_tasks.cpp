@@ -1,13 +1,35 @@
 #include "kernels/attention_tasks.hpp"
 
+#include "kernels/philox.hpp"
+#include "runtime/error.hpp"
+
 #include <algorithm>
 
 namespace longnet {
 
+int64_t relative_bias_rows(const DilationPattern& pattern) {
+  return (pattern.segment_length + pattern.dilation_rate - 1) / pattern.dilation_rate;
+}
+
+namespace {
+
+// Each per-head list of `extras` must be empty or name every head.
+void check_task_extras(const TaskExtras& extras, int64_t heads) {
+  const auto fits = [heads](std::size_t n) { return n == 0 || static_cast<int64_t>(n) == heads; };
+  LONGNET_CHECK(fits(extras.bias.size()) && fits(extras.dbias.size()) &&
+                    fits(extras.dropout_keys.size()),
+                "segment_tasks: TaskExtras lists must be empty or hold one entry per head ({}); "
+                "got {} bias, {} dbias, {} dropout keys",
+                heads, extras.bias.size(), extras.dbias.size(), extras.dropout_keys.size());
+}
+
+}  // namespace
+
 PatternTasks segment_tasks(const DilationPattern& pattern, HeadOffsets scheme,
                            const AttentionShape& local, int64_t first_token, int64_t total_tokens,
                            const void* k, const void* v, std::size_t element_bytes, float* dk,
-                           float* dv) {
+                           float* dv, const TaskExtras& extras) {
+  check_task_extras(extras, local.heads);
   const int64_t w = pattern.segment_length, r = pattern.dilation_rate;
   const int64_t end_token = first_token + local.tokens;
   PatternTasks work;
@@ -32,6 +54,13 @@ PatternTasks segment_tasks(const DilationPattern& pattern, HeadOffsets scheme,
         task.queries = {base, row, count, 0};
         task.keys = {k_bytes + byte_offset, v_bytes + byte_offset, dk ? dk + base : nullptr,
                      dv ? dv + base : nullptr, work.query_row_stride, count};
+        task.token_origin = start + off;
+        task.token_stride = r;
+        if (!extras.bias.empty()) task.bias = extras.bias[static_cast<std::size_t>(h)];
+        if (!extras.dbias.empty()) task.dbias = extras.dbias[static_cast<std::size_t>(h)];
+        if (!extras.dropout_keys.empty()) {
+          task.dropout_key = dropout_task_key(extras.dropout_keys[static_cast<std::size_t>(h)], b);
+        }
         work.tasks.push_back(task);
       }
     }

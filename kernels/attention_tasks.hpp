@@ -40,6 +40,10 @@ struct AttentionParams {
   int64_t head_dim = 0;  // D
   float scale = 0;       // softmax scale applied to q . k
   bool causal = false;   // key index <= query index, in dilated index of the segment
+  // Attention dropout probability in [0, 1); 0 turns dropout off. The pair of query
+  // token m and key token n is kept iff philox_keep(task.dropout_key, m, n, p)
+  // (kernels/philox.hpp); kept weights are scaled by 1 / (1 - p) after the softmax.
+  float dropout_p = 0;
 };
 
 // Some of the rows one pattern selects in one (batch, head, segment), as queries: the
@@ -67,6 +71,22 @@ struct KeyRows {
 struct SegmentTask {
   QueryRows queries;
   KeyRows keys;
+  // Relative position bias by dilated distance d = i - j (query minus key dilated
+  // index; real distance d * r): s_ij = scale * q_i . k_j + bias[i - j]. Points at the
+  // element for d = 0 of a float32 vector valid for d in [-(L-1), L-1], L = ceil(w / r)
+  // (host or device memory, as the backend requires). Null: no bias.
+  const float* bias = nullptr;
+  // Backward only, same indexing as bias: += sum over this task's pairs (i, j) of dS_ij,
+  // the gradient of the pre-softmax score. Tasks may share one vector (adds are atomic).
+  // Null: not wanted (bias may still be set).
+  float* dbias = nullptr;
+  // Dropout (when AttentionParams::dropout_p > 0): the Philox key of this task, and the
+  // GLOBAL token position of dilated index 0 and the step between dilated indices (r):
+  // query i is token m = token_origin + i * token_stride, key j is token
+  // n = token_origin + j * token_stride.
+  uint64_t dropout_key = 0;
+  int64_t token_origin = 0;
+  int64_t token_stride = 1;
 };
 
 // One pattern's work. Tasks never share query rows, nor key-gradient rows, so they run
@@ -77,15 +97,31 @@ struct PatternTasks {
   std::vector<SegmentTask> tasks;
 };
 
+// L = ceil(w / r): the most rows one segment of `pattern` selects for a head, so dilated
+// distances i - j lie in [-(L-1), L-1] and a bias vector has 2L - 1 elements.
+int64_t relative_bias_rows(const DilationPattern& pattern);
+
+// What segment_tasks attaches to each task of one pattern besides its rows. Each vector
+// is empty (feature off) or holds one entry per head h of the local shape.
+struct TaskExtras {
+  std::vector<const float*> bias;  // head h's bias vector, pointing at distance d = 0
+  std::vector<float*> dbias;       // head h's bias gradient, same indexing
+  // Head h's dropout_stream_key(seed, step, layer, h, pattern) (kernels/philox.hpp); a
+  // task of batch b gets dropout_task_key(dropout_keys[h], b).
+  std::vector<uint64_t> dropout_keys;
+};
+
 // The tasks of the segments of `pattern` that lie wholly inside the tokens
 // [first_token, first_token + local.tokens) of a sequence of `total_tokens`, for tensors
 // that hold exactly those tokens ([B, local.tokens, H, D]): each segment's selected rows
 // attend all of them. One rank holding the whole sequence passes first_token = 0 and
 // total_tokens = local.tokens. k and v point at elements of `element_bytes` bytes; dk
-// and dv (float32 accumulators) may be null for a forward.
+// and dv (float32 accumulators) may be null for a forward. Every task gets token_origin
+// (the global token of its dilated index 0: segment start + head offset) and
+// token_stride = r; bias, dbias and dropout_key come from `extras` when given.
 PatternTasks segment_tasks(const DilationPattern& pattern, HeadOffsets scheme,
                            const AttentionShape& local, int64_t first_token, int64_t total_tokens,
                            const void* k, const void* v, std::size_t element_bytes, float* dk,
-                           float* dv);
+                           float* dv, const TaskExtras& extras = {});
 
 }  // namespace longnet

@@ -1,5 +1,11 @@
 #include "kernels/dilated_attention.hpp"
 
+#include "kernels/philox.hpp"
+
+#include <fmt/format.h>
+
+#include <string>
+
 namespace longnet {
 
 Shape qkv_shape(const AttentionShape& s) { return {s.batch, s.tokens, s.heads, s.head_dim}; }
@@ -25,24 +31,80 @@ AttentionShape check_qkv(const Tensor& q, const Tensor& k, const Tensor& v) {
   return shape;
 }
 
+void check_extras(const DilatedAttentionConfig& config, const AttentionShape& shape,
+                  const AttentionExtras& extras, std::span<const Tensor> dbias, Device device) {
+  const float p = extras.dropout_p;
+  LONGNET_CHECK(p >= 0.0f && p < 1.0f,
+                "dropout_p must be in [0, 1), got {}; use 0 to turn dropout off", p);
+  const std::size_t patterns = config.patterns.size();
+  LONGNET_CHECK(extras.bias.empty() || extras.bias.size() == patterns,
+                "extras.bias must be empty or hold one tensor per pattern ({}), got {}", patterns,
+                extras.bias.size());
+  LONGNET_CHECK(dbias.empty() || !extras.bias.empty(),
+                "dbias was requested but extras.bias is empty; pass the forward's bias tensors");
+  LONGNET_CHECK(dbias.empty() || dbias.size() == patterns,
+                "dbias must be empty or hold one tensor per pattern ({}), got {}", patterns,
+                dbias.size());
+  for (std::size_t i = 0; i < extras.bias.size(); ++i) {
+    const Shape expected{shape.heads, 2 * relative_bias_rows(config.patterns[i]) - 1};
+    const std::string what = fmt::format(
+        "bias of pattern {} (w={}, r={}; [heads, 2 ceil(w/r) - 1])", i,
+        config.patterns[i].segment_length, config.patterns[i].dilation_rate);
+    check_tensor(extras.bias[i], expected, what.c_str());
+    LONGNET_CHECK(extras.bias[i].device() == device, "{} is in {} memory, expected {}", what,
+                  device_name(extras.bias[i].device()), device_name(device));
+    if (!dbias.empty()) {
+      const std::string dwhat = fmt::format("dbias of pattern {}", i);
+      check_tensor(dbias[i], expected, dwhat.c_str());
+      LONGNET_CHECK(dbias[i].device() == device, "{} is in {} memory, expected {}", dwhat,
+                    device_name(dbias[i].device()), device_name(device));
+    }
+  }
+}
+
+TaskExtras pattern_task_extras(const DilatedAttentionConfig& config, const AttentionShape& shape,
+                               const AttentionExtras& extras, std::span<Tensor> dbias,
+                               std::size_t p) {
+  TaskExtras out;
+  const int64_t center = relative_bias_rows(config.patterns[p]) - 1;  // element of d = 0
+  const int64_t row = 2 * center + 1;
+  for (int64_t h = 0; h < shape.heads; ++h) {
+    if (!extras.bias.empty()) out.bias.push_back(extras.bias[p].data<float>() + h * row + center);
+    if (!dbias.empty()) out.dbias.push_back(dbias[p].data<float>() + h * row + center);
+    if (extras.dropout_p > 0.0f) {
+      out.dropout_keys.push_back(dropout_stream_key(extras.dropout_seed, extras.dropout_step,
+                                                    extras.dropout_layer,
+                                                    static_cast<uint32_t>(h),
+                                                    static_cast<uint32_t>(p)));
+    }
+  }
+  return out;
+}
+
 AttentionOutputs run_forward(DilatedAttentionKernels& kernels, const DilatedAttentionConfig& config,
-                             const Tensor& q, const Tensor& k, const Tensor& v) {
+                             const Tensor& q, const Tensor& k, const Tensor& v,
+                             const AttentionExtras& extras) {
   const AttentionShape shape = check_qkv(q, k, v);
   AttentionOutputs out{Tensor(qkv_shape(shape), DType::float32),
                        Tensor(lse_shape(shape), DType::float32)};
-  kernels.forward(config, q, k, v, out.o, out.lse);
+  kernels.forward(config, q, k, v, out.o, out.lse, extras);
   return out;
 }
 
 AttentionGradients run_backward(DilatedAttentionKernels& kernels,
                                 const DilatedAttentionConfig& config, const Tensor& q,
                                 const Tensor& k, const Tensor& v, const AttentionOutputs& outputs,
-                                const Tensor& dout) {
+                                const Tensor& dout, const AttentionExtras& extras) {
   const AttentionShape shape = check_qkv(q, k, v);
   AttentionGradients grads{Tensor(qkv_shape(shape), DType::float32),
                            Tensor(qkv_shape(shape), DType::float32),
-                           Tensor(qkv_shape(shape), DType::float32)};
-  kernels.backward(config, q, k, v, outputs.o, outputs.lse, dout, grads.dq, grads.dk, grads.dv);
+                           Tensor(qkv_shape(shape), DType::float32),
+                           {}};
+  for (const Tensor& bias : extras.bias) {
+    grads.dbias.emplace_back(bias.shape(), DType::float32, bias.device());
+  }
+  kernels.backward(config, q, k, v, outputs.o, outputs.lse, dout, grads.dq, grads.dk, grads.dv,
+                   extras, grads.dbias);
   return grads;
 }
 

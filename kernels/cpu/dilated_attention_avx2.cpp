@@ -1,7 +1,9 @@
 // The avx2 copy of the CPU tile code; CMake compiles this file with the avx2 flags.
 #include "kernels/cpu/isa_entry_points.hpp"
+#include "kernels/philox.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstdint>
 #include <cstring>

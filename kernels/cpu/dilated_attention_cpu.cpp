@@ -15,14 +15,18 @@ namespace {
 // The whole sequence is local on one rank.
 PatternTasks pattern_tasks(const DilationPattern& pattern, HeadOffsets scheme,
                            const AttentionShape& shape, const float* k, const float* v, float* dk,
-                           float* dv) {
-  return segment_tasks(pattern, scheme, shape, 0, shape.tokens, k, v, sizeof(float), dk, dv);
+                           float* dv, const TaskExtras& extras) {
+  return segment_tasks(pattern, scheme, shape, 0, shape.tokens, k, v, sizeof(float), dk, dv,
+                       extras);
 }
 
 void check_float32_inputs(const AttentionParams& params) {
   LONGNET_CHECK(params.input_dtype == DType::float32,
                 "the CPU kernels take float32 inputs, not {}; convert them with Tensor::cast",
                 dtype_name(params.input_dtype));
+  LONGNET_CHECK(params.dropout_p >= 0.0f && params.dropout_p < 1.0f,
+                "dropout_p must be in [0, 1), got {}; use 0 to turn dropout off",
+                params.dropout_p);
 }
 
 AttentionParams base_params(const DilatedAttentionConfig& config, const AttentionShape& shape) {
@@ -59,11 +63,12 @@ class CpuDilatedAttention final : public DilatedAttentionKernels {
   std::string name() const override { return fmt::format("cpu-{}", cpu_isa_name(isa_)); }
 
   void forward(const DilatedAttentionConfig& config, const Tensor& q, const Tensor& k,
-               const Tensor& v, Tensor& o, Tensor& lse) override {
+               const Tensor& v, Tensor& o, Tensor& lse, const AttentionExtras& extras) override {
     validate_config(config);
     const AttentionShape shape = check_qkv(q, k, v);
     check_tensor(o, qkv_shape(shape), "o");
     check_tensor(lse, lse_shape(shape), "lse");
+    check_extras(config, shape, extras, {}, Device::cpu);
 
     o.fill(0.0);
     lse.fill(-std::numeric_limits<double>::infinity());
@@ -71,15 +76,18 @@ class CpuDilatedAttention final : public DilatedAttentionKernels {
     params.q = q.data<float>();
     params.o = o.data<float>();
     params.lse = lse.data<float>();
-    for (const auto& pattern : config.patterns) {
-      forward_(params, pattern_tasks(pattern, config.head_offsets, shape, k.data<float>(),
-                                     v.data<float>(), nullptr, nullptr));
+    params.dropout_p = extras.dropout_p;
+    for (std::size_t p = 0; p < config.patterns.size(); ++p) {
+      forward_(params, pattern_tasks(config.patterns[p], config.head_offsets, shape,
+                                     k.data<float>(), v.data<float>(), nullptr, nullptr,
+                                     pattern_task_extras(config, shape, extras, {}, p)));
     }
   }
 
   void backward(const DilatedAttentionConfig& config, const Tensor& q, const Tensor& k,
                 const Tensor& v, const Tensor& o, const Tensor& lse, const Tensor& dout,
-                Tensor& dq, Tensor& dk, Tensor& dv) override {
+                Tensor& dq, Tensor& dk, Tensor& dv, const AttentionExtras& extras,
+                std::span<Tensor> dbias) override {
     validate_config(config);
     const AttentionShape shape = check_qkv(q, k, v);
     check_tensor(o, qkv_shape(shape), "o");
@@ -88,6 +96,7 @@ class CpuDilatedAttention final : public DilatedAttentionKernels {
     check_tensor(dq, qkv_shape(shape), "dq");
     check_tensor(dk, qkv_shape(shape), "dk");
     check_tensor(dv, qkv_shape(shape), "dv");
+    check_extras(config, shape, extras, dbias, Device::cpu);
 
     Tensor delta(lse_shape(shape), DType::float32);
     output_gradient_dot(o, dout, delta);
@@ -95,15 +104,19 @@ class CpuDilatedAttention final : public DilatedAttentionKernels {
     dq.fill(0.0);
     dk.fill(0.0);
     dv.fill(0.0);
+    for (Tensor& t : dbias) t.fill(0.0);
     AttentionParams params = base_params(config, shape);
     params.q = q.data<float>();
     params.saved_lse = lse.data<float>();
     params.dout = dout.data<float>();
     params.delta = delta.data<float>();
     params.dq = dq.data<float>();
-    for (const auto& pattern : config.patterns) {
-      backward_(params, pattern_tasks(pattern, config.head_offsets, shape, k.data<float>(),
-                                      v.data<float>(), dk.data<float>(), dv.data<float>()));
+    params.dropout_p = extras.dropout_p;
+    for (std::size_t p = 0; p < config.patterns.size(); ++p) {
+      backward_(params, pattern_tasks(config.patterns[p], config.head_offsets, shape,
+                                      k.data<float>(), v.data<float>(), dk.data<float>(),
+                                      dv.data<float>(),
+                                      pattern_task_extras(config, shape, extras, dbias, p)));
     }
   }
 

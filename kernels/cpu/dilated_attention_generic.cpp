@@ -1,7 +1,9 @@
 // The generic copy of the CPU tile code; CMake compiles this file with the generic flags.
 #include "kernels/cpu/isa_entry_points.hpp"
+#include "kernels/philox.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstdint>
 #include <cstring>

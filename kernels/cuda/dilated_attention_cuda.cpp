@@ -21,6 +21,7 @@
 #include <cstdint>
 #include <initializer_list>
 #include <limits>
+#include <span>
 #include <utility>
 #include <vector>
 
@@ -97,7 +98,20 @@ void check_aligned(const void* p, int64_t element_bytes, int64_t element_multipl
                 what, p, alignment, element_bytes);
 }
 
+// Relative position bias and dropout exist in the CPU kernels only so far: refuse them
+// here rather than silently computing attention without them.
+constexpr const char* kNoExtrasOnCuda =
+    "relative position bias and attention dropout are not implemented in the CUDA kernels "
+    "yet; run this op on the CPU backend (make_cpu_dilated_attention) or without them";
+
+void check_no_extras(const AttentionExtras& extras, std::span<const Tensor> dbias) {
+  LONGNET_CHECK(extras.bias.empty() && dbias.empty() && extras.dropout_p == 0.0f, "{}",
+                kNoExtrasOnCuda);
+}
+
 void check_task_params(const AttentionParams& params, const PatternTasks& pattern, bool backward) {
+  LONGNET_CHECK(params.dropout_p == 0.0f, "{} (AttentionParams::dropout_p = {})", kNoExtrasOnCuda,
+                params.dropout_p);
   check_input_dtype(params.input_dtype, "AttentionParams::input_dtype");
   check_head_dim(params.head_dim);
   LONGNET_CHECK(std::isfinite(params.scale) && params.scale > 0,
@@ -120,6 +134,8 @@ void check_task_params(const AttentionParams& params, const PatternTasks& patter
                 "query_row_stride {} must be a multiple of {} elements for {} inputs",
                 pattern.query_row_stride, multiple, dtype_name(params.input_dtype));
   for (const SegmentTask& task : pattern.tasks) {
+    LONGNET_CHECK(task.bias == nullptr && task.dbias == nullptr, "{} (a task has bias or dbias)",
+                  kNoExtrasOnCuda);
     LONGNET_CHECK(task.queries.count >= 0 && task.keys.count >= 0 && task.queries.first_index >= 0,
                   "a task has negative counts or first_index");
     LONGNET_CHECK(task.queries.base % multiple == 0 && task.keys.row_stride % multiple == 0,
@@ -229,7 +245,8 @@ class CudaDilatedAttention final : public DilatedAttentionKernels {
   }
 
   void forward(const DilatedAttentionConfig& config, const Tensor& q, const Tensor& k,
-               const Tensor& v, Tensor& o, Tensor& lse) override {
+               const Tensor& v, Tensor& o, Tensor& lse, const AttentionExtras& extras) override {
+    check_no_extras(extras, {});
     validate_config(config);
     const AttentionShape shape = check_query(q);
     const DType dtype = q.dtype();
@@ -272,7 +289,9 @@ class CudaDilatedAttention final : public DilatedAttentionKernels {
 
   void backward(const DilatedAttentionConfig& config, const Tensor& q, const Tensor& k,
                 const Tensor& v, const Tensor& o, const Tensor& lse, const Tensor& dout, Tensor& dq,
-                Tensor& dk, Tensor& dv) override {
+                Tensor& dk, Tensor& dv, const AttentionExtras& extras,
+                std::span<Tensor> dbias) override {
+    check_no_extras(extras, dbias);
     validate_config(config);
     const AttentionShape shape = check_query(q);
     const DType dtype = q.dtype();

@@ -3,6 +3,7 @@
 // entries. Nothing here is tiled, vectorised or clever; it is meant to be read.
 #include "tests/reference/dense_attention_reference.hpp"
 
+#include "kernels/philox.hpp"
 #include "runtime/error.hpp"
 
 #include <fmt/format.h>
@@ -17,12 +18,31 @@ namespace {
 
 constexpr double kNegInf = -std::numeric_limits<double>::infinity();
 
-// One allowed (pattern, key) pair of a query row and its score S_ij.
+// One allowed (pattern, key) pair of a query row: its score S_ij (bias included) and
+// its dropout factor Z (1 without dropout).
 struct Entry {
   std::size_t pattern;
   int64_t key;
   double score;
+  double z;
 };
+
+// Where a (pattern p, head h) bias table holds the value for real distance i - j, which
+// the mask makes a multiple of r.
+std::size_t bias_slot(const BiasTable& table, const DilatedAttentionConfig& config,
+                      std::size_t p, int64_t h, int64_t i, int64_t j) {
+  const DilationPattern& pattern = config.patterns[p];
+  const int64_t rows =
+      (pattern.segment_length + pattern.dilation_rate - 1) / pattern.dilation_rate;
+  const std::size_t size = table.at(p).at(static_cast<std::size_t>(h)).size();
+  LONGNET_CHECK(static_cast<int64_t>(size) == 2 * rows - 1,
+                "reference: bias of pattern {} head {} has {} values, expected 2 ceil(w/r) - 1 = {}",
+                p, h, size, 2 * rows - 1);
+  LONGNET_CHECK((i - j) % pattern.dilation_rate == 0,
+                "reference: distance {} of an allowed pair is not a multiple of r = {}", i - j,
+                pattern.dilation_rate);
+  return static_cast<std::size_t>(rows - 1 + (i - j) / pattern.dilation_rate);
+}
 
 double dot(const double* a, const double* b, int64_t d) {
   double s = 0;
@@ -33,7 +53,10 @@ double dot(const double* a, const double* b, int64_t d) {
 // Every allowed (pattern, key) entry of query i in (batch b, head h), with its score.
 // Evaluates the predicate for every key j in [0, N) and every pattern: a dense mask.
 std::vector<Entry> row_entries(const DilatedAttentionConfig& config, const DenseInputs& in,
-                               double scale, int64_t b, int64_t h, int64_t i) {
+                               const DenseExtras& extras, double scale, int64_t b, int64_t h,
+                               int64_t i) {
+  const BiasTable& bias = extras.bias;
+  const double keep_scale = 1.0 / (1.0 - static_cast<double>(extras.dropout_p));
   const AttentionShape& s = in.shape;
   std::vector<Entry> entries;
   const double* qi = &in.q[static_cast<std::size_t>(in.index(b, i, h, 0))];
@@ -44,7 +67,12 @@ std::vector<Entry> row_entries(const DilatedAttentionConfig& config, const Dense
         continue;
       }
       const double* kj = &in.k[static_cast<std::size_t>(in.index(b, j, h, 0))];
-      entries.push_back({p, j, scale * dot(qi, kj, s.head_dim)});
+      const double b_ij =
+          bias.empty() ? 0.0 : bias[p][static_cast<std::size_t>(h)][bias_slot(bias, config, p, h, i, j)];
+      const double z = extras.dropout_p == 0.0f               ? 1.0
+                       : reference_keeps(extras, p, h, b, i, j) ? keep_scale
+                                                                : 0.0;
+      entries.push_back({p, j, scale * dot(qi, kj, s.head_dim) + b_ij, z});
     }
   }
   return entries;
@@ -119,7 +147,20 @@ double reference_scale(const DilatedAttentionConfig& config, int64_t head_dim) {
   return config.scale ? *config.scale : 1.0 / std::sqrt(static_cast<double>(head_dim));
 }
 
-DenseOutputs dense_forward(const DilatedAttentionConfig& config, const DenseInputs& in) {
+bool reference_keeps(const DenseExtras& extras, std::size_t pattern, int64_t head, int64_t batch,
+                     int64_t i, int64_t j) {
+  if (extras.dropout_p == 0.0f) return true;
+  const uint64_t key = dropout_task_key(
+      dropout_stream_key(extras.dropout_seed, extras.dropout_step, extras.dropout_layer,
+                         static_cast<uint32_t>(head), static_cast<uint32_t>(pattern)),
+      batch);
+  // u = (first word >> 8) 2^-24, written as in the definition.
+  const double u = static_cast<double>(dropout_bits(key, i, j) >> 8) * 0x1p-24;
+  return u >= static_cast<double>(extras.dropout_p);
+}
+
+DenseOutputs dense_forward(const DilatedAttentionConfig& config, const DenseInputs& in,
+                           const DenseExtras& extras) {
   const AttentionShape& s = in.shape;
   const double scale = reference_scale(config, s.head_dim);
   const std::size_t patterns = config.patterns.size();
@@ -129,7 +170,7 @@ DenseOutputs dense_forward(const DilatedAttentionConfig& config, const DenseInpu
   for (int64_t b = 0; b < s.batch; ++b) {
     for (int64_t h = 0; h < s.heads; ++h) {
       for (int64_t i = 0; i < s.tokens; ++i) {
-        const std::vector<Entry> entries = row_entries(config, in, scale, b, h, i);
+        const std::vector<Entry> entries = row_entries(config, in, extras, scale, b, h, i);
         if (entries.empty()) continue;  // o = 0, lse = -inf
         double m = kNegInf;
         for (const Entry& e : entries) m = std::max(m, e.score);
@@ -140,7 +181,7 @@ DenseOutputs dense_forward(const DilatedAttentionConfig& config, const DenseInpu
           const double weight = std::exp(e.score - m);
           s_p[e.pattern] += weight;
           const double* vj = &in.v[static_cast<std::size_t>(in.index(b, e.key, h, 0))];
-          for (int64_t x = 0; x < s.head_dim; ++x) n_p[e.pattern][x] += weight * vj[x];
+          for (int64_t x = 0; x < s.head_dim; ++x) n_p[e.pattern][x] += weight * e.z * vj[x];
         }
         double denominator = 0;
         for (double x : s_p) denominator += x;
@@ -156,13 +197,14 @@ DenseOutputs dense_forward(const DilatedAttentionConfig& config, const DenseInpu
   return out;
 }
 
-// With P_e = exp(S_e - lse_i) over row i's entries, o_i = sum_e P_e v_{key(e)}, so
-//   dv_j += P_e do_i,   dP_e = do_i . v_j,   delta_i = sum_e P_e dP_e,
-//   dS_e = P_e (dP_e - delta_i),   dq_i += scale dS_e k_j,   dk_j += scale dS_e q_i.
+// With P_e = exp(S_e - lse_i) over row i's entries, o_i = sum_e P_e Z_e v_{key(e)}, so
+//   dv_j += P_e Z_e do_i,   dP_e = do_i . v_j,   delta_i = sum_e P_e Z_e dP_e,
+//   dS_e = P_e (Z_e dP_e - delta_i),   dq_i += scale dS_e k_j,   dk_j += scale dS_e q_i,
+//   dbias[(i - j) / r] += dS_e.
 // delta_i is summed from the entries here, not taken as do_i . o_i (equal in exact
 // arithmetic), so the reference never needs its own forward output.
 DenseGradients dense_backward(const DilatedAttentionConfig& config, const DenseInputs& in,
-                              const std::vector<double>& dout) {
+                              const std::vector<double>& dout, const DenseExtras& extras) {
   const AttentionShape& s = in.shape;
   LONGNET_CHECK(static_cast<int64_t>(dout.size()) == s.elements(),
                 "reference: dout has {} elements, expected {}", dout.size(), s.elements());
@@ -172,10 +214,14 @@ DenseGradients dense_backward(const DilatedAttentionConfig& config, const DenseI
   g.dq.assign(static_cast<std::size_t>(s.elements()), 0.0);
   g.dk = g.dq;
   g.dv = g.dq;
+  g.dbias = extras.bias;
+  for (auto& heads : g.dbias) {
+    for (auto& values : heads) std::fill(values.begin(), values.end(), 0.0);
+  }
   for (int64_t b = 0; b < s.batch; ++b) {
     for (int64_t h = 0; h < s.heads; ++h) {
       for (int64_t i = 0; i < s.tokens; ++i) {
-        const std::vector<Entry> entries = row_entries(config, in, scale, b, h, i);
+        const std::vector<Entry> entries = row_entries(config, in, extras, scale, b, h, i);
         if (entries.empty()) continue;  // the row is constant 0: no gradient flows
         const double lse = row_lse(entries, config.patterns.size());
         const auto at_i = static_cast<std::size_t>(in.index(b, i, h, 0));
@@ -187,13 +233,18 @@ DenseGradients dense_backward(const DilatedAttentionConfig& config, const DenseI
           const auto at_j = static_cast<std::size_t>(in.index(b, entries[e].key, h, 0));
           p[e] = std::exp(entries[e].score - lse);
           dp[e] = dot(doi, &in.v[at_j], d);
-          delta += p[e] * dp[e];
+          delta += p[e] * entries[e].z * dp[e];
         }
         for (std::size_t e = 0; e < entries.size(); ++e) {
           const auto at_j = static_cast<std::size_t>(in.index(b, entries[e].key, h, 0));
-          const double ds = p[e] * (dp[e] - delta);
+          const double ds = p[e] * (entries[e].z * dp[e] - delta);
+          if (!g.dbias.empty()) {
+            const std::size_t pe = entries[e].pattern;
+            g.dbias[pe][static_cast<std::size_t>(h)]
+                   [bias_slot(g.dbias, config, pe, h, i, entries[e].key)] += ds;
+          }
           for (int64_t x = 0; x < d; ++x) {
-            g.dv[at_j + x] += p[e] * doi[x];
+            g.dv[at_j + x] += p[e] * entries[e].z * doi[x];
             g.dq[at_i + x] += scale * ds * in.k[at_j + x];
             g.dk[at_j + x] += scale * ds * qi[x];
           }

@@ -4,7 +4,8 @@
 // definition, independently of kernels/: its own head-offset function, its own mask
 // predicate evaluated for every (query, key, pattern) triple, and one softmax over the
 // multiset union of every pattern's allowed keys. Only the configuration *types*
-// (DilatedAttentionConfig, DilationPattern, HeadOffsets, AttentionShape) are shared.
+// (DilatedAttentionConfig, DilationPattern, HeadOffsets, AttentionShape) are shared, and
+// for dropout the generator of kernels/philox.hpp, which is the mask's definition.
 //
 // Definition. For pattern (w, r) and head h of H, query i may attend key j when
 //   i / w == j / w                                   (same segment, integer division)
@@ -16,6 +17,14 @@
 //   o_i = sum_p n_p(i) / sum_p s_p(i),  lse_i = m_i + log sum_p s_p(i);
 // a row no pattern selects has o_i = 0 and lse_i = -inf. The backward is the exact
 // gradient of this map.
+//
+// Extras (DenseExtras): a relative position bias, a function of the real token distance
+// i - j through per-(pattern, head) vectors, S_ij = scale q_i . k_j + bias_ph[(i - j) / r];
+// and attention dropout: each allowed (pattern, key) entry's weight exp(S_e - lse_i) is
+// multiplied by Z_e = keep / (1 - p) before it meets v_j, where keep is drawn by
+// kernels/philox.hpp for the global tokens (i, j) under the key of (pattern, head, batch)
+// (the generator is the specification; everything else here is dense and naive). lse is
+// that of the undropped scores.
 //
 // Cost: O(B H N^2 P) predicate evaluations plus O(D) per allowed pair; fine for the
 // test sizes (N up to a few thousand, few heads).
@@ -47,8 +56,21 @@ struct DenseOutputs {
   std::vector<double> lse;  // [B, N, H], natural log; -inf for rows no pattern selects
 };
 
+// [pattern][head] -> 2L - 1 values, L = ceil(w / r) of that pattern; element L - 1 + d is
+// the value at dilated distance d = (i - j) / r.
+using BiasTable = std::vector<std::vector<std::vector<double>>>;
+
+struct DenseExtras {
+  BiasTable bias;  // empty: no bias
+  float dropout_p = 0;  // 0: no dropout
+  uint64_t dropout_seed = 0;
+  uint64_t dropout_step = 0;
+  uint32_t dropout_layer = 0;
+};
+
 struct DenseGradients {
   std::vector<double> dq, dk, dv;  // [B, N, H, D]
+  BiasTable dbias;                 // like DenseExtras::bias, when it was given
 };
 
 // off(h) written from the definition above (not kernels/'s head_offset()).
@@ -61,12 +83,18 @@ bool reference_allowed(const DilationPattern& pattern, HeadOffsets scheme, bool 
 // The softmax scale: config.scale, else 1 / sqrt(D).
 double reference_scale(const DilatedAttentionConfig& config, int64_t head_dim);
 
-DenseOutputs dense_forward(const DilatedAttentionConfig& config, const DenseInputs& in);
+DenseOutputs dense_forward(const DilatedAttentionConfig& config, const DenseInputs& in,
+                           const DenseExtras& extras = {});
 
-// The exact gradient of sum(dout * o) with respect to q, k, v; recomputes the forward
-// itself, so it depends on nothing a kernel produced. dout: [B, N, H, D].
+// The exact gradient of sum(dout * o) with respect to q, k, v (and the bias); recomputes
+// the forward itself, so it depends on nothing a kernel produced. dout: [B, N, H, D].
 DenseGradients dense_backward(const DilatedAttentionConfig& config, const DenseInputs& in,
-                              const std::vector<double>& dout);
+                              const std::vector<double>& dout, const DenseExtras& extras = {});
+
+// Whether the reference keeps the (pattern, head, batch) pair of tokens (i, j) under
+// extras' dropout (always true when dropout_p is 0).
+bool reference_keeps(const DenseExtras& extras, std::size_t pattern, int64_t head, int64_t batch,
+                     int64_t i, int64_t j);
 
 // Converts a float32 or float64 tensor to doubles.
 std::vector<double> to_doubles(const Tensor& t);
