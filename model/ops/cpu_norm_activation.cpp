@@ -1,0 +1,129 @@
+// Layer norm and GELU on the CPU.
+//
+// LayerNorm over the last dim C of each row: mean and variance (population, / C) in
+// double with two passes (the one-pass E[x^2] - E[x]^2 cancels catastrophically when
+// |mean| >> std); rstd = 1 / sqrt(var + eps); y = (x - mean) rstd gamma + beta.
+// Backward, with xhat = (x - mean) rstd and g = dy gamma:
+//   dx = rstd (g - mean_C(g) - xhat mean_C(g xhat)),
+//   dgamma += sum over rows of dy xhat,  dbeta += sum over rows of dy.
+// Rows are independent (parallel over rows); dgamma and dbeta are column sums, each
+// column block owned by one thread summing the rows in order (deterministic).
+//
+// GELU, exact form: y = x Phi(x) = 0.5 x (1 + erf(x / sqrt 2));
+// dy/dx = Phi(x) + x phi(x), phi the standard normal density.
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <numbers>
+
+#include "model/ops/cpu_ops.hpp"
+
+namespace longnet::cpu_ops {
+namespace {
+
+constexpr int64_t kColumnBlock = 64;
+constexpr double kInvSqrt2 = 1.0 / std::numbers::sqrt2;
+constexpr double kInvSqrt2Pi =
+    0.5 * std::numbers::inv_sqrtpi * std::numbers::sqrt2;  // 1/sqrt(2 pi)
+
+}  // namespace
+
+template <typename T>
+void layer_norm_forward(const T* x, const T* gamma, const T* beta, double eps, T* y, T* mean,
+                        T* rstd, int64_t rows, int64_t cols) {
+#pragma omp parallel for schedule(static)
+  for (int64_t r = 0; r < rows; ++r) {
+    const T* xr = x + r * cols;
+    double sum = 0;
+    for (int64_t c = 0; c < cols; ++c) sum += static_cast<double>(xr[c]);
+    const double mu = sum / static_cast<double>(cols);
+    double sq = 0;
+    for (int64_t c = 0; c < cols; ++c) {
+      const double d = static_cast<double>(xr[c]) - mu;
+      sq += d * d;
+    }
+    const double rs = 1.0 / std::sqrt(sq / static_cast<double>(cols) + eps);
+    T* yr = y + r * cols;
+    for (int64_t c = 0; c < cols; ++c) {
+      yr[c] =
+          static_cast<T>((static_cast<double>(xr[c]) - mu) * rs * static_cast<double>(gamma[c]) +
+                         static_cast<double>(beta[c]));
+    }
+    mean[r] = static_cast<T>(mu);
+    rstd[r] = static_cast<T>(rs);
+  }
+}
+
+template <typename T>
+void layer_norm_backward(const T* x, const T* gamma, const T* mean, const T* rstd, const T* dy,
+                         T* dx, T* dgamma, T* dbeta, int64_t rows, int64_t cols) {
+#pragma omp parallel for schedule(static)
+  for (int64_t r = 0; r < rows; ++r) {
+    const T* xr = x + r * cols;
+    const T* dyr = dy + r * cols;
+    const double mu = static_cast<double>(mean[r]), rs = static_cast<double>(rstd[r]);
+    double g_sum = 0, gx_sum = 0;
+    for (int64_t c = 0; c < cols; ++c) {
+      const double g = static_cast<double>(dyr[c]) * static_cast<double>(gamma[c]);
+      g_sum += g;
+      gx_sum += g * (static_cast<double>(xr[c]) - mu) * rs;
+    }
+    const double g_mean = g_sum / static_cast<double>(cols);
+    const double gx_mean = gx_sum / static_cast<double>(cols);
+    T* dxr = dx + r * cols;
+    for (int64_t c = 0; c < cols; ++c) {
+      const double g = static_cast<double>(dyr[c]) * static_cast<double>(gamma[c]);
+      const double xhat = (static_cast<double>(xr[c]) - mu) * rs;
+      dxr[c] = static_cast<T>(rs * (g - g_mean - xhat * gx_mean));
+    }
+  }
+  const int64_t blocks = (cols + kColumnBlock - 1) / kColumnBlock;
+#pragma omp parallel for schedule(static)
+  for (int64_t blk = 0; blk < blocks; ++blk) {
+    const int64_t c0 = blk * kColumnBlock, width = std::min(kColumnBlock, cols - c0);
+    std::array<double, kColumnBlock> dg{}, db{};
+    for (int64_t r = 0; r < rows; ++r) {
+      const double mu = static_cast<double>(mean[r]), rs = static_cast<double>(rstd[r]);
+      for (int64_t j = 0; j < width; ++j) {
+        const double d = static_cast<double>(dy[r * cols + c0 + j]);
+        dg[j] += d * (static_cast<double>(x[r * cols + c0 + j]) - mu) * rs;
+        db[j] += d;
+      }
+    }
+    for (int64_t j = 0; j < width; ++j) {
+      dgamma[c0 + j] = static_cast<T>(dgamma[c0 + j] + dg[j]);
+      dbeta[c0 + j] = static_cast<T>(dbeta[c0 + j] + db[j]);
+    }
+  }
+}
+
+template <typename T>
+void gelu_forward(const T* x, T* y, int64_t n) {
+#pragma omp parallel for schedule(static)
+  for (int64_t i = 0; i < n; ++i) {
+    y[i] = static_cast<T>(T(0.5) * x[i] * (T(1) + std::erf(x[i] * static_cast<T>(kInvSqrt2))));
+  }
+}
+
+template <typename T>
+void gelu_backward(const T* x, const T* dy, T* dx, int64_t n) {
+#pragma omp parallel for schedule(static)
+  for (int64_t i = 0; i < n; ++i) {
+    const T cdf = T(0.5) * (T(1) + std::erf(x[i] * static_cast<T>(kInvSqrt2)));
+    const T pdf = static_cast<T>(kInvSqrt2Pi) * std::exp(T(-0.5) * x[i] * x[i]);
+    dx[i] = dy[i] * (cdf + x[i] * pdf);
+  }
+}
+
+#define LONGNET_INSTANTIATE(T)                                                                   \
+  template void layer_norm_forward<T>(const T*, const T*, const T*, double, T*, T*, T*, int64_t, \
+                                      int64_t);                                                  \
+  template void layer_norm_backward<T>(const T*, const T*, const T*, const T*, const T*, T*, T*, \
+                                       T*, int64_t, int64_t);                                    \
+  template void gelu_forward<T>(const T*, T*, int64_t);                                          \
+  template void gelu_backward<T>(const T*, const T*, T*, int64_t);
+LONGNET_INSTANTIATE(float)
+LONGNET_INSTANTIATE(double)
+#undef LONGNET_INSTANTIATE
+
+}  // namespace longnet::cpu_ops
