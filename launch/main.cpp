@@ -8,6 +8,7 @@
 //      says what to fix)
 //   1  anything unexpected (an exception that is not a longnet::Error)
 #include "launch/attend_command.hpp"
+#include "launch/data_command.hpp"
 #include "launch/demo_command.hpp"
 #include "runtime/error.hpp"
 
@@ -78,6 +79,7 @@ int main(int argc, char** argv) {
   // `longnet --help` lists them.
   longnet::add_attend_command(app);
   longnet::add_demo_command(app);
+  longnet::add_data_command(app);
 
   try {
     app.parse(argc, argv);

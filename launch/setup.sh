@@ -18,6 +18,7 @@ packages=(
   libopenmpi-dev openmpi-bin                    # the MPI communicator, mpirun
   libopenblas-dev                               # the sgemm rate the benchmarks compare with
   libgtest-dev libgmock-dev libbenchmark-dev    # tests
+  golang-1.19-src                               # Go sources: the default training corpus
 )
 missing=()
 for p in "${packages[@]}"; do

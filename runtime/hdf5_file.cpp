@@ -544,4 +544,178 @@ void H5File::write_attr_string(const std::string& name, std::string_view value) 
   LONGNET_HDF5(H5Awrite(attr.get(), type.get(), &pointer), where);
 }
 
+
+// ---- files with a user block ----------------------------------------------------------
+
+H5File H5File::create_with_user_block(const std::filesystem::path& path,
+                                      std::size_t user_block_bytes) {
+  silence_hdf5_error_printing();
+  const std::string name = path.string();
+  const std::string where = fmt::format("cannot create '{}'", name);
+  const Handle props(LONGNET_HDF5(H5Pcreate(H5P_FILE_CREATE), where), H5Pclose);
+  LONGNET_HDF5(H5Pset_userblock(props.get(), user_block_bytes), where);
+  return {LONGNET_HDF5(H5Fcreate(name.c_str(), H5F_ACC_TRUNC, props.get(), H5P_DEFAULT), where),
+          path};
+}
+
+std::size_t H5File::user_block_bytes() const {
+  const std::string where = fmt::format("{}: user block", path_.string());
+  const Handle props(LONGNET_HDF5(H5Fget_create_plist(id_), where), H5Pclose);
+  hsize_t size = 0;
+  LONGNET_HDF5(H5Pget_userblock(props.get(), &size), where);
+  return static_cast<std::size_t>(size);
+}
+
+// ---- groups -------------------------------------------------------------------------
+
+namespace {
+
+// Like dataset_exists, one link at a time, but the last component must be a group. The
+// root ("", "/") always exists.
+bool group_exists(hid_t file, const std::filesystem::path& path, const std::string& name) {
+  const std::string where = fmt::format("{}: group '{}'", path.string(), name);
+  std::size_t begin = 0;
+  while (true) {
+    const std::size_t slash = name.find('/', begin);
+    const std::size_t end = slash == std::string::npos ? name.size() : slash;
+    if (end > begin) {
+      const std::string prefix = name.substr(0, end);
+      if (LONGNET_HDF5(H5Lexists(file, prefix.c_str(), H5P_DEFAULT), where) == 0) return false;
+      if (object_kind(file, prefix, where) != H5I_GROUP) return false;
+    }
+    if (slash == std::string::npos) return true;
+    begin = slash + 1;
+  }
+}
+
+// Writes a 1-D integer dataset of `file_type` from native `memory_type` elements.
+void write_integer_dataset(hid_t file, const std::filesystem::path& path, const std::string& name,
+                           hid_t file_type, hid_t memory_type, const void* data,
+                           std::size_t count) {
+  const Handle dataset =
+      create_dataset(file, path, name, file_type, {static_cast<int64_t>(count)});
+  if (count > 0) {
+    LONGNET_HDF5(H5Dwrite(dataset.get(), memory_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data),
+                 where_dataset(path, name));
+  }
+}
+
+// Reads a 1-D dataset that must hold unsigned integers of exactly `bytes` bytes.
+template <typename T>
+std::vector<T> read_unsigned_dataset(hid_t file, const std::filesystem::path& path,
+                                     const std::string& name, hid_t memory_type) {
+  const std::string where = where_dataset(path, name);
+  const Handle dataset = open_dataset(file, path, name);
+  const Handle type(LONGNET_HDF5(H5Dget_type(dataset.get()), where), H5Tclose);
+  const bool matches = H5Tget_class(type.get()) == H5T_INTEGER &&
+                       H5Tget_sign(type.get()) == H5T_SGN_NONE &&
+                       H5Tget_size(type.get()) == sizeof(T);
+  LONGNET_CHECK(matches, "{} holds {}, expected uint{}", where, type_name(type.get()),
+                8 * sizeof(T));
+  const Handle space(LONGNET_HDF5(H5Dget_space(dataset.get()), where), H5Sclose);
+  const Shape shape = extent_of(space.get(), where);
+  LONGNET_CHECK(shape.size() == 1, "{} has shape {}, expected a 1-D array", where,
+                shape_string(shape));
+  std::vector<T> values(static_cast<std::size_t>(shape[0]));
+  if (!values.empty()) {
+    LONGNET_HDF5(
+        H5Dread(dataset.get(), memory_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, values.data()),
+        where);
+  }
+  return values;
+}
+
+}  // namespace
+
+bool H5File::has_group(const std::string& name) const { return group_exists(id_, path_, name); }
+
+void H5File::create_group(const std::string& name) {
+  const std::string where = fmt::format("{}: group '{}'", path_.string(), name);
+  LONGNET_CHECK(!group_exists(id_, path_, name) && !dataset_exists(id_, path_, name),
+                "{} already exists", where);
+  const Handle link_props(LONGNET_HDF5(H5Pcreate(H5P_LINK_CREATE), where), H5Pclose);
+  LONGNET_HDF5(H5Pset_create_intermediate_group(link_props.get(), 1), where);
+  const Handle group_props(LONGNET_HDF5(H5Pcreate(H5P_GROUP_CREATE), where), H5Pclose);
+  LONGNET_HDF5(H5Pset_link_creation_order(group_props.get(),
+                                          H5P_CRT_ORDER_TRACKED | H5P_CRT_ORDER_INDEXED),
+               where);
+  const Handle group(LONGNET_HDF5(H5Gcreate2(id_, name.c_str(), link_props.get(),
+                                             group_props.get(), H5P_DEFAULT),
+                                  where),
+                     H5Gclose);
+}
+
+std::vector<std::string> H5File::list_group(const std::string& name) const {
+  const std::string where = fmt::format("{}: group '{}'", path_.string(), name);
+  LONGNET_CHECK(group_exists(id_, path_, name), "{}: no group '{}'{}", path_.string(), name,
+                root_listing(id_));
+  const Handle group(LONGNET_HDF5(H5Gopen2(id_, name.c_str(), H5P_DEFAULT), where), H5Gclose);
+  const Handle group_props(LONGNET_HDF5(H5Gget_create_plist(group.get()), where), H5Pclose);
+  unsigned order_flags = 0;
+  LONGNET_HDF5(H5Pget_link_creation_order(group_props.get(), &order_flags), where);
+  const bool by_creation = (order_flags & H5P_CRT_ORDER_INDEXED) != 0;
+  const H5_index_t index = by_creation ? H5_INDEX_CRT_ORDER : H5_INDEX_NAME;
+
+  H5G_info_t info;
+  LONGNET_HDF5(H5Gget_info(group.get(), &info), where);
+  std::vector<std::string> names;
+  names.reserve(info.nlinks);
+  for (hsize_t i = 0; i < info.nlinks; ++i) {
+    const ssize_t length = LONGNET_HDF5(
+        H5Lget_name_by_idx(group.get(), ".", index, H5_ITER_INC, i, nullptr, 0, H5P_DEFAULT),
+        where);
+    std::string link(static_cast<std::size_t>(length) + 1, '\0');
+    LONGNET_HDF5(H5Lget_name_by_idx(group.get(), ".", index, H5_ITER_INC, i, link.data(),
+                                    link.size(), H5P_DEFAULT),
+                 where);
+    link.resize(static_cast<std::size_t>(length));
+    names.push_back(std::move(link));
+  }
+  return names;
+}
+
+// ---- integer datasets -----------------------------------------------------------------
+
+void H5File::write_dataset_u8(const std::string& name, std::span<const uint8_t> values) {
+  write_integer_dataset(id_, path_, name, H5T_STD_U8LE, H5T_NATIVE_UINT8, values.data(),
+                        values.size());
+}
+
+std::vector<uint8_t> H5File::read_dataset_u8(const std::string& name) const {
+  return read_unsigned_dataset<uint8_t>(id_, path_, name, H5T_NATIVE_UINT8);
+}
+
+void H5File::write_dataset_u64(const std::string& name, std::span<const uint64_t> values) {
+  write_integer_dataset(id_, path_, name, H5T_STD_U64LE, H5T_NATIVE_UINT64, values.data(),
+                        values.size());
+}
+
+std::vector<uint64_t> H5File::read_dataset_u64(const std::string& name) const {
+  return read_unsigned_dataset<uint64_t>(id_, path_, name, H5T_NATIVE_UINT64);
+}
+
+// ---- unsigned attributes ------------------------------------------------------------
+
+void H5File::write_attr_uint64(const std::string& name, uint64_t value) {
+  const std::string where = where_attribute(path_, name);
+  const Handle space = make_dataspace({}, where);
+  const Handle attr = create_attribute(id_, path_, name, H5T_STD_U64LE, space);
+  LONGNET_HDF5(H5Awrite(attr.get(), H5T_NATIVE_UINT64, &value), where);
+}
+
+uint64_t H5File::read_attr_uint64(const std::string& name) const {
+  const Attribute a = open_attribute(id_, path_, name);
+  a.require_class(a.type_class() == H5T_INTEGER, "an unsigned integer");
+  a.require_one_element();
+  if (H5Tget_sign(a.type.get()) == H5T_SGN_NONE) {
+    uint64_t value = 0;
+    LONGNET_HDF5(H5Aread(a.attr.get(), H5T_NATIVE_UINT64, &value), a.where);
+    return value;
+  }
+  int64_t value = 0;
+  LONGNET_HDF5(H5Aread(a.attr.get(), H5T_NATIVE_INT64, &value), a.where);
+  LONGNET_CHECK(value >= 0, "{} is {}, expected a non-negative integer", a.where, value);
+  return static_cast<uint64_t>(value);
+}
+
 }  // namespace longnet

@@ -35,6 +35,13 @@ class H5File {
   static H5File create(const std::filesystem::path& path);
   // Opens an existing HDF5 file for writing (e.g. one rank's slice of a dataset).
   static H5File open_read_write(const std::filesystem::path& path);
+  // Creates `path` (truncating) with a user block of `user_block_bytes` (a power of two,
+  // at least 512) before HDF5's superblock: bytes HDF5 leaves to the application, for a
+  // header that can be checked without parsing HDF5. HDF5, h5py and h5dump skip it.
+  static H5File create_with_user_block(const std::filesystem::path& path,
+                                       std::size_t user_block_bytes);
+  // The size of the file's user block (0 when it has none).
+  std::size_t user_block_bytes() const;
 
   H5File(H5File&& other) noexcept;
   H5File& operator=(H5File&& other) noexcept;
@@ -85,6 +92,31 @@ class H5File {
   void write_attr_int64(const std::string& name, int64_t value);
   void write_attr_double(const std::string& name, double value);
   void write_attr_string(const std::string& name, std::string_view value);
+
+  // ---- groups ----
+  // Whether `name` ("params", "a/b") exists and is a group.
+  bool has_group(const std::string& name) const;
+  // Creates group `name` (and missing parents), recording the order in which links are
+  // created in it (h5py's track_order=True), so list_group returns them in that order.
+  void create_group(const std::string& name);
+  // The names of the links directly in group `name`: in creation order when the group
+  // records it (create_group's groups), else in name order (HDF5's default).
+  std::vector<std::string> list_group(const std::string& name) const;
+
+  // ---- integer datasets (1-D) ----
+  // Written as little-endian uint8 / uint64 (numpy's uint8 / uint64); read back only
+  // from exactly that type, for the same reason read_tensor_f32 refuses float64: token
+  // bytes read from an int32 dataset would mean the producer wrote something else.
+  void write_dataset_u8(const std::string& name, std::span<const uint8_t> values);
+  std::vector<uint8_t> read_dataset_u8(const std::string& name) const;
+  void write_dataset_u64(const std::string& name, std::span<const uint64_t> values);
+  std::vector<uint64_t> read_dataset_u64(const std::string& name) const;
+
+  // ---- unsigned attributes ----
+  // Stored as uint64; read from any unsigned integer type, or a signed one holding a
+  // non-negative value (h5py writes Python ints as int64).
+  void write_attr_uint64(const std::string& name, uint64_t value);
+  uint64_t read_attr_uint64(const std::string& name) const;
 
  private:
   H5File(int64_t id, std::filesystem::path path) : id_(id), path_(std::move(path)) {}
