@@ -30,7 +30,7 @@
 #endif
 #ifdef LONGNET_HAVE_MPI
 #include "comm/mpi_communicator.hpp"
-#include "launch/collective_step.hpp"
+#include "comm/collective_step.hpp"
 #include "launch/traffic_report.hpp"
 #include "model/sequence_parallel_attention.hpp"
 #endif

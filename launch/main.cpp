@@ -16,8 +16,9 @@
 #include <fmt/format.h>
 
 #ifdef LONGNET_HAVE_MPI
+#include "comm/collective_step.hpp"
 #include "comm/mpi_session.hpp"
-#include "launch/collective_step.hpp"
+#include "launch/train_command.hpp"
 #endif
 
 #include <algorithm>
@@ -80,6 +81,9 @@ int main(int argc, char** argv) {
   longnet::add_attend_command(app);
   longnet::add_demo_command(app);
   longnet::add_data_command(app);
+#ifdef LONGNET_HAVE_MPI
+  longnet::add_train_command(app);
+#endif
 
   try {
     app.parse(argc, argv);

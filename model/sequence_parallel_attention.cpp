@@ -1,5 +1,7 @@
 #include "model/sequence_parallel_attention.hpp"
 
+#include "kernels/philox.hpp"
+
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -194,14 +196,16 @@ AttentionParams SequenceParallelAttention::base_params() const {
 
 // Tasks for the segments inside this shard (no communication), then the spanning ones.
 PatternTasks SequenceParallelAttention::local_tasks(const Pattern& pattern, const void* k,
-                                                    const void* v, float* dk, float* dv) const {
+                                                    const void* v, float* dk, float* dv,
+                                                    const TaskExtras& extras) const {
   return segment_tasks(pattern.pattern, config_.head_offsets, local_, shard_.begin,
-                       global_.tokens, k, v, sizeof(float), dk, dv);
+                       global_.tokens, k, v, sizeof(float), dk, dv, extras);
 }
 
 // Tasks for the spanning segments: this rank's rows of each (batch, head) attend the
 // whole gathered dilated sequence, from their own dilated index on (causal masking).
 void SequenceParallelAttention::append_spanning_tasks(Pattern& pattern, bool with_gradients,
+                                                      const TaskExtras& extras,
                                                       std::vector<SegmentTask>& tasks) const {
   const int64_t d = local_.head_dim, r = pattern.pattern.dilation_rate;
   for (Group& g : pattern.groups) {
@@ -215,6 +219,17 @@ void SequenceParallelAttention::append_spanning_tasks(Pattern& pattern, bool wit
                                       with_gradients ? g.key_grads.data<float>() + key0 : nullptr,
                                       with_gradients ? g.value_grads.data<float>() + key0 : nullptr,
                                       d, g.head_rows[h]};
+                         // Global positions of the segment's dilated indices, and the
+                         // bias and dropout key of this head, as segment_tasks sets them.
+                         task.token_origin =
+                             g.segment.start + head_offset(config_.head_offsets, h, local_.heads, r);
+                         task.token_stride = r;
+                         const auto hh = static_cast<std::size_t>(h);
+                         if (!extras.bias.empty()) task.bias = extras.bias[hh];
+                         if (!extras.dbias.empty()) task.dbias = extras.dbias[hh];
+                         if (!extras.dropout_keys.empty()) {
+                           task.dropout_key = dropout_task_key(extras.dropout_keys[hh], b);
+                         }
                          tasks.push_back(task);
                        });
   }
@@ -261,8 +276,51 @@ void SequenceParallelAttention::gather_keys(Pattern& pattern, const Tensor& k, c
 
 void SequenceParallelAttention::forward(const Tensor& q, const Tensor& k, const Tensor& v,
                                         Tensor& o, Tensor& lse) {
-  check_tensor(q, qkv_shape(local_), "q (this rank's shard)");
-  check_tensor(k, qkv_shape(local_), "k (this rank's shard)");
+  PatternOperands operands;
+  operands.q = &q;
+  operands.k = &k;
+  const std::vector<PatternOperands> same(patterns_.size(), operands);
+  forward(same, v, o, lse);
+}
+
+void SequenceParallelAttention::backward(const Tensor& q, const Tensor& k, const Tensor& v,
+                                         const Tensor& o, const Tensor& lse, const Tensor& dout,
+                                         Tensor& dq, Tensor& dk, Tensor& dv) {
+  check_tensor(dq, qkv_shape(local_), "dq (this rank's shard)");
+  check_tensor(dk, qkv_shape(local_), "dk (this rank's shard)");
+  dq.fill(0.0);
+  dk.fill(0.0);
+  PatternOperands operands;
+  operands.q = &q;
+  operands.k = &k;
+  operands.dq = &dq;
+  operands.dk = &dk;
+  const std::vector<PatternOperands> same(patterns_.size(), operands);
+  backward(same, v, o, lse, dout, dv);
+}
+
+void SequenceParallelAttention::check_patterns(std::span<const PatternOperands> patterns,
+                                               bool backward) const {
+  LONGNET_CHECK(patterns.size() == patterns_.size(),
+                "sequence-parallel attention: {} pattern operands for a config of {} patterns",
+                patterns.size(), patterns_.size());
+  for (std::size_t p = 0; p < patterns.size(); ++p) {
+    const PatternOperands& in = patterns[p];
+    LONGNET_CHECK(in.q != nullptr && in.k != nullptr && (!backward || (in.dq && in.dk)),
+                  "sequence-parallel attention: pattern {} is missing q, k{}", p,
+                  backward ? ", dq or dk" : "");
+    check_tensor(*in.q, qkv_shape(local_), fmt::format("q of pattern {} (this rank's shard)", p).c_str());
+    check_tensor(*in.k, qkv_shape(local_), fmt::format("k of pattern {} (this rank's shard)", p).c_str());
+    if (backward) {
+      check_tensor(*in.dq, qkv_shape(local_), fmt::format("dq of pattern {}", p).c_str());
+      check_tensor(*in.dk, qkv_shape(local_), fmt::format("dk of pattern {}", p).c_str());
+    }
+  }
+}
+
+void SequenceParallelAttention::forward(std::span<const PatternOperands> patterns,
+                                        const Tensor& v, Tensor& o, Tensor& lse) {
+  check_patterns(patterns, /*backward=*/false);
   check_tensor(v, qkv_shape(local_), "v (this rank's shard)");
   check_tensor(o, qkv_shape(local_), "o (this rank's shard)");
   check_tensor(lse, lse_shape(local_), "lse (this rank's shard)");
@@ -270,24 +328,27 @@ void SequenceParallelAttention::forward(const Tensor& q, const Tensor& k, const 
   lse.fill(-std::numeric_limits<double>::infinity());
 
   AttentionParams params = base_params();
-  params.q = q.data<float>();
   params.o = o.data<float>();
   params.lse = lse.data<float>();
-  for (Pattern& pattern : patterns_) {
+  for (std::size_t p = 0; p < patterns_.size(); ++p) {
+    Pattern& pattern = patterns_[p];
+    const Tensor& k = *patterns[p].k;
+    params.q = patterns[p].q->data<float>();
+    params.dropout_p = patterns[p].dropout_p;
     gather_keys(pattern, k, v);
     Stopwatch watch(timing_.compute_seconds);
-    PatternTasks work = local_tasks(pattern, k.raw(), v.raw(), nullptr, nullptr);
-    append_spanning_tasks(pattern, /*with_gradients=*/false, work.tasks);
+    const TaskExtras extras = task_extras(patterns[p], pattern.pattern, local_.heads, false);
+    PatternTasks work = local_tasks(pattern, k.raw(), v.raw(), nullptr, nullptr, extras);
+    append_spanning_tasks(pattern, /*with_gradients=*/false, extras, work.tasks);
     kernels_.forward_tasks(params, work);
   }
 }
 
-void SequenceParallelAttention::backward(const Tensor& q, const Tensor& k, const Tensor& v,
-                                         const Tensor& o, const Tensor& lse, const Tensor& dout,
-                                         Tensor& dq, Tensor& dk, Tensor& dv) {
-  for (auto [t, what] : {std::pair{&q, "q"}, {&k, "k"}, {&v, "v"}, {&o, "o"}, {&dout, "do"},
-                         {&static_cast<const Tensor&>(dq), "dq"},
-                         {&static_cast<const Tensor&>(dk), "dk"},
+void SequenceParallelAttention::backward(std::span<const PatternOperands> patterns,
+                                         const Tensor& v, const Tensor& o, const Tensor& lse,
+                                         const Tensor& dout, Tensor& dv) {
+  check_patterns(patterns, /*backward=*/true);
+  for (auto [t, what] : {std::pair{&v, "v"}, {&o, "o"}, {&dout, "do"},
                          {&static_cast<const Tensor&>(dv), "dv"}}) {
     check_tensor(*t, qkv_shape(local_), fmt::format("{} (this rank's shard)", what).c_str());
   }
@@ -297,31 +358,33 @@ void SequenceParallelAttention::backward(const Tensor& q, const Tensor& k, const
   {
     Stopwatch watch(timing_.compute_seconds);
     kernels_.output_gradient_dot(o, dout, delta);
-    dq.fill(0.0);
-    dk.fill(0.0);
     dv.fill(0.0);
   }
   AttentionParams params = base_params();
-  params.q = q.data<float>();
   params.saved_lse = lse.data<float>();
   params.dout = dout.data<float>();
   params.delta = delta.data<float>();
-  params.dq = dq.data<float>();
   const int64_t heads = local_.heads, d = local_.head_dim;
 
   for (std::size_t p = 0; p < patterns_.size(); ++p) {
     Pattern& pattern = patterns_[p];
+    const Tensor& k = *patterns[p].k;
+    Tensor& dk = *patterns[p].dk;
+    params.q = patterns[p].q->data<float>();
+    params.dq = patterns[p].dq->data<float>();
+    params.dropout_p = patterns[p].dropout_p;
     gather_keys(pattern, k, v);
     const int64_t r = pattern.pattern.dilation_rate;
     {
       Stopwatch watch(timing_.compute_seconds);
-      PatternTasks work =
-          local_tasks(pattern, k.data<float>(), v.data<float>(), dk.data<float>(), dv.data<float>());
+      const TaskExtras extras = task_extras(patterns[p], pattern.pattern, local_.heads, true);
+      PatternTasks work = local_tasks(pattern, k.data<float>(), v.data<float>(), dk.data<float>(),
+                                      dv.data<float>(), extras);
       for (Group& g : pattern.groups) {
         g.key_grads = Tensor::zeros(g.keys.shape());
         g.value_grads = Tensor::zeros(g.values.shape());
       }
-      append_spanning_tasks(pattern, /*with_gradients=*/true, work.tasks);
+      append_spanning_tasks(pattern, /*with_gradients=*/true, extras, work.tasks);
       kernels_.backward_tasks(params, work);
     }
 

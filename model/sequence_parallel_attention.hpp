@@ -25,9 +25,11 @@
 
 #include "comm/communicator.hpp"
 #include "kernels/dilated_attention.hpp"
+#include "model/pattern_operands.hpp"
 #include "model/sequence_parallel_plan.hpp"
 
 #include <memory>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -65,6 +67,14 @@ class SequenceParallelAttention {
   void backward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& o,
                 const Tensor& lse, const Tensor& dout, Tensor& dq, Tensor& dk, Tensor& dv);
 
+  // The same with one q and k per pattern (model/pattern_operands.hpp; one entry per
+  // pattern of the config, in order). The backward adds into each pattern's dq, dk
+  // (zeroed by the caller; they may alias) and overwrites dv.
+  void forward(std::span<const PatternOperands> patterns, const Tensor& v, Tensor& o,
+               Tensor& lse);
+  void backward(std::span<const PatternOperands> patterns, const Tensor& v, const Tensor& o,
+                const Tensor& lse, const Tensor& dout, Tensor& dv);
+
   std::vector<PatternTraffic> traffic() const;
   const SequenceParallelTiming& timing() const { return timing_; }
   void reset_counters();
@@ -74,11 +84,12 @@ class SequenceParallelAttention {
   struct Pattern;  // one pattern's groups
 
   PatternTasks local_tasks(const Pattern& pattern, const void* k, const void* v, float* dk,
-                           float* dv) const;
-  void append_spanning_tasks(Pattern& pattern, bool with_gradients,
+                           float* dv, const TaskExtras& extras) const;
+  void append_spanning_tasks(Pattern& pattern, bool with_gradients, const TaskExtras& extras,
                              std::vector<SegmentTask>& tasks) const;
   void gather_keys(Pattern& pattern, const Tensor& k, const Tensor& v);
   AttentionParams base_params() const;
+  void check_patterns(std::span<const PatternOperands> patterns, bool backward) const;
 
   Communicator& world_;
   DilatedAttentionConfig config_;

@@ -110,6 +110,15 @@ double element_as_double(const Tensor& t, int64_t i) {
 
 }  // namespace
 
+Tensor Tensor::view(Shape shape) const {
+  LONGNET_CHECK(shape_numel(shape) == numel_,
+                "cannot view a tensor of shape {} ({} elements) as {} ({} elements)",
+                shape_string(shape_), numel_, shape_string(shape), shape_numel(shape));
+  Tensor out = *this;
+  out.shape_ = std::move(shape);
+  return out;
+}
+
 Tensor Tensor::cast(DType dtype) const {
   LONGNET_CHECK(device_ == Device::cpu, "cast() converts host tensors; copy this {} tensor to "
                 "the host first with to(Device::cpu)", device_name(device_));

@@ -58,6 +58,9 @@ class Tensor {
   const void* raw() const { return storage_.get(); }
 
   Tensor clone() const;
+  // The same storage seen with another shape of as many elements (like a handle copy:
+  // writes through either are seen by both).
+  Tensor view(Shape shape) const;
   // Every element set to `value` (through a host copy for a device tensor).
   void fill(double value);
   // Every byte 0xFF: NaN in every floating-point dtype, so unwritten outputs show.

@@ -1,4 +1,4 @@
-#include "launch/collective_step.hpp"
+#include "comm/collective_step.hpp"
 
 #include <fmt/format.h>
 
