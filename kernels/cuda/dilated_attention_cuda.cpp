@@ -5,10 +5,16 @@
 // devices, so that every argument error is reported, naming the problem, even where no
 // GPU exists. Task pointers that are not Tensors can only be checked through the CUDA
 // runtime (cudaPointerGetAttributes), which happens next.
+//
+// Extras. forward()/backward() take the bias (and dbias) tensors in device memory, used
+// in place, or in host memory: bias is then copied to a device buffer and dbias computed
+// in one and copied back before the call returns. Each task gets device pointers to its
+// head's rows and its dropout key (pattern_task_extras, the same keys as the CPU kernels).
 #include "kernels/cuda/dilated_attention_cuda.hpp"
 
 #include "kernels/cuda/cuda_check.cuh"
 #include "kernels/cuda/dilated_attention_launch.hpp"
+#include "kernels/philox.hpp"
 #include "runtime/device_memory.hpp"
 #include "runtime/error.hpp"
 
@@ -98,20 +104,19 @@ void check_aligned(const void* p, int64_t element_bytes, int64_t element_multipl
                 what, p, alignment, element_bytes);
 }
 
-// Relative position bias and dropout exist in the CPU kernels only so far: refuse them
-// here rather than silently computing attention without them.
-constexpr const char* kNoExtrasOnCuda =
-    "relative position bias and attention dropout are not implemented in the CUDA kernels "
-    "yet; run this op on the CPU backend (make_cpu_dilated_attention) or without them";
+// Where the bias and dbias tensors of `extras` must be: with the first bias tensor (host or
+// device memory; check_extras then holds every other one to it), device memory if none.
+Device extras_device(const AttentionExtras& extras) {
+  return extras.bias.empty() ? Device::cuda : extras.bias.front().device();
+}
 
-void check_no_extras(const AttentionExtras& extras, std::span<const Tensor> dbias) {
-  LONGNET_CHECK(extras.bias.empty() && dbias.empty() && extras.dropout_p == 0.0f, "{}",
-                kNoExtrasOnCuda);
+void check_dropout_p(float p) {
+  LONGNET_CHECK(p >= 0.0f && p < 1.0f,
+                "dropout_p must be in [0, 1), got {}; use 0 to turn dropout off", p);
 }
 
 void check_task_params(const AttentionParams& params, const PatternTasks& pattern, bool backward) {
-  LONGNET_CHECK(params.dropout_p == 0.0f, "{} (AttentionParams::dropout_p = {})", kNoExtrasOnCuda,
-                params.dropout_p);
+  check_dropout_p(params.dropout_p);
   check_input_dtype(params.input_dtype, "AttentionParams::input_dtype");
   check_head_dim(params.head_dim);
   LONGNET_CHECK(std::isfinite(params.scale) && params.scale > 0,
@@ -134,8 +139,6 @@ void check_task_params(const AttentionParams& params, const PatternTasks& patter
                 "query_row_stride {} must be a multiple of {} elements for {} inputs",
                 pattern.query_row_stride, multiple, dtype_name(params.input_dtype));
   for (const SegmentTask& task : pattern.tasks) {
-    LONGNET_CHECK(task.bias == nullptr && task.dbias == nullptr, "{} (a task has bias or dbias)",
-                  kNoExtrasOnCuda);
     LONGNET_CHECK(task.queries.count >= 0 && task.keys.count >= 0 && task.queries.first_index >= 0,
                   "a task has negative counts or first_index");
     LONGNET_CHECK(task.queries.base % multiple == 0 && task.keys.row_stride % multiple == 0,
@@ -201,6 +204,7 @@ struct PatternSlice {
   std::size_t first = 0, count = 0;
   int64_t query_row_stride = 0, lse_row_stride = 0;
   int64_t max_query_count = 0, max_key_count = 0;
+  bool task_extras = false;  // some task has bias or dbias
 };
 
 PatternSlice append_tasks(const PatternTasks& pattern, std::vector<SegmentTask>& all) {
@@ -209,6 +213,7 @@ PatternSlice append_tasks(const PatternTasks& pattern, std::vector<SegmentTask>&
   for (const SegmentTask& task : pattern.tasks) {
     slice.max_query_count = std::max(slice.max_query_count, task.queries.count);
     slice.max_key_count = std::max(slice.max_key_count, task.keys.count);
+    slice.task_extras = slice.task_extras || task.bias != nullptr || task.dbias != nullptr;
     all.push_back(task);
   }
   return slice;
@@ -217,8 +222,27 @@ PatternSlice append_tasks(const PatternTasks& pattern, std::vector<SegmentTask>&
 // The whole sequence is on this device: k, v typed by `element_bytes`, dk, dv float32.
 PatternTasks pattern_tasks(const DilationPattern& pattern, HeadOffsets scheme,
                            const AttentionShape& shape, const void* k, const void* v,
-                           std::size_t element_bytes, float* dk, float* dv) {
-  return segment_tasks(pattern, scheme, shape, 0, shape.tokens, k, v, element_bytes, dk, dv);
+                           std::size_t element_bytes, float* dk, float* dv,
+                           const TaskExtras& extras) {
+  return segment_tasks(pattern, scheme, shape, 0, shape.tokens, k, v, element_bytes, dk, dv,
+                       extras);
+}
+
+// Pattern p's TaskExtras with device pointers: `bias` and `dbias` (either may be null) are
+// the pattern's [H, 2L - 1] rows on the device; the dropout keys are pattern_task_extras'.
+TaskExtras device_task_extras(const DilatedAttentionConfig& config, const AttentionShape& shape,
+                              const AttentionExtras& extras, std::size_t p, const float* bias,
+                              float* dbias) {
+  TaskExtras out = pattern_task_extras(config, shape, extras, {}, p);
+  out.bias.clear();  // pointers into the tensors, which may be host memory: replaced
+  out.dbias.clear();
+  const int64_t center = relative_bias_rows(config.patterns[p]) - 1;  // element of d = 0
+  const int64_t row = 2 * center + 1;
+  for (int64_t h = 0; h < shape.heads; ++h) {
+    if (bias != nullptr) out.bias.push_back(bias + h * row + center);
+    if (dbias != nullptr) out.dbias.push_back(dbias + h * row + center);
+  }
+  return out;
 }
 
 class CudaDilatedAttention final : public DilatedAttentionKernels {
@@ -246,7 +270,6 @@ class CudaDilatedAttention final : public DilatedAttentionKernels {
 
   void forward(const DilatedAttentionConfig& config, const Tensor& q, const Tensor& k,
                const Tensor& v, Tensor& o, Tensor& lse, const AttentionExtras& extras) override {
-    check_no_extras(extras, {});
     validate_config(config);
     const AttentionShape shape = check_query(q);
     const DType dtype = q.dtype();
@@ -254,18 +277,23 @@ class CudaDilatedAttention final : public DilatedAttentionKernels {
     check_tensor_like(v, q.shape(), dtype, "v (must match q)", kSameDtype);
     check_tensor_like(o, q.shape(), dtype, "o", kSameDtype);
     check_tensor_like(lse, lse_shape(shape), DType::float32, "lse", kFloat32);
+    check_extras(config, shape, extras, {}, extras_device(extras));
     const NamedTensors tensors = {{&q, "q"}, {&k, "k"}, {&v, "v"}, {&o, "o"}, {&lse, "lse"}};
     check_on_device(tensors);
 
     DeviceGuard guard(device_);
     cudaStream_t stream = this->stream();
     check_tensors_here(tensors);
+    const std::vector<const float*> bias = device_bias(extras, stream);
     std::vector<SegmentTask> all;
     std::vector<PatternSlice> slices;
-    for (const DilationPattern& pattern : config.patterns) {
-      slices.push_back(append_tasks(pattern_tasks(pattern, config.head_offsets, shape, k.raw(),
-                                                  v.raw(), dtype_size(dtype), nullptr, nullptr),
-                                    all));
+    for (std::size_t p = 0; p < config.patterns.size(); ++p) {
+      const TaskExtras task_extras = device_task_extras(
+          config, shape, extras, p, bias.empty() ? nullptr : bias[p], nullptr);
+      slices.push_back(append_tasks(
+          pattern_tasks(config.patterns[p], config.head_offsets, shape, k.raw(), v.raw(),
+                        dtype_size(dtype), nullptr, nullptr, task_extras),
+          all));
     }
     const SegmentTask* device_tasks = upload(all, stream);
 
@@ -274,7 +302,7 @@ class CudaDilatedAttention final : public DilatedAttentionKernels {
         dtype == DType::float32 ? o.data<float>() : o_accumulator_.ensure_elements<float>(elements);
     LONGNET_CHECK_CUDA(cudaMemsetAsync(o_acc, 0, static_cast<std::size_t>(elements) * 4, stream));
     cuda_kernels::fill(lse.data<float>(), shape.rows(), kNegInf, stream);
-    FlashParams params = base_params(config, shape);
+    FlashParams params = base_params(config, shape, extras.dropout_p);
     params.q = q.raw();
     params.o = o_acc;
     params.lse = lse.data<float>();
@@ -291,7 +319,6 @@ class CudaDilatedAttention final : public DilatedAttentionKernels {
                 const Tensor& v, const Tensor& o, const Tensor& lse, const Tensor& dout, Tensor& dq,
                 Tensor& dk, Tensor& dv, const AttentionExtras& extras,
                 std::span<Tensor> dbias) override {
-    check_no_extras(extras, dbias);
     validate_config(config);
     const AttentionShape shape = check_query(q);
     const DType dtype = q.dtype();
@@ -303,6 +330,7 @@ class CudaDilatedAttention final : public DilatedAttentionKernels {
     check_tensor_like(dq, q.shape(), dtype, "dq", kSameDtype);
     check_tensor_like(dk, q.shape(), dtype, "dk", kSameDtype);
     check_tensor_like(dv, q.shape(), dtype, "dv", kSameDtype);
+    check_extras(config, shape, extras, dbias, extras_device(extras));
     const NamedTensors tensors = {{&q, "q"},   {&k, "k"},     {&v, "v"},
                                   {&o, "o"},   {&lse, "lse"}, {&dout, "do"},
                                   {&dq, "dq"}, {&dk, "dk"},   {&dv, "dv"}};
@@ -323,15 +351,21 @@ class CudaDilatedAttention final : public DilatedAttentionKernels {
     float* delta = delta_.ensure_elements<float>(shape.rows());
     cuda_kernels::row_dot(dtype, dout.raw(), o.raw(), delta, shape.rows(), shape.head_dim, stream);
 
+    const std::vector<const float*> bias = device_bias(extras, stream);
+    const std::vector<float*> dbias_acc = device_dbias(dbias, stream);
     std::vector<SegmentTask> all;
     std::vector<PatternSlice> slices;
-    for (const DilationPattern& pattern : config.patterns) {
-      slices.push_back(append_tasks(pattern_tasks(pattern, config.head_offsets, shape, k.raw(),
-                                                  v.raw(), dtype_size(dtype), dk_acc, dv_acc),
-                                    all));
+    for (std::size_t p = 0; p < config.patterns.size(); ++p) {
+      const TaskExtras task_extras =
+          device_task_extras(config, shape, extras, p, bias.empty() ? nullptr : bias[p],
+                             dbias_acc.empty() ? nullptr : dbias_acc[p]);
+      slices.push_back(append_tasks(
+          pattern_tasks(config.patterns[p], config.head_offsets, shape, k.raw(), v.raw(),
+                        dtype_size(dtype), dk_acc, dv_acc, task_extras),
+          all));
     }
     const SegmentTask* device_tasks = upload(all, stream);
-    FlashParams params = base_params(config, shape);
+    FlashParams params = base_params(config, shape, extras.dropout_p);
     params.q = q.raw();
     params.dout = dout.raw();
     params.saved_lse = lse.data<float>();
@@ -346,6 +380,7 @@ class CudaDilatedAttention final : public DilatedAttentionKernels {
       cuda_kernels::convert_from_float(dtype, dk_acc, dk.raw(), elements, stream);
       cuda_kernels::convert_from_float(dtype, dv_acc, dv.raw(), elements, stream);
     }
+    download_dbias(dbias, dbias_acc, stream);
     LONGNET_CHECK_CUDA(cudaStreamSynchronize(stream), "the dilated-attention backward");
   }
 
@@ -356,6 +391,7 @@ class CudaDilatedAttention final : public DilatedAttentionKernels {
     check_pointer_here(params.q, "AttentionParams::q");
     check_pointer_here(params.o, "AttentionParams::o");
     check_pointer_here(params.lse, "AttentionParams::lse");
+    check_task_extras_here(pattern);
     std::vector<SegmentTask> all;
     const PatternSlice slice = append_tasks(pattern, all);
     const SegmentTask* device_tasks = upload(all, stream);
@@ -374,6 +410,7 @@ class CudaDilatedAttention final : public DilatedAttentionKernels {
     check_pointer_here(params.q, "AttentionParams::q");
     check_pointer_here(params.dout, "AttentionParams::dout");
     check_pointer_here(params.dq, "AttentionParams::dq");
+    check_task_extras_here(pattern);
     std::vector<SegmentTask> all;
     const PatternSlice slice = append_tasks(pattern, all);
     const SegmentTask* device_tasks = upload(all, stream);
@@ -424,6 +461,74 @@ class CudaDilatedAttention final : public DilatedAttentionKernels {
   void check_tensors_here(NamedTensors tensors) const {
     for (const auto& [t, what] : tensors) check_pointer_here(t->raw(), what);
   }
+  // Every distinct bias and dbias pointer of the tasks (one per head, typically).
+  void check_task_extras_here(const PatternTasks& pattern) const {
+    std::vector<const void*> checked;
+    auto check = [&](const void* p, const char* what) {
+      if (p == nullptr || std::find(checked.begin(), checked.end(), p) != checked.end()) return;
+      check_pointer_here(p, what);
+      checked.push_back(p);
+    };
+    for (const SegmentTask& task : pattern.tasks) {
+      check(task.bias, "a task's bias");
+      check(task.dbias, "a task's dbias");
+    }
+  }
+
+  // Device pointers to each pattern's bias tensor (empty: no bias): a device tensor's own
+  // data, or a copy of a host tensor in bias_, made in stream order.
+  std::vector<const float*> device_bias(const AttentionExtras& extras, cudaStream_t stream) {
+    std::vector<const float*> out;
+    int64_t host_elements = 0;
+    for (const Tensor& b : extras.bias) host_elements += b.device() == Device::cpu ? b.numel() : 0;
+    float* staging = host_elements > 0 ? bias_.ensure_elements<float>(host_elements) : nullptr;
+    for (std::size_t p = 0; p < extras.bias.size(); ++p) {
+      const Tensor& b = extras.bias[p];
+      if (b.device() == Device::cuda) {
+        check_pointer_here(b.raw(), "extras.bias");
+        out.push_back(b.data<float>());
+        continue;
+      }
+      LONGNET_CHECK_CUDA(cudaMemcpyAsync(staging, b.raw(), b.nbytes(), cudaMemcpyHostToDevice,
+                                         stream),
+                         "copying the bias to the device");
+      out.push_back(staging);
+      staging += b.numel();
+    }
+    return out;
+  }
+
+  // Zeroed device accumulators for each pattern's dbias (empty: not wanted): a device
+  // tensor itself, or space in dbias_ for a host tensor (download_dbias copies it back).
+  std::vector<float*> device_dbias(std::span<Tensor> dbias, cudaStream_t stream) {
+    std::vector<float*> out;
+    int64_t host_elements = 0;
+    for (const Tensor& d : dbias) host_elements += d.device() == Device::cpu ? d.numel() : 0;
+    float* staging = host_elements > 0 ? dbias_.ensure_elements<float>(host_elements) : nullptr;
+    for (Tensor& d : dbias) {
+      float* acc = nullptr;
+      if (d.device() == Device::cuda) {
+        check_pointer_here(d.raw(), "dbias");
+        acc = d.data<float>();
+      } else {
+        acc = staging;
+        staging += d.numel();
+      }
+      LONGNET_CHECK_CUDA(cudaMemsetAsync(acc, 0, d.nbytes(), stream));
+      out.push_back(acc);
+    }
+    return out;
+  }
+  // Copies the accumulators of host dbias tensors back (the caller synchronises).
+  static void download_dbias(std::span<Tensor> dbias, const std::vector<float*>& acc,
+                             cudaStream_t stream) {
+    for (std::size_t p = 0; p < dbias.size(); ++p) {
+      if (dbias[p].device() == Device::cuda) continue;
+      LONGNET_CHECK_CUDA(cudaMemcpyAsync(dbias[p].raw(), acc[p], dbias[p].nbytes(),
+                                         cudaMemcpyDeviceToHost, stream),
+                         "copying dbias to the host");
+    }
+  }
 
   // Copies the task array to the reusable device buffer, in stream order. The host vector
   // outlives the copy: the caller synchronises before it returns.
@@ -438,13 +543,19 @@ class CudaDilatedAttention final : public DilatedAttentionKernels {
     return device_tasks;
   }
 
+  // Dropout probability p (checked to lie in [0, 1)) as the kernels take it.
+  static void set_dropout(FlashParams& params, float p) {
+    params.dropout_threshold = p > 0.0f ? dropout_threshold(p) : 0;
+    params.dropout_scale = p > 0.0f ? 1.0f / (1.0f - p) : 1.0f;
+  }
   static FlashParams base_params(const DilatedAttentionConfig& config,
-                                 const AttentionShape& shape) {
+                                 const AttentionShape& shape, float dropout_p) {
     FlashParams params;
     params.head_dim = static_cast<int>(shape.head_dim);
     params.scale = static_cast<float>(softmax_scale(config, shape.head_dim));
     params.scale_log2 = params.scale * kLog2e;
     params.causal = config.causal;
+    set_dropout(params, dropout_p);
     return params;
   }
   static FlashParams task_params(const AttentionParams& params) {
@@ -454,6 +565,7 @@ class CudaDilatedAttention final : public DilatedAttentionKernels {
     flash.scale = params.scale;
     flash.scale_log2 = params.scale * kLog2e;
     flash.causal = params.causal;
+    set_dropout(flash, params.dropout_p);
     return flash;
   }
   static FlashParams with_slice(FlashParams params, const PatternSlice& slice,
@@ -464,13 +576,14 @@ class CudaDilatedAttention final : public DilatedAttentionKernels {
     params.lse_row_stride = slice.lse_row_stride;
     params.max_query_count = slice.max_query_count;
     params.max_key_count = slice.max_key_count;
+    params.extras = slice.task_extras || params.dropout_threshold != 0;
     return params;
   }
 
   int device_;
   bool deterministic_;
   cudaStream_t stream_ = nullptr;
-  DeviceBuffer tasks_, o_accumulator_, grad_accumulator_, delta_;
+  DeviceBuffer tasks_, o_accumulator_, grad_accumulator_, delta_, bias_, dbias_;
 };
 
 }  // namespace

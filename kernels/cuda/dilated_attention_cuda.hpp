@@ -15,6 +15,13 @@
 // params.input_dtype, everything written is float32. For bf16/fp16, rows must be 16-byte
 // aligned (pointers, bases and row strides multiples of 8 elements); this is checked.
 //
+// Extras (relative position bias, dropout, dbias). forward()/backward() take the bias and
+// dbias tensors in device memory (used in place) or all in host memory (copied to and
+// from device buffers within the call). In the task entry points a task's bias and dbias
+// are device pointers. Without extras the kernels are the plain ones (a separate
+// instantiation); with them, dbias is summed with atomicAdd, so it is not bitwise
+// reproducible even in deterministic mode (dq, dk, dv still are).
+//
 // Streams. Each call enqueues its work on the backend's own stream and waits for it
 // before returning (errors from inside a kernel surface there, as an Error). The stream is
 // a blocking one, so it is ordered after work other code left on the legacy default stream

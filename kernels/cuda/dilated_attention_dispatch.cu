@@ -1,5 +1,5 @@
 // Dispatch of one pattern over (dtype in {bf16, fp16, fp32}) x (head dim in {32, 64, 128})
-// x causal to the launcher instantiation for it (flash_launch.hpp). bf16 and fp16 run the
+// x causal x extras to the launcher instantiation for it (flash_launch.hpp). bf16 and fp16 run the
 // tensor-core kernels, fp32 the CUDA-core ones (flash_traits.cuh says why).
 #include "kernels/cuda/cuda_check.cuh"
 #include "kernels/cuda/dilated_attention_launch.hpp"
@@ -13,14 +13,22 @@
 namespace longnet::cuda_kernels {
 namespace {
 
-// Calls fn.template operator()<T, kHeadDim, kCausal>() for the run-time choices; the
-// backend has validated them, so a miss here is a bug reported as an Error.
-template <typename Fn> void dispatch(DType dtype, int head_dim, bool causal, Fn&& fn) {
+// Calls fn.template operator()<T, kHeadDim, kCausal, kExtras>() for the run-time
+// choices; the backend has validated them, so a miss here is a bug reported as an Error.
+template <typename Fn>
+void dispatch(DType dtype, int head_dim, bool causal, bool extras, Fn&& fn) {
+  auto with_extras = [&]<typename T, int kHeadDim, bool kCausal>() {
+    if (extras) {
+      fn.template operator()<T, kHeadDim, kCausal, true>();
+    } else {
+      fn.template operator()<T, kHeadDim, kCausal, false>();
+    }
+  };
   auto with_causal = [&]<typename T, int kHeadDim>() {
     if (causal) {
-      fn.template operator()<T, kHeadDim, true>();
+      with_extras.template operator()<T, kHeadDim, true>();
     } else {
-      fn.template operator()<T, kHeadDim, false>();
+      with_extras.template operator()<T, kHeadDim, false>();
     }
   };
   auto with_head_dim = [&]<typename T>() {
@@ -53,16 +61,18 @@ template <typename Fn> void dispatch(DType dtype, int head_dim, bool causal, Fn&
 }  // namespace
 
 void forward_pattern(DType dtype, const FlashParams& params, cudaStream_t stream) {
-  dispatch(dtype, params.head_dim, params.causal, [&]<typename T, int kHeadDim, bool kCausal>() {
-    launch_forward<T, kHeadDim, kCausal>(params, stream);
-  });
+  dispatch(dtype, params.head_dim, params.causal, params.extras,
+           [&]<typename T, int kHeadDim, bool kCausal, bool kExtras>() {
+             launch_forward<T, kHeadDim, kCausal, kExtras>(params, stream);
+           });
 }
 
 void backward_pattern(DType dtype, const FlashParams& params, bool deterministic,
                       cudaStream_t stream) {
-  dispatch(dtype, params.head_dim, params.causal, [&]<typename T, int kHeadDim, bool kCausal>() {
-    launch_backward<T, kHeadDim, kCausal>(params, deterministic, stream);
-  });
+  dispatch(dtype, params.head_dim, params.causal, params.extras,
+           [&]<typename T, int kHeadDim, bool kCausal, bool kExtras>() {
+             launch_backward<T, kHeadDim, kCausal, kExtras>(params, deterministic, stream);
+           });
 }
 
 }  // namespace longnet::cuda_kernels

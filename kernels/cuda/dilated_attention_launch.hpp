@@ -25,9 +25,10 @@ constexpr bool head_dim_supported(int64_t d) {
 // ---- dilated_attention_dispatch.cu: one pattern, dtype in {bfloat16, float16, float32} --
 // Merges the pattern into params.o / params.lse (flash_forward.cuh, simt_forward.cuh).
 void forward_pattern(DType dtype, const FlashParams& params, cudaStream_t stream);
-// Adds the pattern's gradients into params.dq and every task's dk, dv
-// (flash_backward.cuh, simt_backward.cuh). deterministic: dq by a separate kernel that
-// owns its rows, instead of atomicAdd from the key-block kernel.
+// Adds the pattern's gradients into params.dq and every task's dk, dv, and dbias where a
+// task has one (flash_backward.cuh, simt_backward.cuh). deterministic: dq by a separate
+// kernel that owns its rows, instead of atomicAdd from the key-block kernel (dbias is
+// summed with atomicAdd in either mode).
 void backward_pattern(DType dtype, const FlashParams& params, bool deterministic,
                       cudaStream_t stream);
 

@@ -24,13 +24,21 @@
 // Masking and padding as in the forward (flash_forward.cuh): padding rows of every tile
 // are zero-filled, and every masked or padding (query, key) pair gets P = 0 exactly, so
 // dS = 0 there and nothing leaks into the gradients.
+//
+// Extras (kExtras = true; extras_device.cuh). P = 2^(S scale log2(e) + bias log2(e) -
+// lse log2(e)) with the forward's bias, and with the dropout factors Z (1 / (1 - p) or 0,
+// the forward's mask regenerated): dV += (P Z)^T dO, dS = P (Z dP - delta). Both kernels
+// recompute dS the same way; only the dK/dV kernel (which runs in both modes) adds it to
+// the bias gradient: each step sums its allowed pairs' dS per diagonal (one dilated
+// distance) in shared memory, then one thread per diagonal adds the sum to task.dbias
+// with atomicAdd (tasks of other batches and segments share the vector).
 #pragma once
 
 #include "kernels/cuda/flash_forward.cuh"
 
 namespace longnet::cuda_kernels {
 
-template <typename Traits, bool kCausal, bool kAtomicDq>
+template <typename Traits, bool kCausal, bool kAtomicDq, bool kExtras>
 __global__ void __launch_bounds__(Traits::kThreads)
     flash_backward_dkdv_kernel(const FlashParams params) {
   using T = typename Traits::Element;
@@ -61,6 +69,12 @@ __global__ void __launch_bounds__(Traits::kThreads)
   T* sdS = sdO + 2 * kBM * kP;                               // [key][query]
   float* sLse = reinterpret_cast<float*>(sdS + kBN * kDsP);  // two stages, times log2(e)
   float* sDelta = sLse + 2 * kBM;                            // two stages
+  // kExtras with dbias: per-step diagonal sums of dS, diagonal (query - key + kBN - 1)
+  // of the step's tile (space for them only in that instantiation's launch).
+  [[maybe_unused]] float* sDiag = reinterpret_cast<float*>(smem_raw + Traits::kSmemBytes);
+  [[maybe_unused]] const float* bias = kExtras ? task.bias : nullptr;
+  [[maybe_unused]] float* dbias = kExtras ? task.dbias : nullptr;
+  [[maybe_unused]] const bool dropout = kExtras && params.dropout_threshold != 0;
 
   const int tid = threadIdx.x;
   const int warp = tid / kWarpThreads;
@@ -108,6 +122,10 @@ __global__ void __launch_bounds__(Traits::kThreads)
       sV, static_cast<const T*>(task.keys.v) + k0 * k_stride, k_stride, kn, tid);
   load_query_block(i_begin, 0);
   cp_async_commit();
+  if constexpr (kExtras) {
+    // Zero before the first step's adds (the loop's first __syncthreads orders them).
+    if (dbias != nullptr && tid < Traits::kDiagonals) sDiag[tid] = 0.0f;
+  }
 
   // This warp's 16 keys x D: rows (keys) 16 warp + g and + 8.
   float acc_dk[kD / 8][4], acc_dv[kD / 8][4];
@@ -159,17 +177,63 @@ __global__ void __launch_bounds__(Traits::kThreads)
     // P^T (masked and padding pairs exactly 0), then dS^T = P^T (dP^T - delta).
     const bool need_mask =
         k0 + kBN > key_count || q0 + kBM > q_count || (kCausal && k0 + kBN - 1 > q_index0);
+    if constexpr (kExtras) {
+      // st becomes P Z (for dV), dpt dS = P (Z dP - delta); element [n][e] is bit 4 n + e.
+      uint64_t keep = ~uint64_t{0};
+      float z_scale = 1.0f;
+      if (dropout) {
+        z_scale = params.dropout_scale;
+        keep = dropout_keep_bits<kBM / 2>(task, params.dropout_threshold, [&](int x) {
+          return DilatedPair{q_index0 + (x / 4) * 8 + 2 * t + ((x % 4) & 1),
+                             k0 + warp * 16 + g + 8 * ((x % 4) >> 1)};
+        });
+      }
 #pragma unroll
-    for (int n = 0; n < kBM / 8; ++n) {
+      for (int n = 0; n < kBM / 8; ++n) {
 #pragma unroll
-      for (int e = 0; e < 4; ++e) {
-        const int query = n * 8 + 2 * t + (e & 1);  // in the query block
-        const int64_t key = k0 + warp * 16 + g + 8 * (e >> 1);
-        const bool allowed =
-            !need_mask || (key < key_count && query < qn && (!kCausal || key <= q_index0 + query));
-        const float p = allowed ? exp2f(st[n][e] * params.scale_log2 - lse2[query]) : 0.0f;
-        st[n][e] = p;
-        dpt[n][e] = p * (dpt[n][e] - delta[query]);
+        for (int e = 0; e < 4; ++e) {
+          const int query = n * 8 + 2 * t + (e & 1);  // in the query block
+          const int key_in_block = warp * 16 + g + 8 * (e >> 1);
+          const int64_t key = k0 + key_in_block;
+          const bool allowed = !need_mask || (key < key_count && query < qn &&
+                                              (!kCausal || key <= q_index0 + query));
+          float x = st[n][e] * params.scale_log2;
+          if (bias != nullptr && allowed) x = fmaf(bias[q_index0 + query - key], kLog2e, x);
+          const float p = allowed ? exp2f(x - lse2[query]) : 0.0f;
+          const float z = keep_factor(keep, 4 * n + e, z_scale);
+          const float ds = p * (z * dpt[n][e] - delta[query]);
+          st[n][e] = p * z;
+          dpt[n][e] = ds;
+          if (dbias != nullptr && allowed) atomicAdd(sDiag + query - key_in_block + kBN - 1, ds);
+        }
+      }
+      if (dbias != nullptr) {
+        __syncthreads();  // every pair's dS is in sDiag
+        if (tid < Traits::kDiagonals) {
+          // Diagonal tid is the dilated distance q_index0 - k0 - (kBN - 1) + tid. A
+          // diagonal with no allowed pair holds exactly 0 and is skipped, so no address
+          // outside the bias vector's range is touched. Zeroed again for the next step
+          // (whose adds come after the loop's next __syncthreads).
+          const float sum = sDiag[tid];
+          if (sum != 0.0f) {
+            atomicAdd(dbias + (q_index0 - k0 - (kBN - 1) + tid), sum);
+            sDiag[tid] = 0.0f;
+          }
+        }
+      }
+    } else {
+#pragma unroll
+      for (int n = 0; n < kBM / 8; ++n) {
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+          const int query = n * 8 + 2 * t + (e & 1);  // in the query block
+          const int64_t key = k0 + warp * 16 + g + 8 * (e >> 1);
+          const bool allowed = !need_mask || (key < key_count && query < qn &&
+                                              (!kCausal || key <= q_index0 + query));
+          const float p = allowed ? exp2f(st[n][e] * params.scale_log2 - lse2[query]) : 0.0f;
+          st[n][e] = p;
+          dpt[n][e] = p * (dpt[n][e] - delta[query]);
+        }
       }
     }
 
@@ -266,7 +330,7 @@ __global__ void __launch_bounds__(Traits::kThreads)
   }
 }
 
-template <typename Traits, bool kCausal>
+template <typename Traits, bool kCausal, bool kExtras>
 __global__ void __launch_bounds__(Traits::kThreads)
     flash_backward_dq_kernel(const FlashParams params) {
   using T = typename Traits::Element;
@@ -287,6 +351,8 @@ __global__ void __launch_bounds__(Traits::kThreads)
   const int64_t key_end = kCausal ? min64(key_count, q_index0 + qn) : key_count;
   if (key_end <= 0) return;
   const int n_tiles = static_cast<int>((key_end + kBN - 1) / kBN);
+  [[maybe_unused]] const float* bias = kExtras ? task.bias : nullptr;
+  [[maybe_unused]] const bool dropout = kExtras && params.dropout_threshold != 0;
 
   extern __shared__ __align__(16) unsigned char smem_raw[];
   T* sQ = reinterpret_cast<T*>(smem_raw);
@@ -382,17 +448,45 @@ __global__ void __launch_bounds__(Traits::kThreads)
 
     const bool need_mask = k0 + kBN > key_count || q0 + kBM > task.queries.count ||
                            (kCausal && k0 + kBN - 1 > q_index0);
+    if constexpr (kExtras) {
+      // dS = P (Z dP - delta) with the bias in P; element [n][e] is bit 4 n + e.
+      uint64_t keep = ~uint64_t{0};
+      float z_scale = 1.0f;
+      if (dropout) {
+        z_scale = params.dropout_scale;
+        keep = dropout_keep_bits<kBN / 2>(task, params.dropout_threshold, [&](int x) {
+          return DilatedPair{q_index0 + warp * 16 + g + 8 * ((x % 4) >> 1),
+                             k0 + (x / 4) * 8 + 2 * t + ((x % 4) & 1)};
+        });
+      }
 #pragma unroll
-    for (int n = 0; n < kBN / 8; ++n) {
+      for (int n = 0; n < kBN / 8; ++n) {
 #pragma unroll
-      for (int e = 0; e < 4; ++e) {
-        const int h = e >> 1;
-        const int r = warp * 16 + g + 8 * h;
-        const int64_t key = k0 + n * 8 + 2 * t + (e & 1);
-        const bool allowed =
-            !need_mask || (key < key_count && r < qn && (!kCausal || key <= q_index0 + r));
-        const float p = allowed ? exp2f(s[n][e] * params.scale_log2 - lse2[h]) : 0.0f;
-        dp[n][e] = p * (dp[n][e] - delta[h]);  // dS
+        for (int e = 0; e < 4; ++e) {
+          const int h = e >> 1;
+          const int r = warp * 16 + g + 8 * h;
+          const int64_t key = k0 + n * 8 + 2 * t + (e & 1);
+          const bool allowed =
+              !need_mask || (key < key_count && r < qn && (!kCausal || key <= q_index0 + r));
+          float x = s[n][e] * params.scale_log2;
+          if (bias != nullptr && allowed) x = fmaf(bias[q_index0 + r - key], kLog2e, x);
+          const float p = allowed ? exp2f(x - lse2[h]) : 0.0f;
+          dp[n][e] = p * (keep_factor(keep, 4 * n + e, z_scale) * dp[n][e] - delta[h]);  // dS
+        }
+      }
+    } else {
+#pragma unroll
+      for (int n = 0; n < kBN / 8; ++n) {
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+          const int h = e >> 1;
+          const int r = warp * 16 + g + 8 * h;
+          const int64_t key = k0 + n * 8 + 2 * t + (e & 1);
+          const bool allowed =
+              !need_mask || (key < key_count && r < qn && (!kCausal || key <= q_index0 + r));
+          const float p = allowed ? exp2f(s[n][e] * params.scale_log2 - lse2[h]) : 0.0f;
+          dp[n][e] = p * (dp[n][e] - delta[h]);  // dS
+        }
       }
     }
 

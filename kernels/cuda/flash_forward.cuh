@@ -29,8 +29,14 @@
 // Races. Tasks never share query rows and blocks of a task take disjoint rows, so o and
 // lse rows have one writer per launch; within a row, the four lanes of a quad read the
 // old lse, then (after __syncwarp) one of them writes the new one.
+//
+// Extras (kExtras = true; extras_device.cuh). x += bias[i - j] log2(e) before masking;
+// the online softmax (m, l, hence lse) sees the undropped weights, and P V gets P Z with
+// the dropped elements zeroed; the factor 1 / (1 - p) of the kept ones is applied once,
+// to the merge weight of the pattern's rows, instead of per element.
 #pragma once
 
+#include "kernels/cuda/extras_device.cuh"
 #include "kernels/cuda/flash_params.hpp"
 #include "kernels/cuda/flash_traits.cuh"
 
@@ -44,7 +50,7 @@ __device__ __forceinline__ int64_t block_task_index() {
   return static_cast<int64_t>(blockIdx.z) * gridDim.y + blockIdx.y;
 }
 
-template <typename Traits, bool kCausal>
+template <typename Traits, bool kCausal, bool kExtras>
 __global__ void __launch_bounds__(Traits::kThreads) flash_forward_kernel(const FlashParams params) {
   using T = typename Traits::Element;
   constexpr int kD = Traits::kHeadDim;
@@ -66,6 +72,8 @@ __global__ void __launch_bounds__(Traits::kThreads) flash_forward_kernel(const F
   const int64_t key_end = kCausal ? min64(key_count, q_index0 + qn) : key_count;
   if (key_end <= 0) return;  // no keys: this pattern adds nothing to these rows
   const int n_tiles = static_cast<int>((key_end + kBN - 1) / kBN);
+  [[maybe_unused]] const float* bias = kExtras ? task.bias : nullptr;
+  [[maybe_unused]] const bool dropout = kExtras && params.dropout_threshold != 0;
 
   extern __shared__ __align__(16) unsigned char smem_raw[];
   T* sQ = reinterpret_cast<T*>(smem_raw);
@@ -143,6 +151,13 @@ __global__ void __launch_bounds__(Traits::kThreads) flash_forward_kernel(const F
 #pragma unroll
       for (int e = 0; e < 4; ++e) {
         float x = s[n][e] * params.scale_log2;
+        if constexpr (kExtras) {
+          const int64_t key = k0 + n * 8 + 2 * t + (e & 1);
+          const int row = warp * 16 + g + 8 * (e >> 1);
+          if (bias != nullptr && row < qn && key < key_count) {
+            x = fmaf(bias[q_index0 + row - key], kLog2e, x);
+          }
+        }
         if (need_mask) {
           const int64_t key = k0 + n * 8 + 2 * t + (e & 1);
           const int64_t query = q_index0 + warp * 16 + g + 8 * (e >> 1);
@@ -177,6 +192,22 @@ __global__ void __launch_bounds__(Traits::kThreads) flash_forward_kernel(const F
       for (int n = 0; n < kD / 8; ++n) {
         acc_o[n][2 * h] *= alpha;
         acc_o[n][2 * h + 1] *= alpha;
+      }
+    }
+    if constexpr (kExtras) {
+      // Dropout after the row sums (lse is that of the undropped weights): element
+      // s[n][e] is bit 4 n + e.
+      if (dropout) {
+        const uint64_t keep = dropout_keep_bits<kBN / 2>(
+            task, params.dropout_threshold, [&](int x) {
+              return DilatedPair{q_index0 + warp * 16 + g + 8 * ((x % 4) >> 1),
+                                 k0 + (x / 4) * 8 + 2 * t + ((x % 4) & 1)};
+            });
+#pragma unroll
+        for (int n = 0; n < kBN / 8; ++n) {
+#pragma unroll
+          for (int e = 0; e < 4; ++e) s[n][e] *= keep_factor(keep, 4 * n + e, 1.0f);
+        }
       }
     }
 
@@ -231,6 +262,7 @@ __global__ void __launch_bounds__(Traits::kThreads) flash_forward_kernel(const F
       w_old = expf(lse_old[h] - lse_new);
       w_p = expf(lse_p[h] - lse_new) / sum[h];
     }
+    if constexpr (kExtras) w_p *= params.dropout_scale;  // the kept weights' 1 / (1 - p)
     if (t == 0) params.lse[task.queries.lse_base + row * params.lse_row_stride] = lse_new;
     float* o_row = params.o + task.queries.base + row * q_stride;
 #pragma unroll

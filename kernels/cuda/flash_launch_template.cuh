@@ -49,35 +49,38 @@ void launch_over_tasks(Kernel kernel, const char* name, int64_t blocks_per_task,
 }
 
 // ---- kernel launchers --------------------------------------------------------------------
-template <typename T, int kHeadDim, bool kCausal>
+// kExtras: the instantiations with bias, dropout and dbias (FlashParams::extras); the
+// tensor-core dK/dV kernel then also takes the dbias diagonal sums' shared memory.
+template <typename T, int kHeadDim, bool kCausal, bool kExtras>
 void launch_forward(const FlashParams& params, cudaStream_t stream) {
   if constexpr (std::is_same_v<T, float>) {
     using Tr = SimtTraits<kHeadDim>;
-    launch_over_tasks(simt_forward_kernel<kHeadDim, kCausal>, "simt_forward_kernel",
+    launch_over_tasks(simt_forward_kernel<kHeadDim, kCausal, kExtras>, "simt_forward_kernel",
                       ceil_div(params.max_query_count, Tr::kBlockM), Tr::kThreads,
                       Tr::kForwardSmemBytes, params, stream);
   } else {
     using Tr = FlashForwardTraits<T, kHeadDim>;
-    launch_over_tasks(flash_forward_kernel<Tr, kCausal>, "flash_forward_kernel",
+    launch_over_tasks(flash_forward_kernel<Tr, kCausal, kExtras>, "flash_forward_kernel",
                       ceil_div(params.max_query_count, Tr::kBlockM), Tr::kThreads, Tr::kSmemBytes,
                       params, stream);
   }
 }
 
-template <typename T, int kHeadDim, bool kCausal>
+template <typename T, int kHeadDim, bool kCausal, bool kExtras>
 void launch_backward(const FlashParams& params, bool deterministic, cudaStream_t stream) {
   if constexpr (std::is_same_v<T, float>) {
     using Tr = SimtTraits<kHeadDim>;
     const int64_t key_blocks = ceil_div(params.max_key_count, Tr::kBlockN);
     if (deterministic) {
-      launch_over_tasks(simt_backward_dkdv_kernel<kHeadDim, kCausal, false>,
+      launch_over_tasks(simt_backward_dkdv_kernel<kHeadDim, kCausal, false, kExtras>,
                         "simt_backward_dkdv_kernel", key_blocks, Tr::kThreads,
                         Tr::kBackwardSmemBytes, params, stream);
-      launch_over_tasks(simt_backward_dq_kernel<kHeadDim, kCausal>, "simt_backward_dq_kernel",
+      launch_over_tasks(simt_backward_dq_kernel<kHeadDim, kCausal, kExtras>,
+                        "simt_backward_dq_kernel",
                         ceil_div(params.max_query_count, Tr::kBackwardBlockM), Tr::kThreads,
                         Tr::kBackwardSmemBytes, params, stream);
     } else {
-      launch_over_tasks(simt_backward_dkdv_kernel<kHeadDim, kCausal, true>,
+      launch_over_tasks(simt_backward_dkdv_kernel<kHeadDim, kCausal, true, kExtras>,
                         "simt_backward_dkdv_kernel", key_blocks, Tr::kThreads,
                         Tr::kBackwardSmemBytes, params, stream);
     }
@@ -85,33 +88,42 @@ void launch_backward(const FlashParams& params, bool deterministic, cudaStream_t
     using Tr = FlashBackwardTraits<T, kHeadDim>;
     using DqTr = FlashDqTraits<T, kHeadDim>;
     const int64_t key_blocks = ceil_div(params.max_key_count, Tr::kBlockN);
+    const int dkdv_smem = kExtras ? Tr::kExtrasSmemBytes : Tr::kSmemBytes;
     if (deterministic) {
-      launch_over_tasks(flash_backward_dkdv_kernel<Tr, kCausal, false>,
-                        "flash_backward_dkdv_kernel", key_blocks, Tr::kThreads, Tr::kSmemBytes,
-                        params, stream);
-      launch_over_tasks(flash_backward_dq_kernel<DqTr, kCausal>, "flash_backward_dq_kernel",
+      launch_over_tasks(flash_backward_dkdv_kernel<Tr, kCausal, false, kExtras>,
+                        "flash_backward_dkdv_kernel", key_blocks, Tr::kThreads, dkdv_smem, params,
+                        stream);
+      launch_over_tasks(flash_backward_dq_kernel<DqTr, kCausal, kExtras>,
+                        "flash_backward_dq_kernel",
                         ceil_div(params.max_query_count, DqTr::kBlockM), DqTr::kThreads,
                         DqTr::kSmemBytes, params, stream);
     } else {
-      launch_over_tasks(flash_backward_dkdv_kernel<Tr, kCausal, true>, "flash_backward_dkdv_kernel",
-                        key_blocks, Tr::kThreads, Tr::kSmemBytes, params, stream);
+      launch_over_tasks(flash_backward_dkdv_kernel<Tr, kCausal, true, kExtras>,
+                        "flash_backward_dkdv_kernel", key_blocks, Tr::kThreads, dkdv_smem, params,
+                        stream);
     }
   }
 }
 
-// Explicit instantiations for one element type: every head dim, causal and not.
-#define LONGNET_INSTANTIATE_FLASH_LAUNCHERS(T)                                          \
-  template void launch_forward<T, 32, false>(const FlashParams&, cudaStream_t);         \
-  template void launch_forward<T, 32, true>(const FlashParams&, cudaStream_t);          \
-  template void launch_forward<T, 64, false>(const FlashParams&, cudaStream_t);         \
-  template void launch_forward<T, 64, true>(const FlashParams&, cudaStream_t);          \
-  template void launch_forward<T, 128, false>(const FlashParams&, cudaStream_t);        \
-  template void launch_forward<T, 128, true>(const FlashParams&, cudaStream_t);         \
-  template void launch_backward<T, 32, false>(const FlashParams&, bool, cudaStream_t);  \
-  template void launch_backward<T, 32, true>(const FlashParams&, bool, cudaStream_t);   \
-  template void launch_backward<T, 64, false>(const FlashParams&, bool, cudaStream_t);  \
-  template void launch_backward<T, 64, true>(const FlashParams&, bool, cudaStream_t);   \
-  template void launch_backward<T, 128, false>(const FlashParams&, bool, cudaStream_t); \
-  template void launch_backward<T, 128, true>(const FlashParams&, bool, cudaStream_t)
+// Explicit instantiations for one element type and one value of kExtras: every head dim,
+// causal and not.
+#define LONGNET_INSTANTIATE_FLASH_LAUNCHERS_EXTRAS(T, E)                                      \
+  template void launch_forward<T, 32, false, E>(const FlashParams&, cudaStream_t);            \
+  template void launch_forward<T, 32, true, E>(const FlashParams&, cudaStream_t);             \
+  template void launch_forward<T, 64, false, E>(const FlashParams&, cudaStream_t);            \
+  template void launch_forward<T, 64, true, E>(const FlashParams&, cudaStream_t);             \
+  template void launch_forward<T, 128, false, E>(const FlashParams&, cudaStream_t);           \
+  template void launch_forward<T, 128, true, E>(const FlashParams&, cudaStream_t);            \
+  template void launch_backward<T, 32, false, E>(const FlashParams&, bool, cudaStream_t);     \
+  template void launch_backward<T, 32, true, E>(const FlashParams&, bool, cudaStream_t);      \
+  template void launch_backward<T, 64, false, E>(const FlashParams&, bool, cudaStream_t);     \
+  template void launch_backward<T, 64, true, E>(const FlashParams&, bool, cudaStream_t);      \
+  template void launch_backward<T, 128, false, E>(const FlashParams&, bool, cudaStream_t);    \
+  template void launch_backward<T, 128, true, E>(const FlashParams&, bool, cudaStream_t)
+
+// ... and both values of kExtras.
+#define LONGNET_INSTANTIATE_FLASH_LAUNCHERS(T)            \
+  LONGNET_INSTANTIATE_FLASH_LAUNCHERS_EXTRAS(T, false); \
+  LONGNET_INSTANTIATE_FLASH_LAUNCHERS_EXTRAS(T, true)
 
 }  // namespace longnet::cuda_kernels

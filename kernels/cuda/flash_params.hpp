@@ -6,6 +6,11 @@
 // kernels/attention_tasks.hpp for what a task is). Inputs (q, dout and every task's k, v)
 // hold elements of the dtype the launcher was instantiated for; everything written
 // (o, lse, dq and the tasks' dk, dv) is float32, accumulated across patterns.
+//
+// Extras (relative position bias, attention dropout, the bias gradient) come with the
+// tasks (SegmentTask::bias, dbias, dropout_key, token_origin, token_stride; device
+// pointers) and the dropout fields below. `extras` picks the kernels' kExtras = true
+// instantiation; the kExtras = false kernels are the plain ones, untouched by all this.
 #pragma once
 
 #include "kernels/attention_tasks.hpp"
@@ -46,6 +51,16 @@ struct FlashParams {
   float scale = 0;       // softmax scale applied to q . k
   float scale_log2 = 0;  // scale * log2(e): scores are kept in base 2 inside the kernels
   bool causal = false;   // key index <= query index, both dilated indices of the segment
+
+  // ---- extras ----
+  // Some task has bias or dbias, or dropout is on: run the kExtras = true kernels.
+  bool extras = false;
+  // Dropout: the pair (query token m, key token n) is kept iff dropout_keep(task
+  // dropout_key, m, n, dropout_threshold) (kernels/philox.hpp); kept weights are scaled
+  // by dropout_scale. dropout_threshold = dropout_threshold(p), 0 when dropout is off
+  // (p = 0), and then dropout_scale = 1.
+  uint32_t dropout_threshold = 0;
+  float dropout_scale = 1;  // 1 / (1 - p)
 };
 
 }  // namespace longnet::cuda_kernels

@@ -92,9 +92,17 @@ template <typename Element_, int kHeadDim_> struct FlashBackwardTraits {
       (2 * kBlockN + 4 * kBlockM) * kPitch * static_cast<int>(sizeof(Element)) +
       kBlockN * kDsPitch * static_cast<int>(sizeof(Element)) +
       4 * kBlockM * static_cast<int>(sizeof(float));  // lse and delta, two stages each
+  // kExtras kernels with a bias gradient: the step's dS summed along its kBlockM + kBlockN
+  // - 1 diagonals (one dilated distance each), after kSmemBytes.
+  static constexpr int kDiagonals = kBlockM + kBlockN - 1;
+  static constexpr int kExtrasSmemBytes =
+      kSmemBytes + kDiagonals * static_cast<int>(sizeof(float));
 
   static_assert(kIsTensorCoreType<Element>, "the tensor-core kernels take bf16 or fp16");
   static_assert(kHeadDim == 32 || kHeadDim == 64 || kHeadDim == 128, "head dims 32, 64, 128");
+  static_assert(kDiagonals <= kThreads, "one thread per diagonal flushes the dbias sums");
+  static_assert(kSmemBytes % 16 == 0, "the diagonal sums start 16-byte aligned");
+  static_assert(kExtrasSmemBytes <= 227 * 1024, "fits an SM's shared memory (sm_90: 227 KiB)");
   static_assert(kBlockM % 16 == 0 && kNWarps % kMTiles == 0, "dQ tiles cover the warps");
   static_assert(kDqCols % kDqChunk == 0 && kDqChunk % 16 == 0, "dQ slices of whole n16 steps");
   static_assert(kBlockM <= kThreads, "one thread per query row loads lse and delta");

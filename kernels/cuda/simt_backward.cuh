@@ -12,6 +12,11 @@
 //   C. dQ += dS K, thread (tx, ty) owning (query ty + 16 i, column tx + 16 j): added to
 //      dq with atomicAdd by the dK/dV kernel (kAtomicDq), or accumulated in registers
 //      over every key tile by the deterministic dQ kernel and written once.
+// Extras (kExtras = true) as in flash_backward.cuh: phase A adds the bias to the exponent
+// and stores P Z (for dV) and dS = P (Z dP - delta); the dK/dV kernel then sums the
+// step's dS along each diagonal of the tile (one dilated distance; a thread per
+// diagonal, reading the shared dS tile in a fixed order) and adds each sum to task.dbias
+// with atomicAdd.
 #pragma once
 
 #include "kernels/cuda/simt_forward.cuh"
@@ -66,10 +71,12 @@ __device__ __forceinline__ void simt_load_queries(const SimtBackwardTiles<kHeadD
 }
 
 // Phase A: P and dS of query rows [q0, q0 + qn) (dilated index q_index0 + row) against
-// key rows [k0, k0 + kBlockN) into tiles.p and tiles.ds. The caller synchronises.
-template <int kHeadDim, bool kCausal>
+// key rows [k0, k0 + kBlockN) into tiles.p and tiles.ds (with kExtras: P Z and
+// P (Z dP - delta), the bias and dropout of `task`). The caller synchronises.
+template <int kHeadDim, bool kCausal, bool kExtras>
 __device__ __forceinline__ void simt_probabilities(const SimtBackwardTiles<kHeadDim>& tiles,
-                                                   const FlashParams& params, int64_t k0,
+                                                   const FlashParams& params,
+                                                   const SegmentTask& task, int64_t k0,
                                                    int64_t key_count, int64_t q_index0, int qn,
                                                    int tx, int ty) {
   using Tr = SimtTraits<kHeadDim>;
@@ -114,9 +121,22 @@ __device__ __forceinline__ void simt_probabilities(const SimtBackwardTiles<kHead
       const int c = tx + kS * j;
       const int64_t key = k0 + c;
       const bool allowed = key < key_count && r < qn && (!kCausal || key <= q_index0 + r);
-      const float p = allowed ? exp2f(s[i][j] * params.scale_log2 - tiles.lse2[r]) : 0.0f;
-      tiles.p[r * kSP + c] = p;
-      tiles.ds[r * kSP + c] = p * (dp[i][j] - tiles.delta[r]);
+      if constexpr (kExtras) {
+        float x = s[i][j] * params.scale_log2;
+        if (task.bias != nullptr && allowed) x = fmaf(task.bias[q_index0 + r - key], kLog2e, x);
+        const float p = allowed ? exp2f(x - tiles.lse2[r]) : 0.0f;
+        float z = 1.0f;
+        if (params.dropout_threshold != 0) {
+          z = pair_kept(task, params.dropout_threshold, q_index0 + r, key) ? params.dropout_scale
+                                                                            : 0.0f;
+        }
+        tiles.p[r * kSP + c] = p * z;
+        tiles.ds[r * kSP + c] = p * (z * dp[i][j] - tiles.delta[r]);
+      } else {
+        const float p = allowed ? exp2f(s[i][j] * params.scale_log2 - tiles.lse2[r]) : 0.0f;
+        tiles.p[r * kSP + c] = p;
+        tiles.ds[r * kSP + c] = p * (dp[i][j] - tiles.delta[r]);
+      }
     }
   }
 }
@@ -146,7 +166,7 @@ __device__ __forceinline__ void simt_accumulate_dq(
   }
 }
 
-template <int kHeadDim, bool kCausal, bool kAtomicDq>
+template <int kHeadDim, bool kCausal, bool kAtomicDq, bool kExtras>
 __global__ void __launch_bounds__(SimtTraits<kHeadDim>::kThreads)
     simt_backward_dkdv_kernel(const FlashParams params) {
   using Tr = SimtTraits<kHeadDim>;
@@ -190,9 +210,27 @@ __global__ void __launch_bounds__(SimtTraits<kHeadDim>::kThreads)
     __syncthreads();  // everyone is done with the previous step's tiles
     simt_load_queries<kD>(tiles, params, task, q0, qn, tid);
     __syncthreads();
-    simt_probabilities<kD, kCausal>(tiles, params, k0, key_count, task.queries.first_index + q0, qn,
-                                    tx, ty);
+    simt_probabilities<kD, kCausal, kExtras>(tiles, params, task, k0, key_count,
+                                             task.queries.first_index + q0, qn, tx, ty);
     __syncthreads();
+
+    if constexpr (kExtras) {
+      // dbias: thread e < kBM + kBN - 1 sums diagonal e (local query - local key + kBN - 1,
+      // dilated distance q_index0 - k0 - (kBN - 1) + e). Pairs that are not allowed hold
+      // dS = 0 exactly, so a diagonal without an allowed pair sums to 0 and is skipped:
+      // no address outside the bias vector's range is touched. Only reads of tiles.ds,
+      // which the next step rewrites after two barriers.
+      if (task.dbias != nullptr && tid < kBM + kBN - 1) {
+        float sum = 0.0f;
+        for (int r = 0; r < kBM; ++r) {
+          const int c = r + kBN - 1 - tid;
+          if (c >= 0 && c < kBN) sum += tiles.ds[r * kSP + c];
+        }
+        if (sum != 0.0f) {
+          atomicAdd(task.dbias + (task.queries.first_index + q0 - k0 - (kBN - 1) + tid), sum);
+        }
+      }
+    }
 
     // B. dV += P^T dO, dK += dS^T Q.
 #pragma unroll 4
@@ -255,7 +293,7 @@ __global__ void __launch_bounds__(SimtTraits<kHeadDim>::kThreads)
   }
 }
 
-template <int kHeadDim, bool kCausal>
+template <int kHeadDim, bool kCausal, bool kExtras>
 __global__ void __launch_bounds__(SimtTraits<kHeadDim>::kThreads)
     simt_backward_dq_kernel(const FlashParams params) {
   using Tr = SimtTraits<kHeadDim>;
@@ -298,7 +336,8 @@ __global__ void __launch_bounds__(SimtTraits<kHeadDim>::kThreads)
     load_rows_simt<kBN, kD, kQP, Tr::kThreads>(
         tiles.v, static_cast<const float*>(task.keys.v) + k0 * k_stride, k_stride, kn, 1.0f, tid);
     __syncthreads();
-    simt_probabilities<kD, kCausal>(tiles, params, k0, key_count, q_index0, qn, tx, ty);
+    simt_probabilities<kD, kCausal, kExtras>(tiles, params, task, k0, key_count, q_index0, qn, tx,
+                                             ty);
     __syncthreads();
     simt_accumulate_dq<kD>(tiles, acc_dq, tx, ty);
   }

@@ -13,6 +13,9 @@
 //   3. O = alpha O + P V: thread (tx, ty) owns O[ty + 16 i][tx + 16 j] in registers.
 // The score tile lives in shared memory only; nothing of size rows x keys reaches global
 // memory. Padding rows of Q, K, V tiles are zeros; masked scores give P = 0 exactly.
+// Extras (kExtras = true) as in flash_forward.cuh: the bias joins S in phase 1 (real rows
+// and keys only), dropout zeroes P in phase 2 after the row sums, and the kept weights'
+// 1 / (1 - p) goes into the merge weight.
 #pragma once
 
 #include "kernels/cuda/flash_forward.cuh"
@@ -32,7 +35,7 @@ __device__ __forceinline__ void load_rows_simt(float* dst, const float* src, int
   }
 }
 
-template <int kHeadDim, bool kCausal>
+template <int kHeadDim, bool kCausal, bool kExtras>
 __global__ void __launch_bounds__(SimtTraits<kHeadDim>::kThreads)
     simt_forward_kernel(const FlashParams params) {
   using Tr = SimtTraits<kHeadDim>;
@@ -56,6 +59,8 @@ __global__ void __launch_bounds__(SimtTraits<kHeadDim>::kThreads)
   const int64_t key_end = kCausal ? min64(key_count, q_index0 + qn) : key_count;
   if (key_end <= 0) return;
   const int n_tiles = static_cast<int>((key_end + kBN - 1) / kBN);
+  [[maybe_unused]] const float* bias = kExtras ? task.bias : nullptr;
+  [[maybe_unused]] const bool dropout = kExtras && params.dropout_threshold != 0;
 
   extern __shared__ __align__(16) unsigned char smem_raw[];
   float* sQ = reinterpret_cast<float*>(smem_raw);
@@ -122,6 +127,11 @@ __global__ void __launch_bounds__(SimtTraits<kHeadDim>::kThreads)
         const int64_t key = k0 + tx + kS * j;
         const int64_t query = q_index0 + ty + kS * i;
         const bool masked = need_mask && (key >= key_count || (kCausal && key > query));
+        if constexpr (kExtras) {
+          if (bias != nullptr && ty + kS * i < qn && key < key_count) {
+            s[i][j] = fmaf(bias[query - key], kLog2e, s[i][j]);
+          }
+        }
         sS[(ty + kS * i) * kSP + tx + kS * j] = masked ? kNegInf : s[i][j];
       }
     }
@@ -147,6 +157,14 @@ __global__ void __launch_bounds__(SimtTraits<kHeadDim>::kThreads)
       }
       row_sum = row_sum * alpha + sum;
       if (spart == 0) sAlpha[srow] = alpha;
+      if constexpr (kExtras) {
+        if (dropout) {  // after the sums: lse is that of the undropped weights
+#pragma unroll 1
+          for (int c = spart; c < kBN; c += 4) {
+            if (!pair_kept(task, params.dropout_threshold, q_index0 + srow, k0 + c)) row[c] = 0.0f;
+          }
+        }
+      }
     }
     __syncthreads();
 
@@ -189,6 +207,7 @@ __global__ void __launch_bounds__(SimtTraits<kHeadDim>::kThreads)
         w_old = expf(lse_old - lse_new);
         w_p = expf(lse_p - lse_new) / sum;
       }
+      if constexpr (kExtras) w_p *= params.dropout_scale;  // the kept weights' 1 / (1 - p)
       *lse = lse_new;
     }
     sWold[srow] = w_old;

@@ -374,7 +374,12 @@ std::vector<ExtrasGpuCase> grid() {
       // w > N: the bias vector is longer than any distance that occurs.
       {{1, 500, 2, 64}, config({1024}, {2}, kNonCausal, HO::interleaved), kBias, 0.5f},
       // r = w: L = 1, each row attends only itself; the bias is one number.
-      {{1, 100, 3, 32}, config({10}, {10}, kNonCausal, HO::interleaved), kBias, 0.4f},
+      // r = w / 2: two keys per row. (With r = w each row attends only itself, so the exact
+      // dq, dk and dbias are 0; with dropout the kernel's delta = rowsum(dO o), taken on o
+      // rounded to the input type as in FlashAttention, then leaves a rounding residue that
+      // the naive implementation, which keeps o unrounded, does not have. The case without
+      // dropout is in tests/test_dilated_attention_cuda.cpp.)
+      {{1, 100, 3, 32}, config({10}, {5}, kNonCausal, HO::interleaved), kBias, 0.4f},
       // One long causal segment: many query blocks and key tiles, dbias from many steps.
       {{1, 1500, 1, 128}, config({2048}, {1}, kCausal, HO::interleaved), kBias, 0.1f},
       {{1, 1200, 2, 32}, config({512, 1200}, {1, 2}, kNonCausal, HO::grouped), kBias, 0.25f},
@@ -407,6 +412,10 @@ class CudaDropoutMaskMatchesCpu : public testing::TestWithParam<MaskCase> {};
 int64_t rows_over(const Tensor& got, const Tensor& want, int64_t d, double tolerance,
                   double* worst) {
   const auto g = got.span<float>(), w = want.span<float>();
+  double total2 = 0;
+  for (float x : w) total2 += static_cast<double>(x) * x;
+  const double rows = static_cast<double>(w.size()) / static_cast<double>(d);
+  const double floor2 = std::max(1e-4 * total2 / std::max(rows, 1.0), 1e-300);
   int64_t bad = 0;
   for (std::size_t row = 0; row * static_cast<std::size_t>(d) < w.size(); ++row) {
     double diff2 = 0, ref2 = 0;
@@ -415,7 +424,11 @@ int64_t rows_over(const Tensor& got, const Tensor& want, int64_t d, double toler
       diff2 += (static_cast<double>(g[x]) - w[x]) * (static_cast<double>(g[x]) - w[x]);
       ref2 += static_cast<double>(w[x]) * w[x];
     }
-    const double e = std::sqrt(diff2 / (ref2 > 0 ? ref2 : 1.0));
+    // Rows whose exact value is 0 (the first row of a causal segment has one key, so its
+    // dq is 0) hold only rounding noise in both results: judge them against a floor of
+    // 1e-2 of the typical row (float32 atomics leave ~1e-7 of it there), not against their
+    // own noise.
+    const double e = std::sqrt(diff2 / std::max(ref2, floor2));
     if (!(e <= tolerance)) ++bad;  // NaN counts
     *worst = std::max(*worst, std::isfinite(e) ? e : std::numeric_limits<double>::infinity());
   }
