@@ -262,9 +262,18 @@ TrainResult train(const TrainConfig& config, Communicator& world, const TrainOpt
   };
 
   // Validation: group g takes windows g, g + dp, ...; losses summed over the world, also
-  // by position bucket (8 equal ranges of the sequence) to show that later positions,
-  // which see more context, are predicted better.
-  constexpr int kBuckets = 8;
+  // by position in the sequence, in buckets [0, 4), [4, 16), [16, 64), ... (powers of 4,
+  // the last one ending at seq_len), to show that later positions, which see more
+  // context, are predicted better.
+  std::vector<int64_t> bucket_starts{0};
+  for (int64_t edge = 4; edge < seq_len; edge *= 4) bucket_starts.push_back(edge);
+  const int kBuckets = static_cast<int>(bucket_starts.size());
+  result.validation_bucket_starts = bucket_starts;
+  auto bucket_of = [&](int64_t position) {
+    int b = 0;
+    while (b + 1 < kBuckets && position >= bucket_starts[static_cast<std::size_t>(b + 1)]) ++b;
+    return b;
+  };
   auto validate_model = [&] {
     std::vector<double> sums(2 * kBuckets + 2, 0.0);  // per bucket: loss, count; total, count
     std::vector<double> per_token(tokens.size());
@@ -275,7 +284,7 @@ TrainResult train(const TrainConfig& config, Communicator& world, const TrainOpt
       model.forward(tokens, targets, *core, *ops, saved, per_token);
       for (int64_t b = 0; b < batch; ++b) {
         for (int64_t t = 0; t < local_tokens; ++t) {
-          const int bucket = static_cast<int>((first + t) * kBuckets / seq_len);
+          const int bucket = bucket_of(first + t);
           sums[2 * bucket] += per_token[b * local_tokens + t];
           sums[2 * bucket + 1] += 1;
           sums[2 * kBuckets] += per_token[b * local_tokens + t];
@@ -378,13 +387,17 @@ TrainResult train(const TrainConfig& config, Communicator& world, const TrainOpt
   result.last_step = step;
   if (!result.interrupted) {
     const double val = validate_model();
-    std::string buckets;
-    for (double b : result.validation_by_position) buckets += fmt::format(" {:.3f}", b);
     say(fmt::format("done: {} steps | final validation loss {:.4f} nats/byte ({:.4f} bits) | "
-                    "unigram byte entropy {:.4f} nats ({:.4f} bits) | validation loss by position "
-                    "(8 buckets, start to end):{}",
+                    "unigram byte entropy {:.4f} nats ({:.4f} bits)",
                     step, val, val / std::numbers::ln2, result.unigram_entropy_nats,
-                    result.unigram_entropy_nats / std::numbers::ln2, buckets));
+                    result.unigram_entropy_nats / std::numbers::ln2));
+    std::string buckets;
+    for (int b = 0; b < kBuckets; ++b) {
+      const int64_t end = b + 1 < kBuckets ? bucket_starts[static_cast<std::size_t>(b + 1)] : seq_len;
+      buckets += fmt::format(" | [{}, {}) {:.4f}", bucket_starts[static_cast<std::size_t>(b)], end,
+                             result.validation_by_position[static_cast<std::size_t>(b)]);
+    }
+    say(fmt::format("validation loss by position in the sequence (nats/byte){}", buckets));
     if (json.is_open()) {
       json << fmt::format(R"({{"step": {}, "final_validation_loss": {:.6f}, "unigram_entropy": {:.6f}}})",
                           step, val, result.unigram_entropy_nats)

@@ -43,6 +43,7 @@ struct TrainResult {
   std::vector<TrainRecord> steps;
   double validation_loss = 0;                 // at the end (nats per token)
   std::vector<double> validation_by_position;  // mean loss per position bucket
+  std::vector<int64_t> validation_bucket_starts;  // first position of each bucket
   double unigram_entropy_nats = 0;            // of the training split
 };
 

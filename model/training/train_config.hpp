@@ -30,8 +30,8 @@ struct ModelSection {
   int64_t layers = 2;                                  // decoder blocks
   int64_t heads = 4;                                   // attention heads; dim % heads == 0
   int64_t ffn_dim = 512;                               // feed-forward hidden width
-  std::vector<int64_t> segment_lengths{64, 128, 256};  // dilated attention w per pattern
-  std::vector<int64_t> dilation_rates{1, 2, 4};        // r per pattern (same count as w)
+  std::vector<int64_t> segment_lengths{64, 256, 1024};  // dilated attention w per pattern
+  std::vector<int64_t> dilation_rates{1, 4, 16};       // r per pattern (same count as w)
   bool causal = true;
   std::string head_offsets = "grouped";  // "grouped" or "interleaved"
   bool use_xpos = true;                  // xPos rotary position embedding
@@ -65,8 +65,8 @@ struct OptimizerSection {
   double eps = 1e-8;
   double weight_decay = 0.1;
   double grad_clip = 1.0;  // global gradient-norm clip; 0 disables
-  int64_t warmup_steps = 20;
-  int64_t max_steps = 300;
+  int64_t warmup_steps = 50;
+  int64_t max_steps = 1000;
 
   bool operator==(const OptimizerSection&) const = default;
 };
@@ -79,21 +79,21 @@ struct ParallelSection {
 
 struct CheckpointSection {
   std::string dir = "checkpoints";
-  int64_t every = 100;    // steps between checkpoints; 0 disables periodic checkpoints
+  int64_t every = 250;    // steps between checkpoints; 0 disables periodic checkpoints
   int64_t keep_last = 2;  // complete checkpoints kept; older ones are deleted
 
   bool operator==(const CheckpointSection&) const = default;
 };
 
 struct EvalSection {
-  int64_t every = 50;   // steps between validation passes; 0 disables
+  int64_t every = 250;  // steps between validation passes; 0 disables
   int64_t batches = 8;  // validation batches per pass
 
   bool operator==(const EvalSection&) const = default;
 };
 
 struct LogSection {
-  int64_t every = 10;  // steps between log lines
+  int64_t every = 50;  // steps between log lines
 
   bool operator==(const LogSection&) const = default;
 };

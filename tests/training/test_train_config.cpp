@@ -39,11 +39,11 @@ TEST(TrainConfig, TinyTomlSpellsOutTheDefaults) {
   // The defaults the training job was specified with.
   EXPECT_EQ(file.model.vocab_size, 256);
   EXPECT_EQ(file.model.dim, 128);
-  EXPECT_EQ(file.model.segment_lengths, (std::vector<int64_t>{64, 128, 256}));
-  EXPECT_EQ(file.model.dilation_rates, (std::vector<int64_t>{1, 2, 4}));
+  EXPECT_EQ(file.model.segment_lengths, (std::vector<int64_t>{64, 256, 1024}));
+  EXPECT_EQ(file.model.dilation_rates, (std::vector<int64_t>{1, 4, 16}));
   EXPECT_EQ(file.model.head_offsets, "grouped");
   EXPECT_EQ(file.data.seq_len, 1024);
-  EXPECT_EQ(file.optimizer.max_steps, 300);
+  EXPECT_EQ(file.optimizer.max_steps, 1000);
   EXPECT_EQ(file.checkpoint.keep_last, 2);
   EXPECT_EQ(file.seed, 1234u);
 }
@@ -142,8 +142,8 @@ INSTANTIATE_TEST_SUITE_P(
                        "model.rel_pos_max_distance = 16 must exceed"},
         CrossFieldCase{"MinLrAboveLr", "[optimizer]\nlr = 1e-4\nmin_lr = 1e-3\n",
                        "optimizer.min_lr = 0.001 exceeds optimizer.lr = 0.0001"},
-        CrossFieldCase{"WarmupLongerThanTraining", "[optimizer]\nwarmup_steps = 400\n",
-                       "optimizer.warmup_steps = 400 exceeds optimizer.max_steps = 300"},
+        CrossFieldCase{"WarmupLongerThanTraining", "[optimizer]\nwarmup_steps = 1400\n",
+                       "optimizer.warmup_steps = 1400 exceeds optimizer.max_steps = 1000"},
         CrossFieldCase{"MoreRanksThanTokens", "[data]\nseq_len = 4\n[parallel]\nsp = 8\n",
                        "parallel.sp = 8 exceeds data.seq_len = 4"}),
     [](const auto& test_info) { return test_info.param.name; });
@@ -300,17 +300,17 @@ TEST(ToToml, WritesEveryKeyUnderItsTable) {
   EXPECT_THAT(
       text,
       AllOf(HasSubstr("seed = 1234\n"), HasSubstr("[model]\nvocab_size = 256\n"),
-            HasSubstr("segment_lengths = [64, 128, 256]\n"), HasSubstr("xpos_scale_base = 512.0\n"),
-            HasSubstr("head_offsets = \"grouped\"\n"), HasSubstr("[log]\nevery = 10\n")));
+            HasSubstr("segment_lengths = [64, 256, 1024]\n"), HasSubstr("xpos_scale_base = 512.0\n"),
+            HasSubstr("head_offsets = \"grouped\"\n"), HasSubstr("[log]\nevery = 50\n")));
 }
 
 TEST(Describe, SummarisesTheRunOnSeveralLines) {
   const std::string text = describe(TrainConfig{});
   EXPECT_THAT(text,
               AllOf(HasSubstr("seed 1234"), HasSubstr("dim 128"), HasSubstr("2 layers x 4 heads"),
-                    HasSubstr("w = 64,128,256 with r = 1,2,4"), HasSubstr("causal"),
+                    HasSubstr("w = 64,256,1024 with r = 1,4,16"), HasSubstr("causal"),
                     HasSubstr("lr 0.001 -> 0.0001"), HasSubstr("4096 tokens per step"),
-                    HasSubstr("every 100 steps, keeping the last 2")));
+                    HasSubstr("every 250 steps, keeping the last 2")));
   EXPECT_GE(std::count(text.begin(), text.end(), '\n'), 8);
 }
 
