@@ -55,4 +55,16 @@ inline std::string read_file(const std::filesystem::path& path) {
   return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
 }
 
+// The message of the longnet::Error that `run` throws; fails the test if it throws none.
+template <typename F>
+std::string error_of(F&& run) {
+  try {
+    run();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  ADD_FAILURE() << "expected a longnet::Error";
+  return "";
+}
+
 }  // namespace longnet::testing_support

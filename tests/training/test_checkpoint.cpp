@@ -27,19 +27,9 @@ namespace fs = std::filesystem;
 using ::testing::AllOf;
 using ::testing::HasSubstr;
 using testing_support::read_file;
+using testing_support::error_of;
 using testing_support::TempDir;
 using testing_support::write_file;
-
-template <typename F>
-std::string error_of(F&& run) {
-  try {
-    run();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "expected a longnet::Error";
-  return "";
-}
 
 // Random floats with the values a careless writer would change: -0, subnormals, the
 // largest float, infinities and a NaN with a payload.

@@ -14,18 +14,8 @@ namespace {
 
 using ::testing::AllOf;
 using ::testing::HasSubstr;
+using testing_support::error_of;
 using testing_support::TempDir;
-
-template <typename F>
-std::string error_of(F&& run) {
-  try {
-    run();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "expected a longnet::Error";
-  return "";
-}
 
 TEST(H5FileAdditions, IntegerDatasetsRoundTripAndRefuseOtherTypes) {
   const TempDir tmp;

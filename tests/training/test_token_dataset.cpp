@@ -18,19 +18,9 @@ namespace {
 
 using ::testing::AllOf;
 using ::testing::HasSubstr;
+using testing_support::error_of;
 using testing_support::TempDir;
 using testing_support::write_file;
-
-template <typename F>
-std::string error_of(F&& run) {
-  try {
-    run();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "expected a longnet::Error";
-  return "";
-}
 
 // 10007 random bytes (a prime length, so nothing lines up with powers of two).
 TokenDataset random_dataset(int64_t n = 10007, uint32_t seed = 17) {

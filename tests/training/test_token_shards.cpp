@@ -19,19 +19,9 @@ namespace {
 using ::testing::AllOf;
 using ::testing::HasSubstr;
 using testing_support::read_file;
+using testing_support::error_of;
 using testing_support::TempDir;
 using testing_support::write_file;
-
-template <typename F>
-std::string error_of(F&& run) {
-  try {
-    run();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "expected a longnet::Error";
-  return "";
-}
 
 // Printable text without NUL, of a length drawn from the generator.
 std::string random_text(std::mt19937& rng, int max_length) {

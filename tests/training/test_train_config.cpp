@@ -11,23 +11,14 @@
 #include "model/training/train_config.hpp"
 #include "runtime/error.hpp"
 
+#include "tests/training/temp_dir.hpp"
+
 namespace longnet {
 namespace {
 
 using ::testing::AllOf;
 using ::testing::HasSubstr;
-
-// The message of the longnet::Error that `run` throws; fails the test if it throws none.
-template <typename F>
-std::string error_of(F&& run) {
-  try {
-    run();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "expected a longnet::Error";
-  return "";
-}
+using testing_support::error_of;
 
 std::string parse_error(const std::string& text) {
   return error_of([&] { parse_train_config_string(text); });
