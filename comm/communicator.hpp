@@ -42,6 +42,15 @@ namespace longnet {
 // Where the spans passed to a communicator must live.
 enum class MemorySpace { host, device };
 
+// A collective that was started and may still be running (start_all_reduce_in_place).
+// wait() completes it and reports a failure as Error; the destructor of a handle never
+// waited for waits too, ignoring errors (they would have no one to report to).
+class PendingCollective {
+ public:
+  virtual ~PendingCollective() = default;
+  virtual void wait() = 0;
+};
+
 class Communicator {
  public:
   // The color of split() for a rank that joins no sub-communicator.
@@ -72,6 +81,13 @@ class Communicator {
                   std::string_view tag = {});
   template <CommElement T>
   void all_reduce_in_place(std::span<T> buffer, ReduceOp op, std::string_view tag = {});
+  // The same, started and left to complete while this rank does other work (gradient
+  // buckets reduced while the backward goes on): buffer must stay untouched until the
+  // returned handle's wait(). Every rank starts the same collectives in the same order.
+  // A back end without non-blocking collectives completes it before returning.
+  template <CommElement T>
+  std::unique_ptr<PendingCollective> start_all_reduce_in_place(std::span<T> buffer, ReduceOp op,
+                                                               std::string_view tag = {});
 
   // recv = the send spans of ranks 0..size-1, concatenated. Every rank sends the same
   // count c; recv holds size() * c elements.
@@ -118,6 +134,9 @@ class Communicator {
   virtual void do_broadcast(void* buffer, std::int64_t count, ElementType type, int root) = 0;
   virtual void do_all_reduce(const void* send, void* recv, std::int64_t count, ElementType type,
                              ReduceOp op) = 0;
+  // Default: do_all_reduce in place, then a completed handle.
+  virtual std::unique_ptr<PendingCollective> do_start_all_reduce(void* buffer, std::int64_t count,
+                                                                 ElementType type, ReduceOp op);
   virtual void do_all_gather(const void* send, void* recv, std::int64_t count,
                              ElementType type) = 0;
   virtual void do_all_gatherv(const void* send, void* recv, std::span<const std::int64_t> counts,
@@ -183,6 +202,16 @@ void Communicator::all_reduce(std::span<const std::type_identity_t<T>> send, std
   const auto count = static_cast<std::int64_t>(recv.size());
   do_all_reduce(send.data(), recv.data(), count, element_type_v<T>, op);
   counters_.record(CollectiveKind::all_reduce, tag, all_reduce_traffic(size_, count, sizeof(T)));
+}
+
+template <CommElement T>
+std::unique_ptr<PendingCollective> Communicator::start_all_reduce_in_place(std::span<T> buffer,
+                                                                           ReduceOp op,
+                                                                           std::string_view tag) {
+  const auto count = static_cast<std::int64_t>(buffer.size());
+  auto pending = do_start_all_reduce(buffer.data(), count, element_type_v<T>, op);
+  counters_.record(CollectiveKind::all_reduce, tag, all_reduce_traffic(size_, count, sizeof(T)));
+  return pending;
 }
 
 template <CommElement T>

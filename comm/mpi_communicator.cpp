@@ -189,6 +189,49 @@ void MpiCommunicator::do_all_reduce(const void* send, void* recv, std::int64_t c
   });
 }
 
+namespace {
+
+// MPI_Iallreduce requests (one per slice of at most max_elements_per_call elements).
+class MpiPendingCollective final : public PendingCollective {
+ public:
+  MpiPendingCollective(std::vector<MPI_Request> requests, std::string context)
+      : requests_(std::move(requests)), context_(std::move(context)) {}
+  ~MpiPendingCollective() override {
+    if (!requests_.empty()) {
+      MPI_Waitall(static_cast<int>(requests_.size()), requests_.data(), MPI_STATUSES_IGNORE);
+    }
+  }
+  void wait() override {
+    if (requests_.empty()) return;
+    std::vector<MPI_Request> requests = std::move(requests_);
+    requests_.clear();
+    LONGNET_MPI_CHECK(
+        MPI_Waitall(static_cast<int>(requests.size()), requests.data(), MPI_STATUSES_IGNORE),
+        context_);
+  }
+
+ private:
+  std::vector<MPI_Request> requests_;
+  std::string context_;
+};
+
+}  // namespace
+
+std::unique_ptr<PendingCollective> MpiCommunicator::do_start_all_reduce(void* buffer,
+                                                                        std::int64_t count,
+                                                                        ElementType type,
+                                                                        ReduceOp op) {
+  std::vector<MPI_Request> requests;
+  for_each_slice(count, [&](std::int64_t first, std::int64_t n) {
+    MPI_Request request = MPI_REQUEST_NULL;
+    LONGNET_MPI_CHECK(MPI_Iallreduce(MPI_IN_PLACE, at(buffer, first, type), mpi_count(n),
+                                     mpi_type(type), mpi_op(op), comm_, &request),
+                      context_);
+    requests.push_back(request);
+  });
+  return std::make_unique<MpiPendingCollective>(std::move(requests), context_);
+}
+
 void MpiCommunicator::do_all_gather(const void* send, void* recv, std::int64_t count,
                                     ElementType type) {
   if (count * size() <= options_.max_elements_per_call) {

@@ -78,6 +78,8 @@ class MpiCommunicator final : public Communicator {
  protected:
   void do_barrier() override;
   void do_broadcast(void* buffer, std::int64_t count, ElementType type, int root) override;
+  std::unique_ptr<PendingCollective> do_start_all_reduce(void* buffer, std::int64_t count,
+                                                         ElementType type, ReduceOp op) override;
   void do_all_reduce(const void* send, void* recv, std::int64_t count, ElementType type,
                      ReduceOp op) override;
   void do_all_gather(const void* send, void* recv, std::int64_t count, ElementType type) override;

@@ -109,7 +109,8 @@ double LongNetDecoder::forward(std::span<const int32_t> tokens, std::span<const 
 }
 
 void LongNetDecoder::backward(const DecoderActivations& saved, double grad_scale,
-                              AttentionCore& core, ModelOps& ops) {
+                              AttentionCore& core, ModelOps& ops,
+                              const GradientsReady& gradients_ready) {
   const AttentionShape& shape = core.local_shape();
   const int64_t n = shape.batch * shape.tokens, d = config_.dim(), f = config_.ffn_dim;
 
@@ -140,8 +141,20 @@ void LongNetDecoder::backward(const DecoderActivations& saved, double grad_scale
     ops.layer_norm_backward(a.h_in, block.ln1_g.value, a.ln1_mean, a.ln1_rstd,
                             dattn.view({n, d}), dx, block.ln1_g.grad, block.ln1_b.grad);
     ops.add_in_place(dh, dx);
+    if (gradients_ready) {
+      std::vector<Parameter*> ready{&block.ln1_g, &block.ln1_b};
+      for (Parameter* p : block.attention.parameters()) ready.push_back(p);
+      for (Parameter* p : {&block.ln2_g, &block.ln2_b, &block.w1, &block.b1, &block.w2, &block.b2}) {
+        ready.push_back(p);
+      }
+      gradients_ready(ready);
+    }
   }
   ops.embedding_backward(saved.tokens, dh, embed_.grad);
+  if (gradients_ready) {
+    const std::vector<Parameter*> ready{&embed_, &final_g_, &final_b_};
+    gradients_ready(ready);
+  }
 }
 
 }  // namespace longnet

@@ -13,6 +13,7 @@
 #include "model/parameter.hpp"
 
 #include <cstdint>
+#include <functional>
 #include <span>
 #include <vector>
 
@@ -55,9 +56,13 @@ class LongNetDecoder {
                  AttentionCore& core, ModelOps& ops, DecoderActivations& saved,
                  std::span<double> per_token_loss = {},
                  const AttentionRandomness& randomness = {});
-  // Adds d(grad_scale * loss_sum)/d(parameter) into every parameter's grad.
+  // Adds d(grad_scale * loss_sum)/d(parameter) into every parameter's grad. When given,
+  // gradients_ready is called as soon as a group of parameters has its final gradient
+  // (each block, last to first, then the embedding and final norm), so their all-reduce
+  // can start while the backward goes on.
+  using GradientsReady = std::function<void(std::span<Parameter* const>)>;
   void backward(const DecoderActivations& saved, double grad_scale, AttentionCore& core,
-                ModelOps& ops);
+                ModelOps& ops, const GradientsReady& gradients_ready = {});
 
  private:
   struct Block {

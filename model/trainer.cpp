@@ -72,26 +72,52 @@ std::string duration(double seconds) {
   return fmt::format("{}s", s);
 }
 
-// All gradients in one flat buffer, summed over the world in one all-reduce (one bucket:
-// the MPI backend cannot overlap it with the backward anyway), then copied back.
-void all_reduce_gradients(std::vector<Parameter*>& params, Communicator& world,
-                          std::vector<float>& flat) {
-  std::size_t total = 0;
-  for (Parameter* p : params) total += static_cast<std::size_t>(p->grad.numel());
-  flat.resize(total);
-  std::size_t at = 0;
-  for (Parameter* p : params) {
-    std::ranges::copy(p->grad.span<float>(), flat.begin() + static_cast<std::ptrdiff_t>(at));
-    at += static_cast<std::size_t>(p->grad.numel());
+// The gradient all-reduce, in buckets: one per group of parameters whose gradients the
+// backward has finished (a decoder block, then the embedding and final norm), each
+// packed and started (a non-blocking MPI_Iallreduce) while the backward goes on with
+// the blocks below, and all completed and unpacked after it. Summation per element is
+// the same as one all-reduce of everything.
+class GradientBuckets {
+ public:
+  explicit GradientBuckets(Communicator& world) : world_(world) {}
+
+  void start(std::span<Parameter* const> params) {
+    Bucket bucket{{params.begin(), params.end()}, {}, nullptr};
+    std::size_t total = 0;
+    for (Parameter* p : params) total += static_cast<std::size_t>(p->grad.numel());
+    bucket.flat.resize(total);
+    std::size_t at = 0;
+    for (Parameter* p : params) {
+      std::ranges::copy(p->grad.span<float>(), bucket.flat.begin() + static_cast<std::ptrdiff_t>(at));
+      at += static_cast<std::size_t>(p->grad.numel());
+    }
+    bucket.pending = world_.start_all_reduce_in_place<float>(bucket.flat, ReduceOp::sum, "gradients");
+    buckets_.push_back(std::move(bucket));
   }
-  world.all_reduce_in_place<float>(flat, ReduceOp::sum, "gradients");
-  at = 0;
-  for (Parameter* p : params) {
-    auto g = p->grad.span<float>();
-    std::copy_n(flat.begin() + static_cast<std::ptrdiff_t>(at), g.size(), g.begin());
-    at += g.size();
+
+  // Waits for every bucket and writes the sums back into the gradients.
+  void finish() {
+    for (Bucket& bucket : buckets_) {
+      bucket.pending->wait();
+      std::size_t at = 0;
+      for (Parameter* p : bucket.params) {
+        auto g = p->grad.span<float>();
+        std::copy_n(bucket.flat.begin() + static_cast<std::ptrdiff_t>(at), g.size(), g.begin());
+        at += g.size();
+      }
+    }
+    buckets_.clear();
   }
-}
+
+ private:
+  struct Bucket {
+    std::vector<Parameter*> params;
+    std::vector<float> flat;
+    std::unique_ptr<PendingCollective> pending;
+  };
+  Communicator& world_;
+  std::vector<Bucket> buckets_;
+};
 
 std::vector<NamedTensor> named(const std::vector<Parameter*>& params,
                                const std::vector<Tensor>& tensors) {
@@ -305,7 +331,7 @@ TrainResult train(const TrainConfig& config, Communicator& world, const TrainOpt
                                 config.optimizer.weight_decay};
   const double tokens_per_step =
       static_cast<double>(batch * seq_len * dp * config.data.grad_accum);
-  std::vector<float> flat;
+  GradientBuckets gradient_buckets(world);
   const auto start = std::chrono::steady_clock::now();
   const int64_t start_step = step;
   const int64_t end_step = std::min(config.optimizer.max_steps,
@@ -325,9 +351,14 @@ TrainResult train(const TrainConfig& config, Communicator& world, const TrainOpt
           true, mix64(config.seed ^ mix64(static_cast<uint64_t>(group))),
           static_cast<uint64_t>(step * config.data.grad_accum + micro)};
       loss_sum += model.forward(tokens, targets, *core, *ops, saved, {}, randomness);
-      model.backward(saved, 1.0 / tokens_per_step, *core, *ops);
+      // The last micro-batch completes the gradients: reduce them bucket by bucket.
+      const bool last = micro + 1 == config.data.grad_accum;
+      model.backward(saved, 1.0 / tokens_per_step, *core, *ops,
+                     last ? LongNetDecoder::GradientsReady(
+                                [&](std::span<Parameter* const> ready) { gradient_buckets.start(ready); })
+                          : LongNetDecoder::GradientsReady());
     }
-    all_reduce_gradients(params, world, flat);
+    gradient_buckets.finish();
     std::vector<double> loss{loss_sum, static_cast<double>(g_stop_requested)};
     world.all_reduce_in_place<double>(loss, ReduceOp::sum, "loss");
     const double mean_loss = loss[0] / tokens_per_step;

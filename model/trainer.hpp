@@ -8,6 +8,8 @@
 //   one all-reduce (sum) of every gradient over the world -> the mean gradient
 //   clip by global norm; AdamW with warmup + cosine learning rate
 // Every rank then applies the same update to the same values, so replicas stay equal.
+// The all-reduce goes in buckets, one per decoder block, each started (non-blocking) as
+// soon as the backward has finished that block's gradients.
 // Data windows depend on (seed, step, group) only, and dropout (when on) on global token
 // positions, so a resumed run continues exactly where it stopped.
 #pragma once

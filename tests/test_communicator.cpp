@@ -90,6 +90,16 @@ TYPED_TEST(CollectivesTest, AllReduceMatchesTheReductionEachRankComputesAlone) {
         auto in_place = pattern_block<T>(comm.rank(), count);
         comm.all_reduce_in_place(std::span(in_place), op);
         EXPECT_TRUE(same_values<T>(in_place, expected)) << "in place";
+
+        // Started, two in flight at once, then waited for in reverse order.
+        auto first = pattern_block<T>(comm.rank(), count);
+        auto second = pattern_block<T>(comm.rank(), count);
+        auto pending_first = comm.start_all_reduce_in_place(std::span(first), op);
+        auto pending_second = comm.start_all_reduce_in_place(std::span(second), op);
+        pending_second->wait();
+        pending_first->wait();
+        EXPECT_TRUE(same_values<T>(first, expected)) << "started (first)";
+        EXPECT_TRUE(same_values<T>(second, expected)) << "started (second)";
       }
     }
   });
