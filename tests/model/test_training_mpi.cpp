@@ -135,19 +135,28 @@ TEST(Training, SequenceParallelEqualsOneRank) {
   world->barrier();
 }
 
+// Both resume tests: the whole run on every rank (checkpoints in ckpt_whole), and the
+// first three steps of the same run stopped with a checkpoint (in ckpt_split).
+struct InterruptedRun {
+  TrainConfig whole, split;
+  TrainResult uninterrupted;
+};
+
+InterruptedRun run_whole_and_first_half(Communicator& world, const fs::path& root) {
+  InterruptedRun run{small_config(root, "ckpt_whole"), small_config(root, "ckpt_split"), {}};
+  run.whole.parallel.sp = world.size();
+  run.split.parallel.sp = world.size();
+  run.uninterrupted = train(run.whole, world, quiet());
+  TrainOptions first = quiet();
+  first.stop_at = 3;
+  EXPECT_EQ(train(run.split, world, first).last_step, 3);
+  return run;
+}
+
 TEST(Training, ResumeContinuesBitForBit) {
   auto world = MpiCommunicator::world();
   const fs::path root = prepare_corpus(*world, "resume");
-  TrainConfig whole = small_config(root, "ckpt_whole");
-  whole.parallel.sp = world->size();
-  const TrainResult uninterrupted = train(whole, *world, quiet());
-
-  TrainConfig split = small_config(root, "ckpt_split");
-  split.parallel.sp = world->size();
-  TrainOptions first = quiet();
-  first.stop_at = 3;
-  const TrainResult part1 = train(split, *world, first);
-  EXPECT_EQ(part1.last_step, 3);
+  const auto [whole, split, uninterrupted] = run_whole_and_first_half(*world, root);
   TrainOptions second = quiet();
   second.resume = "auto";
   const TrainResult part2 = train(split, *world, second);
@@ -166,16 +175,8 @@ TEST(Training, ResumeContinuesBitForBit) {
 TEST(Training, ResumeOnAnotherRankCountContinuesWithinTolerance) {
   auto world = MpiCommunicator::world();
   const fs::path root = prepare_corpus(*world, "rerank");
-  TrainConfig whole = small_config(root, "ckpt_whole");
-  whole.parallel.sp = world->size();
-  const TrainResult uninterrupted = train(whole, *world, quiet());
-
   // Three steps on every rank, the rest on rank 0 alone.
-  TrainConfig split = small_config(root, "ckpt_split");
-  split.parallel.sp = world->size();
-  TrainOptions first = quiet();
-  first.stop_at = 3;
-  train(split, *world, first);
+  const auto [whole, split, uninterrupted] = run_whole_and_first_half(*world, root);
   auto alone = world->split(world->rank() == 0 ? std::optional<int>(0) : std::nullopt, 0, "alone");
   if (world->rank() == 0) {
     TrainConfig single = split;
