@@ -183,40 +183,38 @@ ElementDims check_single(const char* op, const Tensor& t, const char* name, Devi
   return {t.numel(), dtype};
 }
 
-EmbeddingDims check_embedding_forward(std::span<const int32_t> tokens, const Tensor& table,
-                                      const Tensor& out, Device device) {
-  constexpr const char* op = "embedding_forward";
-  const DType dtype = call_dtype(op, table, "table");
-  check_operand(op, table, "table", dtype, device);
-  check_operand(op, out, "out", dtype, device);
-  const RowDims tr = rows_of(op, table, "table", "[V, C]");
-  LONGNET_CHECK(table.rank() == 2, "{}: table must be [V, C], got shape {}", op,
+namespace {
+
+// The embedding's two directions check the same things: a [V, C] table-shaped tensor and
+// one row of C per token, every id in [0, V).
+EmbeddingDims check_embedding(const char* op, std::span<const int32_t> tokens,
+                              const Tensor& table, const char* table_name, const Tensor& rows,
+                              const char* rows_name, Device device) {
+  const DType dtype = call_dtype(op, table, table_name);
+  check_operand(op, table, table_name, dtype, device);
+  check_operand(op, rows, rows_name, dtype, device);
+  const RowDims tr = rows_of(op, table, table_name, "[V, C]");
+  LONGNET_CHECK(table.rank() == 2, "{}: {} must be [V, C], got shape {}", op, table_name,
                 shape_string(table.shape()));
-  const RowDims outr = rows_of(op, out, "out", "[..., C]");
+  const RowDims outr = rows_of(op, rows, rows_name, "[..., C]");
   LONGNET_CHECK(outr.cols == tr.cols && outr.rows == static_cast<int64_t>(tokens.size()),
-                "{}: out has shape {}, expected {} rows (one per token) of C = {} (table's last "
+                "{}: {} has shape {}, expected {} rows (one per token) of C = {} ({}'s last "
                 "dim)",
-                op, shape_string(out.shape()), tokens.size(), tr.cols);
+                op, rows_name, shape_string(rows.shape()), tokens.size(), tr.cols, table_name);
   check_token_ids(op, tokens, tr.rows, "token");
   return {outr.rows, tr.rows, tr.cols, dtype};
 }
 
+}  // namespace
+
+EmbeddingDims check_embedding_forward(std::span<const int32_t> tokens, const Tensor& table,
+                                      const Tensor& out, Device device) {
+  return check_embedding("embedding_forward", tokens, table, "table", out, "out", device);
+}
+
 EmbeddingDims check_embedding_backward(std::span<const int32_t> tokens, const Tensor& dout,
                                        const Tensor& dtable, Device device) {
-  constexpr const char* op = "embedding_backward";
-  const DType dtype = call_dtype(op, dtable, "dtable");
-  check_operand(op, dtable, "dtable", dtype, device);
-  check_operand(op, dout, "dout", dtype, device);
-  const RowDims tr = rows_of(op, dtable, "dtable", "[V, C]");
-  LONGNET_CHECK(dtable.rank() == 2, "{}: dtable must be [V, C], got shape {}", op,
-                shape_string(dtable.shape()));
-  const RowDims outr = rows_of(op, dout, "dout", "[..., C]");
-  LONGNET_CHECK(outr.cols == tr.cols && outr.rows == static_cast<int64_t>(tokens.size()),
-                "{}: dout has shape {}, expected {} rows (one per token) of C = {} (dtable's "
-                "last dim)",
-                op, shape_string(dout.shape()), tokens.size(), tr.cols);
-  check_token_ids(op, tokens, tr.rows, "token");
-  return {outr.rows, tr.rows, tr.cols, dtype};
+  return check_embedding("embedding_backward", tokens, dtable, "dtable", dout, "dout", device);
 }
 
 RowDims check_cross_entropy(const Tensor& logits, std::span<const int32_t> targets,
