@@ -74,6 +74,16 @@ DilatedAttention::DilatedAttention(std::string prefix, DilatedAttentionLayerConf
   if (config_.use_rel_pos_bias) {
     rel_bias_ = make_parameter(prefix + ".rel_pos_bias", {config_.heads, config_.rel_pos_buckets},
                                dtype, std, seed + 5, false);
+    for (const DilationPattern& pattern : config_.attention_config().patterns) {
+      const int64_t l = relative_bias_rows(pattern);
+      std::vector<int64_t>& bucket = distance_buckets_.emplace_back(2 * l - 1);
+      for (int64_t dist = -(l - 1); dist <= l - 1; ++dist) {
+        // Dilated distance i - j is the real distance (i - j) r: key - query = -dist r.
+        bucket[l - 1 + dist] = relative_position_bucket(-dist * pattern.dilation_rate, !config_.causal,
+                                                     config_.rel_pos_buckets,
+                                                     config_.rel_pos_max_distance);
+      }
+    }
   }
 }
 
@@ -83,20 +93,17 @@ std::vector<Parameter*> DilatedAttention::parameters() {
   return all;
 }
 
-std::vector<Tensor> DilatedAttention::bias_rows(const DilatedAttentionConfig& attention) const {
+std::vector<Tensor> DilatedAttention::bias_rows() const {
   std::vector<Tensor> rows;
   if (!config_.use_rel_pos_bias) return rows;
   const int64_t heads = config_.heads, buckets = config_.rel_pos_buckets;
   const Tensor table = rel_bias_.value.cast(DType::float64);
-  for (const DilationPattern& pattern : attention.patterns) {
-    const int64_t l = relative_bias_rows(pattern), width = 2 * l - 1;
+  for (const std::vector<int64_t>& bucket : distance_buckets_) {
+    const auto width = static_cast<int64_t>(bucket.size());
     Tensor row({heads, width}, DType::float64);
     for (int64_t h = 0; h < heads; ++h) {
-      for (int64_t d = -(l - 1); d <= l - 1; ++d) {
-        // Dilated distance d = i - j is the real distance d * r: key - query = -d r.
-        const int64_t bucket = relative_position_bucket(-d * pattern.dilation_rate, !config_.causal,
-                                                        buckets, config_.rel_pos_max_distance);
-        row.data<double>()[h * width + l - 1 + d] = table.data<double>()[h * buckets + bucket];
+      for (int64_t c = 0; c < width; ++c) {
+        row.data<double>()[h * width + c] = table.data<double>()[h * buckets + bucket[c]];
       }
     }
     rows.push_back(row.cast(dtype_));
@@ -164,7 +171,7 @@ Tensor DilatedAttention::forward(const Tensor& x, AttentionCore& core, ModelOps&
     saved.q.push_back(q);
     saved.k.push_back(k);
   }
-  saved.bias = bias_rows(config_.attention_config());
+  saved.bias = bias_rows();
   saved.randomness = randomness;
   saved.o = Tensor(heads_shape, dtype_);
   saved.lse = Tensor(lse_shape(shape), dtype_);
@@ -209,18 +216,15 @@ Tensor DilatedAttention::backward(const Tensor& dy, const DilatedAttentionSaved&
 
   // The bias rows' gradients, folded back into the bucket table.
   if (!dbias.empty()) {
-    const DilatedAttentionConfig attention = config_.attention_config();
     const int64_t heads = config_.heads, buckets = config_.rel_pos_buckets;
     Tensor table = rel_bias_.grad.cast(DType::float64);
     for (std::size_t p = 0; p < patterns; ++p) {
-      const DilationPattern& pattern = attention.patterns[p];
-      const int64_t l = relative_bias_rows(pattern), width = 2 * l - 1;
+      const std::vector<int64_t>& bucket = distance_buckets_[p];
+      const auto width = static_cast<int64_t>(bucket.size());
       const Tensor row = dbias[p].cast(DType::float64);
       for (int64_t h = 0; h < heads; ++h) {
-        for (int64_t dist = -(l - 1); dist <= l - 1; ++dist) {
-          const int64_t bucket = relative_position_bucket(-dist * pattern.dilation_rate, !config_.causal,
-                                                          buckets, config_.rel_pos_max_distance);
-          table.data<double>()[h * buckets + bucket] += row.data<double>()[h * width + l - 1 + dist];
+        for (int64_t c = 0; c < width; ++c) {
+          table.data<double>()[h * buckets + bucket[c]] += row.data<double>()[h * width + c];
         }
       }
     }

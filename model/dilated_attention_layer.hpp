@@ -88,7 +88,7 @@ class DilatedAttention {
 
  private:
   // Per pattern, the bias row of every head by dilated distance, from the bucket table.
-  std::vector<Tensor> bias_rows(const DilatedAttentionConfig& attention) const;
+  std::vector<Tensor> bias_rows() const;
   std::vector<PatternOperands> operands(const DilatedAttentionSaved& saved) const;
 
   DilatedAttentionLayerConfig config_;
@@ -96,6 +96,9 @@ class DilatedAttention {
   uint32_t layer_index_;
   Parameter wq_, wk_, wv_, wo_, bq_, bk_, bv_, bo_;
   Parameter rel_bias_;  // [heads, buckets], only with use_rel_pos_bias
+  // Per pattern, the bucket of each dilated distance d at [L - 1 + d] (the same for every
+  // head; fixed by the config, so computed once).
+  std::vector<std::vector<int64_t>> distance_buckets_;
 };
 
 }  // namespace longnet

@@ -24,27 +24,37 @@ void check_xpos_args(const Tensor& in, const Tensor& out, const XposSpan& span, 
                 span.segment_length, span.scale_base, span.first_token);
 }
 
+// What pair i's coefficients depend on apart from the token: theta_i and ln zeta_i,
+// computed once per call rather than once per token.
+struct PairConstants {
+  std::vector<double> theta, log_zeta;
+  explicit PairConstants(int64_t half) : theta(half), log_zeta(half) {
+    const double d = static_cast<double>(2 * half);
+    for (int64_t i = 0; i < half; ++i) {
+      theta[i] = std::pow(10000.0, -2.0 * static_cast<double>(i) / d);
+      log_zeta[i] = std::log((2.0 * static_cast<double>(i) + 0.4 * d) / (1.4 * d));
+    }
+  }
+};
+
 // The per-token coefficients of pair i: rotation (cos, sin) and decay factor.
 struct PairCoefficients {
   std::vector<double> cos, sin, decay;
 };
 
-void token_coefficients(int64_t token, int64_t half, XposRole role, const XposSpan& span,
-                        PairCoefficients& c) {
-  const double d = static_cast<double>(2 * half);
+void token_coefficients(int64_t token, const PairConstants& k, XposRole role,
+                        const XposSpan& span, PairCoefficients& c) {
   const int64_t anchor2 = (token / span.segment_length) * span.segment_length * 2 +
                           span.segment_length;  // 2a, exact in integers
   // (token - a) / s, from integers: exact up to the final division.
   const double relative = (2.0 * static_cast<double>(token) - static_cast<double>(anchor2)) /
                           (2.0 * span.scale_base);
   const double sign = role == XposRole::query ? 1.0 : -1.0;
-  for (int64_t i = 0; i < half; ++i) {
-    const double theta = std::pow(10000.0, -2.0 * static_cast<double>(i) / d);
-    const double angle = static_cast<double>(token) * theta;
-    const double zeta = (2.0 * static_cast<double>(i) + 0.4 * d) / (1.4 * d);
+  for (std::size_t i = 0; i < k.theta.size(); ++i) {
+    const double angle = static_cast<double>(token) * k.theta[i];
     c.cos[i] = std::cos(angle);
     c.sin[i] = std::sin(angle);
-    c.decay[i] = std::exp(sign * relative * std::log(zeta));
+    c.decay[i] = std::exp(sign * relative * k.log_zeta[i]);
   }
 }
 
@@ -55,13 +65,14 @@ void apply(const Tensor& in, Tensor& out, XposRole role, const XposSpan& span) {
   const int64_t half = dim / 2;
   const T* x = in.data<T>();
   T* y = out.data<T>();
+  const PairConstants constants(half);
 #pragma omp parallel
   {
     PairCoefficients c{std::vector<double>(half), std::vector<double>(half),
                        std::vector<double>(half)};
 #pragma omp for schedule(static)
     for (int64_t t = 0; t < tokens; ++t) {
-      token_coefficients(span.first_token + t, half, role, span, c);
+      token_coefficients(span.first_token + t, constants, role, span, c);
       for (int64_t b = 0; b < batch; ++b) {
         for (int64_t h = 0; h < heads; ++h) {
           const int64_t row = ((b * tokens + t) * heads + h) * dim;
