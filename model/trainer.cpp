@@ -12,6 +12,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <csignal>
@@ -126,6 +127,21 @@ std::vector<NamedTensor> named(const std::vector<Parameter*>& params,
   return out;
 }
 
+// Copies the tensor named `name` of a checkpoint group into `target` (same shape).
+void restore_by_name(const std::vector<NamedTensor>& group, const std::string& name,
+                     Tensor& target, const std::filesystem::path& file, const char* group_name) {
+  const auto found = std::ranges::find(group, name, &NamedTensor::name);
+  if (found == group.end() || found->tensor.shape() != target.shape()) {
+    throw AgreedError(fmt::format(
+        "checkpoint {}: /{} has {} for '{}', the model needs {}; resume with the config it "
+        "was trained with",
+        file.string(), group_name,
+        found == group.end() ? std::string("nothing") : shape_string(found->tensor.shape()),
+        name, shape_string(target.shape())));
+  }
+  std::ranges::copy(found->tensor.span<float>(), target.span<float>().begin());
+}
+
 }  // namespace
 
 double learning_rate(const OptimizerSection& opt, int64_t step) {
@@ -220,10 +236,12 @@ TrainResult train(const TrainConfig& config, Communicator& world, const TrainOpt
             "this config's); resume with the config it was trained with",
             file->string()));
       }
+      // By name, not by position: a file's tensors may come back in another order (one
+      // rewritten by h5py, say), and check_checkpoint_matches matches names.
       for (std::size_t i = 0; i < params.size(); ++i) {
-        std::ranges::copy(state.params[i].tensor.span<float>(), params[i]->value.span<float>().begin());
-        std::ranges::copy(state.adam_m[i].tensor.span<float>(), adam_m[i].span<float>().begin());
-        std::ranges::copy(state.adam_v[i].tensor.span<float>(), adam_v[i].span<float>().begin());
+        restore_by_name(state.params, params[i]->name, params[i]->value, *file, "params");
+        restore_by_name(state.adam_m, params[i]->name, adam_m[i], *file, "adam_m");
+        restore_by_name(state.adam_v, params[i]->name, adam_v[i], *file, "adam_v");
       }
       step = state.step;
       say(fmt::format("resumed from {} at step {} (written by {} x {} ranks; now {} x {})",

@@ -90,16 +90,16 @@ class StreamHash {
     for (; i + 8 <= size; i += 8) {
       uint64_t word = 0;
       std::memcpy(&word, bytes + i, 8);
-      hash_ = mix64((hash_ ^ word) + kGoldenGamma);
+      hash_ = splitmix_finalize((hash_ ^ word) + kGoldenGamma);
     }
     if (i < size) {
       uint64_t word = 0;
       std::memcpy(&word, bytes + i, size - i);
-      hash_ = mix64((hash_ ^ word) + kGoldenGamma);
+      hash_ = splitmix_finalize((hash_ ^ word) + kGoldenGamma);
     }
     length_ += size;
   }
-  uint64_t value() const { return mix64(hash_ ^ length_); }
+  uint64_t value() const { return splitmix_finalize(hash_ ^ length_); }
 
  private:
   uint64_t hash_ = 0, length_ = 0;

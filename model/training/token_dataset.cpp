@@ -65,7 +65,7 @@ int64_t TokenDataset::sample_offset(uint64_t seed, uint64_t step, int64_t group,
   check_window(1, seq_len);
   LONGNET_CHECK(group >= 0 && row >= 0, "{}: group {} and row {} must be non-negative", name_,
                 group, row);
-  uint64_t h = mix64(seed);
+  uint64_t h = splitmix_finalize(seed);
   h = hash_combine(h, step);
   h = hash_combine(h, static_cast<uint64_t>(group));
   h = hash_combine(h, static_cast<uint64_t>(row));

@@ -128,7 +128,8 @@ void write_split(const fs::path& file, const Split& split, const PrepareOptions&
 }  // namespace
 
 bool in_validation_split(std::string_view relative_path, double val_fraction, uint64_t seed) {
-  return unit_interval(hash_combine(mix64(seed), hash_string(relative_path))) < val_fraction;
+  const uint64_t hash = hash_combine(splitmix_finalize(seed), hash_string(relative_path));
+  return unit_interval(hash) < val_fraction;
 }
 
 ByteEntropy unigram_entropy(std::span<const uint8_t> tokens) {
