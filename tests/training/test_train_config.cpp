@@ -149,7 +149,8 @@ TEST(TrainConfig, SyntaxErrorGivesLineAndColumn) {
 }
 
 TEST(TrainConfig, FileErrorsNameTheFileAndLine) {
-  const auto path = std::filesystem::temp_directory_path() / "longnet_test_train_config.toml";
+  const testing_support::TempDir tmp;
+  const auto path = tmp / "train.toml";
   std::ofstream(path) << "[model]\ndim = 128\nheads = 0\n";
   const std::string message = error_of([&] { parse_train_config_file(path.string()); });
   EXPECT_THAT(message, AllOf(HasSubstr(path.string() + ":3"), HasSubstr("model.heads = 0")));
