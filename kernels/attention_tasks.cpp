@@ -7,6 +7,11 @@
 
 namespace longnet {
 
+void check_dropout_probability(float p) {
+  LONGNET_CHECK(p >= 0.0f && p < 1.0f,
+                "dropout_p must be in [0, 1), got {}; use 0 to turn dropout off", p);
+}
+
 int64_t relative_bias_rows(const DilationPattern& pattern) {
   return (pattern.segment_length + pattern.dilation_rate - 1) / pattern.dilation_rate;
 }

@@ -98,6 +98,9 @@ struct PatternTasks {
   std::vector<SegmentTask> tasks;
 };
 
+// Throws unless 0 <= p < 1 (the message says 0 turns dropout off).
+void check_dropout_probability(float p);
+
 // L = ceil(w / r): the most rows one segment of `pattern` selects for a head, so dilated
 // distances i - j lie in [-(L-1), L-1] and a bias vector has 2L - 1 elements.
 int64_t relative_bias_rows(const DilationPattern& pattern);

@@ -33,9 +33,7 @@ AttentionShape check_qkv(const Tensor& q, const Tensor& k, const Tensor& v) {
 
 void check_extras(const DilatedAttentionConfig& config, const AttentionShape& shape,
                   const AttentionExtras& extras, std::span<const Tensor> dbias, Device device) {
-  const float p = extras.dropout_p;
-  LONGNET_CHECK(p >= 0.0f && p < 1.0f,
-                "dropout_p must be in [0, 1), got {}; use 0 to turn dropout off", p);
+  check_dropout_probability(extras.dropout_p);
   const std::size_t patterns = config.patterns.size();
   LONGNET_CHECK(extras.bias.empty() || extras.bias.size() == patterns,
                 "extras.bias must be empty or hold one tensor per pattern ({}), got {}", patterns,

@@ -28,8 +28,7 @@ TaskExtras task_extras(const PatternOperands& operands, const DilationPattern& p
     }
   }
   if (operands.dropout_p > 0) {
-    LONGNET_CHECK(operands.dropout_p < 1, "dropout probability {} must be in [0, 1)",
-                  operands.dropout_p);
+    check_dropout_probability(operands.dropout_p);
     LONGNET_CHECK(static_cast<int64_t>(operands.dropout_keys.size()) == heads,
                   "dropout needs one key per head: {} keys for {} heads",
                   operands.dropout_keys.size(), heads);

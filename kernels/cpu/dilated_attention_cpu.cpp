@@ -24,9 +24,7 @@ void check_float32_inputs(const AttentionParams& params) {
   LONGNET_CHECK(params.input_dtype == DType::float32,
                 "the CPU kernels take float32 inputs, not {}; convert them with Tensor::cast",
                 dtype_name(params.input_dtype));
-  LONGNET_CHECK(params.dropout_p >= 0.0f && params.dropout_p < 1.0f,
-                "dropout_p must be in [0, 1), got {}; use 0 to turn dropout off",
-                params.dropout_p);
+  check_dropout_probability(params.dropout_p);
 }
 
 AttentionParams base_params(const DilatedAttentionConfig& config, const AttentionShape& shape) {

@@ -110,13 +110,8 @@ Device extras_device(const AttentionExtras& extras) {
   return extras.bias.empty() ? Device::cuda : extras.bias.front().device();
 }
 
-void check_dropout_p(float p) {
-  LONGNET_CHECK(p >= 0.0f && p < 1.0f,
-                "dropout_p must be in [0, 1), got {}; use 0 to turn dropout off", p);
-}
-
 void check_task_params(const AttentionParams& params, const PatternTasks& pattern, bool backward) {
-  check_dropout_p(params.dropout_p);
+  check_dropout_probability(params.dropout_p);
   check_input_dtype(params.input_dtype, "AttentionParams::input_dtype");
   check_head_dim(params.head_dim);
   LONGNET_CHECK(std::isfinite(params.scale) && params.scale > 0,
