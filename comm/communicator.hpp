@@ -44,11 +44,14 @@ enum class MemorySpace { host, device };
 
 // A collective that was started and may still be running (start_all_reduce_in_place).
 // wait() completes it and reports a failure as Error; the destructor of a handle never
-// waited for waits too, ignoring errors (they would have no one to report to).
+// waited for waits too, ignoring errors (they would have no one to report to). test()
+// says whether it has completed without blocking, for a rank that would rather sleep
+// than spin while it waits (an idle rank of a benchmark sharing the cores).
 class PendingCollective {
  public:
   virtual ~PendingCollective() = default;
   virtual void wait() = 0;
+  virtual bool test() = 0;
 };
 
 class Communicator {

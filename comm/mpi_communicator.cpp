@@ -209,6 +209,15 @@ class MpiPendingCollective final : public PendingCollective {
         MPI_Waitall(static_cast<int>(requests.size()), requests.data(), MPI_STATUSES_IGNORE),
         context_);
   }
+  bool test() override {
+    if (requests_.empty()) return true;
+    int done = 0;
+    LONGNET_MPI_CHECK(MPI_Testall(static_cast<int>(requests_.size()), requests_.data(), &done,
+                                  MPI_STATUSES_IGNORE),
+                      context_);
+    if (done) requests_.clear();
+    return done != 0;
+  }
 
  private:
   std::vector<MPI_Request> requests_;

@@ -180,6 +180,8 @@ std::vector<PatternTraffic> SequenceParallelAttention::traffic() const {
       t.gather_received += gather.bytes_received;
       t.scatter_sent += scatter.bytes_sent;
       t.scatter_received += scatter.bytes_received;
+      t.gather_calls += gather.calls;
+      t.scatter_calls += scatter.calls;
     }
     result.push_back(t);
   }

@@ -41,6 +41,7 @@ struct PatternTraffic {
   std::string pattern;  // "w=2048 r=1"
   int64_t gather_sent = 0, gather_received = 0;    // forward and backward k, v all-gathers
   int64_t scatter_sent = 0, scatter_received = 0;  // backward dk, dv reduce-scatters
+  int64_t gather_calls = 0, scatter_calls = 0;     // collectives this rank took part in
 };
 
 struct SequenceParallelTiming {
