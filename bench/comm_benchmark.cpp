@@ -1,22 +1,25 @@
-// Communication benchmark, nccl-tests style: the all-gather and reduce-scatter (equal and
+// `longnet bench comm`: the communication benchmark, nccl-tests style: the all-gather and reduce-scatter (equal and
 // per-rank counts) that sequence-parallel attention uses, on MPI, or on NCCL where the
 // build has it and every rank has a GPU.
 //
-//   mpirun -np 4 build/bench/longnet_bench_comm --op all --uneven --max-bytes 16M
+//   mpirun -np 4 build/launch/longnet bench comm --op all --uneven --max-bytes 16M
 //
 // One row per (op, size): size count type redop time algbw busbw #wrong, with every
 // element checked in an untimed call before the timing (bench/comm/driver.hpp). The
 // formulas are in bench/README.md. Only rank 0 prints and writes files. Exit status 0,
 // 1 when any element was wrong, 2 for a usage error or an unavailable backend (every
-// rank alike); any other failure ends the job through MpiSession::abort_job.
+// rank alike, so thrown as agreed errors); any other failure ends the job through
+// MpiSession::abort_job in main.
 //
 // --backend nccl never falls back to MPI: without NCCL in the build or without a GPU
 // per rank it refuses, saying which, so a table labelled nccl is always NCCL's.
+#include "runtime/check_failed.hpp"
 #include "bench/comm/collective.hpp"
 #include "bench/comm/driver.hpp"
+#include "bench/bench_commands.hpp"
 #include "bench/comm/report.hpp"
+#include "comm/collective_step.hpp"
 #include "comm/mpi_communicator.hpp"
-#include "comm/mpi_session.hpp"
 #include "runtime/error.hpp"
 
 #ifdef LONGNET_HAVE_NCCL
@@ -44,8 +47,6 @@
 namespace longnet::bench {
 namespace {
 
-constexpr int kExitWrong = 1;
-constexpr int kExitUsage = 2;
 // Bytes of each rank's line in the header, gathered as fixed-size records.
 constexpr std::size_t kRankLineBytes = 160;
 
@@ -58,11 +59,6 @@ struct Options {
   DriverOptions driver;
 };
 
-// A usage problem every rank detects alike: rank 0 says it, every rank exits 2.
-struct Refusal {
-  std::string message;
-};
-
 std::string utc_now() {
   const std::time_t now = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
   std::tm tm{};
@@ -70,6 +66,13 @@ std::string utc_now() {
   std::array<char, 32> text{};
   std::strftime(text.data(), text.size(), "%Y-%m-%dT%H:%M:%SZ", &tm);
   return text.data();
+}
+
+std::string host_name() {
+  std::array<char, MPI_MAX_PROCESSOR_NAME> name{};
+  int length = 0;
+  MPI_Get_processor_name(name.data(), &length);
+  return {name.data(), static_cast<std::size_t>(length)};
 }
 
 std::string mpi_library() {
@@ -126,13 +129,13 @@ std::string why_no_nccl(MpiCommunicator& world, int local_ranks) {
 Backend make_backend(const Options& opt, [[maybe_unused]] MpiCommunicator& control) {
   if (opt.backend == "mpi") return {MpiCommunicator::world("bench"), mpi_library(), ""};
 #ifndef LONGNET_HAVE_NCCL
-  throw Refusal{"--backend nccl: this build has no NCCL (it was configured without LONGNET_CUDA "
+  throw AgreedError{"--backend nccl: this build has no NCCL (it was configured without LONGNET_CUDA "
                 "or NCCL was not found); not falling back to MPI, use --backend mpi for MPI"};
 #else
   const auto node = control.split_by_node("bench node");
   const std::string why = why_no_nccl(control, node->size());
   if (!why.empty())
-    throw Refusal{fmt::format("--backend nccl: {}; not falling back to MPI, use --backend mpi for "
+    throw AgreedError{fmt::format("--backend nccl: {}; not falling back to MPI, use --backend mpi for "
                               "MPI", why)};
   const int device = node->rank();
   LONGNET_CUDA_CHECK(cudaSetDevice(device));
@@ -165,7 +168,7 @@ std::vector<std::string> rank_lines(MpiCommunicator& control, const std::string&
   return lines;
 }
 
-int run(const Options& opt, const MpiSession& session) {
+void run(const Options& opt) {
   DriverOptions driver = opt.driver;
   driver.type = parse_bench_type(opt.dtype);
   auto control = MpiCommunicator::world("bench control");
@@ -177,9 +180,9 @@ int run(const Options& opt, const MpiSession& session) {
   info.backend = opt.backend;
   info.library = backend.library;
   info.ranks = control->size();
-  info.host = session.host();
+  info.host = host_name();
   info.date = utc_now();
-  info.rank_lines = rank_lines(*control, session.host(), backend.device);
+  info.rank_lines = rank_lines(*control, info.host, backend.device);
   info.options = driver;
   if (printer) print_header(info);
 
@@ -200,59 +203,55 @@ int run(const Options& opt, const MpiSession& session) {
     if (!opt.csv.empty()) fmt::print("# wrote {}\n", opt.csv);
     if (!opt.json.empty()) fmt::print("# wrote {}\n", opt.json);
   }
-  return wrong == 0 ? 0 : kExitWrong;
+  if (wrong != 0)
+    throw CheckFailed(fmt::format("{} elements held a wrong value after a collective (column "
+                                  "#wrong); the timings of those rows are not to be trusted",
+                                  wrong),
+                      /*agreed=*/true);
 }
 
 }  // namespace
-}  // namespace longnet::bench
 
-int main(int argc, char** argv) {
-  using longnet::bench::Options;
-  longnet::MpiSession session(&argc, &argv);
-  Options opt;
-  CLI::App app{"Collective benchmark in the nccl-tests style (run under mpirun; bench/README.md)"};
-  app.add_option("--op", opt.ops, "all_gather, all_gatherv, reduce_scatter, reduce_scatterv or all "
+void add_comm_bench(CLI::App& bench) {
+  auto opt = std::make_shared<Options>();
+  CLI::App* cmd = bench.add_subcommand(
+      "comm",
+      "The collectives of sequence parallelism in the nccl-tests style (under mpirun; MPI, or "
+      "NCCL with a GPU per rank)");
+
+  cmd->add_option("--op", opt->ops, "all_gather, all_gatherv, reduce_scatter, reduce_scatterv or all "
                                   "(all_gather and reduce_scatter)")
       ->delimiter(',')
       ->check(CLI::IsMember({"all_gather", "all_gatherv", "reduce_scatter", "reduce_scatterv", "all"}));
-  app.add_flag("--uneven", opt.uneven,
+  cmd->add_flag("--uneven", opt->uneven,
                "also run the per-rank-count form of each op (rank j's block proportional to j+1)");
-  app.add_option("--min-bytes,-b", opt.driver.min_bytes, "smallest size (e.g. 8, 1K, 4M)")
+  cmd->add_option("--min-bytes,-b", opt->driver.min_bytes, "smallest size (e.g. 8, 1K, 4M)")
       ->transform(CLI::AsSizeValue(false));
-  app.add_option("--max-bytes,-e", opt.driver.max_bytes, "largest size (e.g. 64M)")
+  cmd->add_option("--max-bytes,-e", opt->driver.max_bytes, "largest size (e.g. 64M)")
       ->transform(CLI::AsSizeValue(false));
-  app.add_option("--step-factor,-f", opt.driver.step_factor, "multiply the size by this each step");
-  app.add_option("--iters,-n", opt.driver.iters, "timed calls per size (median reported)");
-  app.add_option("--warmup,-w", opt.driver.warmup, "untimed calls per size before the timed ones");
-  app.add_option("--dtype,-d", opt.dtype, "float, double, int32 or int64");
-  app.add_option("--backend", opt.backend, "mpi, or nccl (needs a build with NCCL and a GPU per rank)")
+  cmd->add_option("--step-factor,-f", opt->driver.step_factor, "multiply the size by this each step");
+  cmd->add_option("--iters,-n", opt->driver.iters, "timed calls per size (median reported)");
+  cmd->add_option("--warmup,-w", opt->driver.warmup, "untimed calls per size before the timed ones");
+  cmd->add_option("--dtype,-d", opt->dtype, "float, double, int32 or int64");
+  cmd->add_option("--backend", opt->backend, "mpi, or nccl (needs a build with NCCL and a GPU per rank)")
       ->check(CLI::IsMember({"mpi", "nccl"}));
-  app.add_option("--csv", opt.csv, "also write the rows as CSV to this file");
-  app.add_option("--json", opt.json, "also write the rows as JSON to this file");
-  try {
-    app.parse(argc, argv);
-    if (opt.driver.iters < 1 || opt.driver.warmup < 0)
-      throw longnet::bench::Refusal{fmt::format("--iters {} must be >= 1 and --warmup {} >= 0",
-                                                opt.driver.iters, opt.driver.warmup)};
-    longnet::bench::parse_bench_type(opt.dtype);
-    longnet::bench::bench_sizes(opt.driver);
-  } catch (const CLI::ParseError& e) {
-    if (session.rank() == 0) app.exit(e);  // prints the help or the error
-    return e.get_exit_code() == 0 ? 0 : longnet::bench::kExitUsage;
-  } catch (const longnet::bench::Refusal& e) {
-    if (session.rank() == 0) fmt::print(stderr, "longnet_bench_comm: error: {}\n", e.message);
-    return longnet::bench::kExitUsage;
-  } catch (const longnet::Error& e) {
-    if (session.rank() == 0) fmt::print(stderr, "longnet_bench_comm: error: {}\n", e.what());
-    return longnet::bench::kExitUsage;
-  }
-  try {
-    return longnet::bench::run(opt, session);
-  } catch (const longnet::bench::Refusal& e) {
-    // Decided alike on every rank (the GPU check is agreed by an all-reduce).
-    if (session.rank() == 0) fmt::print(stderr, "longnet_bench_comm: error: {}\n", e.message);
-    return longnet::bench::kExitUsage;
-  } catch (const std::exception& e) {
-    session.abort_job(e.what());
-  }
+  cmd->add_option("--csv", opt->csv, "also write the rows as CSV to this file");
+  cmd->add_option("--json", opt->json, "also write the rows as JSON to this file");
+  cmd->callback([opt] {
+    // Every rank parses the same command line, so these refusals are agreed.
+    if (opt->driver.iters < 1 || opt->driver.warmup < 0)
+      throw AgreedError(fmt::format("--iters {} must be >= 1 and --warmup {} >= 0",
+                                    opt->driver.iters, opt->driver.warmup));
+    try {
+      parse_bench_type(opt->dtype);
+      bench_sizes(opt->driver);
+    } catch (const AgreedError&) {
+      throw;
+    } catch (const Error& e) {
+      throw AgreedError(e.what());
+    }
+    run(*opt);
+  });
 }
+
+}  // namespace longnet::bench

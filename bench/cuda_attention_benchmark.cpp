@@ -1,20 +1,21 @@
-// CUDA dilated-attention benchmark (needs a GPU; refuses clearly without one).
+// `longnet bench attention --device cuda`: the CUDA kernels' table (needs a GPU; refuses
+// clearly without one).
 //
 // For each sequence length: inputs rounded to --dtype on the host, one untimed forward
 // (and backward) whose sampled rows are checked against their exact float64 values
 // (kernels/dilated_attention_spot_check.hpp on the rounded inputs; bound per dtype
 // below), then warm-up and the median of --repeats, each call synchronised. Output: a
-// '#'-headed fixed-width table and a CSV twin, in the same FLOP convention as the CPU
+// '#'-headed fixed-width table with CSV and JSON twins, in the same FLOP convention as the CPU
 // benchmark (bench/README.md). bench/torch_baselines.py measures the two PyTorch
 // baselines the issue compares against on the same device.
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
-#include <CLI/CLI.hpp>
 #include <cstdio>
-#include <fstream>
 
-#include "bench/problem_options.hpp"
+#include "runtime/check_failed.hpp"
+#include "bench/attention_benchmark.hpp"
+#include "bench/result_table.hpp"
 #include "bench/timing.hpp"
 #include "kernels/cuda/dilated_attention_cuda.hpp"
 #include "kernels/dilated_attention_spot_check.hpp"
@@ -23,21 +24,6 @@
 
 namespace longnet::bench {
 namespace {
-
-struct Options {
-  ProblemOptions problem{.tokens = {32768, 131072, 524288, 1048576},
-                         .batch = 1,
-                         .heads = 16,
-                         .head_dim = 128,
-                         .segments = {2048, 4096, 8192, 16384, 32768},
-                         .rates = {1, 2, 4, 6, 12},
-                         .offsets = "grouped"};
-  std::string dtype = "bfloat16";
-  bool deterministic = true;
-  int repeats = 10, warmup = 3;
-  int64_t check_rows = 16;
-  std::string csv = "bench_attention_cuda.csv";
-};
 
 // Relative L2 bound of the sampled rows against float64, for inputs already rounded to
 // the dtype: the outputs are rounded once to the dtype (2^-8 for bf16, 2^-11 for fp16)
@@ -53,27 +39,36 @@ double tolerance(DType dtype) {
   }
 }
 
-int run(const Options& opt) {
+}  // namespace
+
+void run_cuda_attention_bench(const AttentionBenchOptions& opt) {
   std::string reason;
   if (!cuda_device_available(&reason)) {
-    fmt::print(stderr, "bench: {}; this benchmark needs a GPU\n", reason);
-    return 2;
+    fail("--device cuda: {}; this benchmark needs a GPU (use --device cpu here)", reason);
   }
   const DType dtype = parse_dtype(opt.dtype);
   const auto config = opt.problem.config();
-  auto kernels = make_cuda_dilated_attention(0, opt.deterministic);
+  auto kernels = make_cuda_dilated_attention(0, opt.deterministic_dq);
 
   fmt::print("# longnet CUDA dilated attention: {} {}{}\n", kernels->name(), dtype_name(dtype),
-             opt.deterministic ? " deterministic dq" : " atomic dq");
+             opt.deterministic_dq ? " deterministic dq" : " atomic dq");
   fmt::print("# config: {}  B={} H={} D={}  median of {} runs after {} warm-up\n",
              config.describe(), opt.problem.batch, opt.problem.heads, opt.problem.head_dim,
              opt.repeats, opt.warmup);
   fmt::print("# {:>9} {:>4} {:>11} {:>9} {:>10}\n", "N", "dir", "median_ms", "TFLOP/s",
              "check_err");
-  std::ofstream csv(opt.csv);
-  LONGNET_CHECK(csv.good(), "cannot write the CSV file '{}'", opt.csv);
-  csv << "backend,dtype,N,B,H,D,segment_lengths,dilation_rates,causal,direction,median_ms,"
-         "tflops,check_error\n";
+  ResultTable table{.benchmark = "longnet bench attention --device cuda",
+                    .info = {{"backend", std::string(kernels->name())},
+                             {"dtype", std::string(dtype_name(dtype))},
+                             {"dq", opt.deterministic_dq ? "deterministic" : "atomic"},
+                             {"date", utc_now()},
+                             {"config", config.describe()},
+                             {"repeats", std::to_string(opt.repeats)},
+                             {"warmup", std::to_string(opt.warmup)}},
+                    .columns = {"backend", "dtype", "N", "B", "H", "D", "segment_lengths",
+                                "dilation_rates", "causal", "direction", "median_ms", "tflops",
+                                "check_error"},
+                    .text_columns = {"segments", "rates", "segment_lengths", "dilation_rates"}};
 
   for (int64_t n : opt.problem.tokens) {
     const AttentionShape shape = opt.problem.shape(n);
@@ -98,21 +93,22 @@ int run(const Options& opt) {
     const SpotCheckError bwd = spot_check_backward(
         config, q, k, v, dout, grads[0].to(Device::cpu).cast(DType::float32), sample);
     if (fwd.o > tolerance(dtype) || fwd.coverage_mismatches > 0 || bwd.dq > tolerance(dtype)) {
-      fmt::print(stderr,
-                 "bench: check FAILED at N={}: o {:.3g}, dq {:.3g} (bound {:.1g}); not timing "
-                 "a wrong kernel\n",
-                 n, fwd.o, bwd.dq, tolerance(dtype));
-      return 1;
+      throw CheckFailed(fmt::format(
+          "check failed at N={}: o {:.3g}, dq {:.3g} (bound {:.1g}); a wrong kernel is not "
+          "timed",
+          n, fwd.o, bwd.dq, tolerance(dtype)));
     }
     auto report = [&](const char* dir, double ms, double flops, double err) {
       const double tflops = flops / (ms * 1e9);
       fmt::print("  {:>9} {:>4} {:>11.3f} {:>9.1f} {:>10.2e}\n", n, dir, ms, tflops, err);
       std::fflush(stdout);
-      csv << fmt::format("{},{},{},{},{},{},\"{}\",\"{}\",{},{},{:.4f},{:.3f},{:.3e}\n",
-                         kernels->name(), dtype_name(dtype), n, opt.problem.batch,
-                         opt.problem.heads, opt.problem.head_dim,
-                         fmt::join(opt.problem.segments, " "), fmt::join(opt.problem.rates, " "),
-                         config.causal ? 1 : 0, dir, ms, tflops, err);
+      table.add_row({kernels->name(), std::string(dtype_name(dtype)), std::to_string(n),
+                     std::to_string(opt.problem.batch), std::to_string(opt.problem.heads),
+                     std::to_string(opt.problem.head_dim),
+                     fmt::format("{}", fmt::join(opt.problem.segments, " ")),
+                     fmt::format("{}", fmt::join(opt.problem.rates, " ")),
+                     config.causal ? "1" : "0", dir, fmt::format("{:.4f}", ms),
+                     fmt::format("{:.3f}", tflops), fmt::format("{:.3e}", err)});
     };
     report("fwd",
            median_ms(
@@ -132,30 +128,7 @@ int run(const Options& opt) {
                opt.warmup, opt.repeats),
            backward_flops(config, shape), bwd.dq);
   }
-  fmt::print("# wrote {}\n", opt.csv);
-  return 0;
+  write_outputs(table, opt.csv, opt.json);
 }
 
-}  // namespace
 }  // namespace longnet::bench
-
-int main(int argc, char** argv) {
-  longnet::bench::Options opt;
-  CLI::App app{"CUDA dilated-attention benchmark (correctness-checked, median timings, CSV)"};
-  add_problem_options(app, opt.problem);
-  app.add_option("--dtype", opt.dtype, "bfloat16, float16 or float32");
-  app.add_flag("!--atomic-dq", opt.deterministic,
-               "sum dq with atomicAdd in the key-block kernel instead of the (deterministic, "
-               "and on an H100 faster) separate dq kernel");
-  app.add_option("--repeats", opt.repeats, "timed runs (median reported)");
-  app.add_option("--warmup", opt.warmup, "untimed warm-up runs");
-  app.add_option("--check-rows", opt.check_rows, "rows spot-checked before timing");
-  app.add_option("--csv", opt.csv, "CSV output path");
-  CLI11_PARSE(app, argc, argv);
-  try {
-    return longnet::bench::run(opt);
-  } catch (const longnet::Error& e) {
-    fmt::print(stderr, "bench: error: {}\n", e.what());
-    return 2;
-  }
-}

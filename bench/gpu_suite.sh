@@ -8,7 +8,7 @@
 #   tests     ctest -L gpu (the CUDA kernels against the float64 reference)
 #   sanitize  compute-sanitizer memcheck, racecheck, synccheck and initcheck on small cases
 #   attend    `longnet attend --device cuda` on the shipped fixtures, against the expected file
-#   bench     bench/longnet_bench_attention_cuda on the problem (bf16 with each dq
+#   bench     longnet bench attention --device cuda on the problem (bf16 with each dq
 #             mode; fp16 and fp32 at the first size)
 #   torch     bench/torch_baselines.py (PyTorch SDPA ceiling and the official approach)
 #
@@ -31,7 +31,8 @@ stages=("$@")
 [[ ${#stages[@]} -eq 0 ]] && stages=(info tests sanitize attend bench torch)
 tokens=${LONGNET_GPU_TOKENS:-32768,131072,524288,1048576}
 cuda_test=$build/tests/test_dilated_attention_cuda
-cuda_bench=$build/bench/longnet_bench_attention_cuda
+# The CUDA kernel table: `longnet bench attention --device cuda` with the given options.
+cuda_bench() { "$build/launch/longnet" bench attention --device cuda "$@"; }
 failed=0
 
 # run_stage NAME SECONDS COMMAND: the command (a function below or a command line) runs in
@@ -98,11 +99,11 @@ PY
 
 stage_bench() {
   local rc=0
-  "$cuda_bench" --tokens "$tokens" --dtype bfloat16 --csv "$out/cuda_bf16.csv" || rc=1
-  "$cuda_bench" --tokens "${tokens%%,*}" --dtype float16 --csv "$out/cuda_fp16.csv" || rc=1
-  "$cuda_bench" --tokens "$tokens" --dtype bfloat16 --atomic-dq \
+  cuda_bench --tokens "$tokens" --dtype bfloat16 --csv "$out/cuda_bf16.csv" || rc=1
+  cuda_bench --tokens "${tokens%%,*}" --dtype float16 --csv "$out/cuda_fp16.csv" || rc=1
+  cuda_bench --tokens "$tokens" --dtype bfloat16 --atomic-dq \
     --csv "$out/cuda_bf16_atomic_dq.csv" || rc=1
-  "$cuda_bench" --tokens "${tokens%%,*}" --dtype float32 --csv "$out/cuda_fp32.csv" || rc=1
+  cuda_bench --tokens "${tokens%%,*}" --dtype float32 --csv "$out/cuda_fp32.csv" || rc=1
   return $rc
 }
 
@@ -111,8 +112,8 @@ stage_torch() {
     --csv "$out/torch_baselines.csv"
 }
 
-export build out source_dir tokens cuda_test cuda_bench sanitize_filter
-export -f stage_info stage_sanitize stage_attend stage_bench stage_torch
+export build out source_dir tokens cuda_test sanitize_filter
+export -f cuda_bench stage_info stage_sanitize stage_attend stage_bench stage_torch
 
 for stage in "${stages[@]}"; do
   case $stage in

@@ -1,7 +1,8 @@
-// Sequence-parallel dilated attention benchmark: time per rank, split into compute and
-// communication, and the bytes each rank moves per pattern. Run under mpirun:
+// `longnet bench sp-attention`: sequence-parallel dilated attention on all ranks, time
+// per rank split into compute and communication, and the bytes each rank moves per
+// pattern. Run under mpirun (`longnet bench scaling` compares rank counts):
 //
-//   OMP_NUM_THREADS=1 mpirun -np 2 build/bench/longnet_bench_sp_attention --tokens 16384
+//   OMP_NUM_THREADS=1 mpirun -np 2 build/launch/longnet bench sp-attention --tokens 16384
 //
 // For each sequence length N:
 //   1. correctness, untimed: one forward and one backward of SequenceParallelAttention on
@@ -24,36 +25,30 @@
 // defines every column. Exit status 0, 1 when the check fails, 2 for a usage error.
 #include <fmt/format.h>
 #include <fmt/ranges.h>
-#include <sched.h>
+#include <unistd.h>
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
-#include <chrono>
-#include <cmath>
+#include <array>
 #include <cstdio>
-#include <cstring>
-#include <ctime>
 #include <fstream>
-#include <limits>
-#include <numeric>
-#include <thread>
+#include <memory>
 
+#include "runtime/check_failed.hpp"
+#include "bench/bench_commands.hpp"
 #include "bench/problem_options.hpp"
+#include "bench/result_table.hpp"
+#include "bench/sp_measurement.hpp"
 #include "bench/timing.hpp"
+#include "comm/collective_step.hpp"
 #include "comm/mpi_communicator.hpp"
-#include "comm/mpi_session.hpp"
 #include "kernels/cpu/dilated_attention_cpu.hpp"
-#include "kernels/dilated_attention_spot_check.hpp"
 #include "model/sequence_parallel_attention.hpp"
-#include "runtime/random_fill.hpp"
 
 namespace longnet::bench {
 namespace {
 
-constexpr int kExitCheckFailed = 1;
-constexpr int kExitUsage = 2;
 constexpr double kBytesPerMB = 1e6;
-constexpr std::uint64_t kSeedQ = 1, kSeedK = 2, kSeedV = 3, kSeedDout = 4, kSeedRows = 7;
 
 struct Options {
   ProblemOptions problem{.tokens = {16384},
@@ -65,134 +60,9 @@ struct Options {
                          .offsets = "interleaved"};
   std::string isa;
   int repeats = 5, warmup = 1;
-  int64_t check_rows = 16;                 // per rank
-  int64_t check_limit = int64_t{1} << 24;  // elements of one full tensor (B*N*H*D)
-  double tolerance = 1e-5;
+  SpCheckOptions check;
   std::string csv, traffic_csv;
 };
-
-// Per-call times of one direction on one rank, in seconds.
-struct CallTimes {
-  std::vector<double> wall, compute, communication;
-};
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  const std::size_t mid = v.size() / 2;
-  return v.size() % 2 ? v[mid] : 0.5 * (v[mid - 1] + v[mid]);
-}
-double mean(const std::vector<double>& v) {
-  return std::accumulate(v.begin(), v.end(), 0.0) / static_cast<double>(v.size());
-}
-
-template <typename Fn>
-CallTimes time_calls(Communicator& world, const SequenceParallelAttention& sp, int repeats,
-                     Fn&& fn) {
-  CallTimes t;
-  for (int i = 0; i < repeats; ++i) {
-    world.barrier();
-    const SequenceParallelTiming before = sp.timing();
-    const auto start = std::chrono::steady_clock::now();
-    fn();
-    const double wall =
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    const SequenceParallelTiming after = sp.timing();
-    t.wall.push_back(wall);
-    t.compute.push_back(after.compute_seconds - before.compute_seconds);
-    t.communication.push_back(after.communication_seconds - before.communication_seconds);
-  }
-  return t;
-}
-
-// Tokens [shard.begin, shard.end) of axis 1 of a [B, N, ...] tensor, and the inverse:
-// a full-size tensor (NaN elsewhere) holding `part` at the shard's tokens.
-Tensor token_slice(const Tensor& full, const Shard& shard) {
-  Shape shape = full.shape();
-  const int64_t inner = full.numel() / (shape[0] * shape[1]);
-  shape[1] = shard.size();
-  Tensor out(shape, DType::float32);
-  for (int64_t b = 0; b < shape[0]; ++b) {
-    std::memcpy(out.data<float>() + b * shard.size() * inner,
-                full.data<float>() + (b * full.dim(1) + shard.begin) * inner,
-                sizeof(float) * static_cast<std::size_t>(shard.size() * inner));
-  }
-  return out;
-}
-Tensor place_shard(const Tensor& part, const Shape& full_shape, const Shard& shard) {
-  Tensor full = Tensor::filled(full_shape, std::nan(""));
-  const int64_t inner = part.numel() / (part.dim(0) * part.dim(1));
-  for (int64_t b = 0; b < part.dim(0); ++b) {
-    std::memcpy(full.data<float>() + (b * full_shape[1] + shard.begin) * inner,
-                part.data<float>() + b * shard.size() * inner,
-                sizeof(float) * static_cast<std::size_t>(shard.size() * inner));
-  }
-  return full;
-}
-
-struct CheckResult {
-  bool ran = false;
-  double o = 0, lse = 0, dq = 0;              // worst over ranks
-  int64_t rows = 0, coverage_mismatches = 0;  // summed over ranks
-};
-
-// The inputs of this rank's shard; with `check`, cut from full tensors every rank builds
-// alike, and the untimed forward and backward spot-checked on sampled rows of the shard.
-struct Inputs {
-  Tensor q, k, v, dout;
-};
-
-Inputs make_inputs_and_check(Communicator& world, SequenceParallelAttention& sp,
-                             const DilatedAttentionConfig& config, const AttentionShape& shape,
-                             const Options& opt, CheckResult& check) {
-  const Shard shard = sp.shard();
-  const AttentionShape local = sp.local_shape();
-  Inputs in;
-  check.ran = shape.elements() <= opt.check_limit;
-  if (!check.ran) {
-    // Distinct per rank; the values do not matter for timing.
-    const auto salt = static_cast<std::uint64_t>(world.rank() + 1) * 1000003u;
-    for (auto [t, seed] :
-         {std::pair{&in.q, kSeedQ}, {&in.k, kSeedK}, {&in.v, kSeedV}, {&in.dout, kSeedDout}})
-      *t = random_tensor(qkv_shape(local), seed + salt);
-    Tensor o(qkv_shape(local), DType::float32), lse(lse_shape(local), DType::float32);
-    sp.forward(in.q, in.k, in.v, o, lse);
-    Tensor dq(qkv_shape(local), DType::float32), dk = dq.clone(), dv = dq.clone();
-    sp.backward(in.q, in.k, in.v, o, lse, in.dout, dq, dk, dv);
-    return in;
-  }
-
-  const Shape full = qkv_shape(shape);
-  const Tensor q = random_tensor(full, kSeedQ), k = random_tensor(full, kSeedK),
-               v = random_tensor(full, kSeedV), dout = random_tensor(full, kSeedDout);
-  in = {token_slice(q, shard), token_slice(k, shard), token_slice(v, shard),
-        token_slice(dout, shard)};
-  // Poisoned: an element the distributed op leaves unwritten fails the check.
-  Tensor o = Tensor::filled(qkv_shape(local), std::nan(""));
-  Tensor lse = Tensor::filled(lse_shape(local), std::nan(""));
-  sp.forward(in.q, in.k, in.v, o, lse);
-  Tensor dq = Tensor::filled(qkv_shape(local), std::nan("")), dk = dq.clone(), dv = dq.clone();
-  sp.backward(in.q, in.k, in.v, o, lse, in.dout, dq, dk, dv);
-
-  std::vector<RowIndex> rows =
-      sample_rows(local, opt.check_rows, kSeedRows + static_cast<std::uint64_t>(world.rank()));
-  for (RowIndex& row : rows) row.token += shard.begin;
-  const SpotCheckError fwd = spot_check_forward(config, q, k, v, place_shard(o, full, shard),
-                                                place_shard(lse, lse_shape(shape), shard), rows);
-  const SpotCheckError bwd =
-      spot_check_backward(config, q, k, v, dout, place_shard(dq, full, shard), rows);
-  // NaN compares false: make a non-finite error count as the worst.
-  auto worst = [](double e) { return std::isfinite(e) ? e : std::numeric_limits<double>::max(); };
-  std::vector<double> errors{worst(fwd.o), worst(fwd.lse), worst(bwd.dq)};
-  std::vector<int64_t> counts{fwd.rows, fwd.coverage_mismatches};
-  world.all_reduce_in_place<double>(errors, ReduceOp::max, "check errors");
-  world.all_reduce_in_place<int64_t>(counts, ReduceOp::sum, "check counts");
-  check.o = errors[0];
-  check.lse = errors[1];
-  check.dq = errors[2];
-  check.rows = counts[0];
-  check.coverage_mismatches = counts[1];
-  return in;
-}
 
 // What each rank contributes to rank 0's table, gathered as doubles (byte counts per
 // call are far below 2^53, so they travel exactly).
@@ -227,26 +97,6 @@ enum PatternField : std::size_t {
   kPatternFields
 };
 
-std::string utc_now() {
-  const std::time_t now = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
-  std::tm tm{};
-  gmtime_r(&now, &tm);
-  char text[32];
-  std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return text;
-}
-
-// "rank 0 may run on 1 of 2 CPUs": mpirun binds ranks to cores by default, which
-// silently serialises a rank's OpenMP threads (use --bind-to none for one rank with
-// several threads); the header says so.
-std::string affinity_note(int rank) {
-  cpu_set_t set;
-  CPU_ZERO(&set);
-  if (sched_getaffinity(0, sizeof set, &set) != 0) return "affinity unknown";
-  return fmt::format("rank {} may run on {} of {} CPUs", rank, CPU_COUNT(&set),
-                     std::thread::hardware_concurrency());
-}
-
 std::string pattern_label(const DilationPattern& p) {
   return fmt::format("w{}r{}", p.segment_length, p.dilation_rate);
 }
@@ -265,10 +115,9 @@ bool run_one(Communicator& world, DilatedAttentionKernels& kernels,
   SequenceParallelAttention sp(world, config, shape, kernels);
   const AttentionShape local = sp.local_shape();
 
-  CheckResult check;
-  const Inputs in = make_inputs_and_check(world, sp, config, shape, opt, check);
-  const bool check_ok = !check.ran || (check.o <= opt.tolerance && check.lse <= opt.tolerance &&
-                                       check.dq <= opt.tolerance && check.coverage_mismatches == 0);
+  SpCheckResult check;
+  const SpInputs in = make_sp_inputs_and_check(world, sp, config, shape, opt.check, check);
+  const bool check_ok = check.passed(opt.check.tolerance);
   if (printer) {
     fmt::print("# N={}: ", tokens);
     if (check.ran)
@@ -276,12 +125,12 @@ bool run_one(Communicator& world, DilatedAttentionKernels& kernels,
           "check of {} sampled rows (o, lse, dq against float64 from the definition): "
           "o {:.2e}, lse {:.2e}, dq {:.2e} (max over ranks), {} coverage mismatches: {}\n",
           check.rows, check.o, check.lse, check.dq, check.coverage_mismatches,
-          check_ok ? "OK" : fmt::format("FAILED (tolerance {:.0e}); not timing", opt.tolerance));
+          check_ok ? "OK" : fmt::format("FAILED (tolerance {:.0e}); not timing", opt.check.tolerance));
     else
       fmt::print(
           "check SKIPPED: B*N*H*D = {} elements per tensor > --check-limit {} (every rank "
           "would build the full inputs); inputs are per-rank random shards\n",
-          shape.elements(), opt.check_limit);
+          shape.elements(), opt.check.limit);
     std::fflush(stdout);
   }
   if (!check_ok) return false;
@@ -295,10 +144,10 @@ bool run_one(Communicator& world, DilatedAttentionKernels& kernels,
     backward();
   }
   sp.reset_counters();
-  const CallTimes fwd = time_calls(world, sp, opt.repeats, forward);
+  const CallTimes fwd = time_sp_calls(world, sp, opt.repeats, forward);
   const std::vector<PatternTraffic> fwd_traffic = sp.traffic();
   sp.reset_counters();
-  const CallTimes bwd = time_calls(world, sp, opt.repeats, backward);
+  const CallTimes bwd = time_sp_calls(world, sp, opt.repeats, backward);
   const std::vector<PatternTraffic> bwd_traffic = sp.traffic();
 
   // This rank's row and per-pattern bytes, per call.
@@ -420,7 +269,7 @@ bool run_one(Communicator& world, DilatedAttentionKernels& kernels,
   return true;
 }
 
-int run(const Options& opt, const MpiSession& session) {
+void run(const Options& opt) {
   const auto config = opt.problem.config();
   validate_config(config);
   auto world = MpiCommunicator::world("sp bench");
@@ -448,10 +297,12 @@ int run(const Options& opt, const MpiSession& session) {
 
   if (printer) {
     fmt::print(
-        "# longnet_bench_sp_attention: sequence-parallel dilated attention, time per rank "
+        "# longnet bench sp-attention: sequence-parallel dilated attention, time per rank "
         "split into compute and communication (definitions: bench/README.md)\n");
+    std::array<char, 256> host{};
+    gethostname(host.data(), host.size() - 1);
     fmt::print("# P={} ranks (MPI), host {}, {}; kernels {} on {} per rank; {}\n", world->size(),
-               session.host(), utc_now(), kernels->name(), machine_description(),
+               host.data(), utc_now(), kernels->name(), machine_description(),
                affinity_note(world->rank()));
     fmt::print("# config: {}  B={} H={} D={}\n", config.describe(), opt.problem.batch,
                opt.problem.heads, opt.problem.head_dim);
@@ -462,47 +313,41 @@ int run(const Options& opt, const MpiSession& session) {
     std::fflush(stdout);
   }
   for (const int64_t n : opt.problem.tokens) {
-    if (!run_one(*world, *kernels, config, n, opt, csv)) return kExitCheckFailed;
+    if (!run_one(*world, *kernels, config, n, opt, csv))
+      throw CheckFailed(fmt::format("the check of N={} failed (the table's header line says "
+                                    "which output and by how much); nothing was timed", n),
+                        /*agreed=*/true);
   }
   if (printer && !opt.csv.empty()) fmt::print("# wrote {}\n", opt.csv);
   if (printer && !opt.traffic_csv.empty()) fmt::print("# wrote {}\n", opt.traffic_csv);
-  return 0;
 }
 
 }  // namespace
-}  // namespace longnet::bench
 
-int main(int argc, char** argv) {
-  longnet::MpiSession session(&argc, &argv);
-  longnet::bench::Options opt;
-  CLI::App app{"Sequence-parallel dilated-attention benchmark (run under mpirun; bench/README.md)"};
-  add_problem_options(app, opt.problem);
-  app.add_option("--isa", opt.isa, "generic, avx2 or avx512 (default: best available)");
-  app.add_option("--repeats", opt.repeats, "timed calls per direction (median reported)");
-  app.add_option("--warmup", opt.warmup, "untimed forward+backward calls before timing");
-  app.add_option("--check-rows", opt.check_rows, "rows spot-checked per rank before timing");
-  app.add_option("--check-limit", opt.check_limit,
-                 "largest B*N*H*D for which every rank builds the full inputs to check");
-  app.add_option("--tolerance", opt.tolerance, "largest error the check accepts");
-  app.add_option("--csv", opt.csv, "write one row per (N, rank) as CSV to this file");
-  app.add_option("--traffic-csv", opt.traffic_csv,
-                 "write the bytes per (N, rank, pattern) as CSV to this file");
-  try {
-    app.parse(argc, argv);
-    LONGNET_CHECK(opt.repeats >= 1 && opt.warmup >= 0 && opt.check_rows >= 1,
-                  "--repeats {} and --check-rows {} must be >= 1, --warmup {} >= 0", opt.repeats,
-                  opt.check_rows, opt.warmup);
-  } catch (const CLI::ParseError& e) {
-    if (session.rank() == 0) app.exit(e);
-    return e.get_exit_code() == 0 ? 0 : longnet::bench::kExitUsage;
-  } catch (const longnet::Error& e) {
-    if (session.rank() == 0)
-      fmt::print(stderr, "longnet_bench_sp_attention: error: {}\n", e.what());
-    return longnet::bench::kExitUsage;
-  }
-  try {
-    return longnet::bench::run(opt, session);
-  } catch (const std::exception& e) {
-    session.abort_job(e.what());
-  }
+void add_sp_attention_bench(CLI::App& bench) {
+  auto opt = std::make_shared<Options>();
+  CLI::App* cmd = bench.add_subcommand(
+      "sp-attention",
+      "Sequence-parallel dilated attention on all ranks (under mpirun): per-rank compute and "
+      "communication time, bytes per pattern");
+  add_problem_options(*cmd, opt->problem);
+  cmd->add_option("--isa", opt->isa, "generic, avx2 or avx512 (default: best available)");
+  cmd->add_option("--repeats", opt->repeats, "timed calls per direction (median reported)");
+  cmd->add_option("--warmup", opt->warmup, "untimed forward+backward calls before timing");
+  cmd->add_option("--check-rows", opt->check.rows, "rows spot-checked per rank before timing");
+  cmd->add_option("--check-limit", opt->check.limit,
+                  "largest B*N*H*D for which every rank builds the full inputs to check");
+  cmd->add_option("--tolerance", opt->check.tolerance, "largest error the check accepts");
+  cmd->add_option("--csv", opt->csv, "write one row per (N, rank) as CSV to this file");
+  cmd->add_option("--traffic-csv", opt->traffic_csv,
+                  "write the bytes per (N, rank, pattern) as CSV to this file");
+  cmd->callback([opt] {
+    if (opt->repeats < 1 || opt->warmup < 0 || opt->check.rows < 1)
+      throw AgreedError(fmt::format("--repeats {} and --check-rows {} must be >= 1, --warmup {} "
+                                    ">= 0",
+                                    opt->repeats, opt->check.rows, opt->warmup));
+    run(*opt);
+  });
 }
+
+}  // namespace longnet::bench

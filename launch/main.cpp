@@ -6,11 +6,18 @@
 //   0  success
 //   2  bad usage or bad input (a CLI11 parse error or a longnet::Error; the message
 //      says what to fix)
-//   1  anything unexpected (an exception that is not a longnet::Error)
+//   1  a failed correctness check (longnet::CheckFailed: a benchmark's results against
+//      float64), or anything unexpected (an exception that is not a longnet::Error)
+#include "runtime/check_failed.hpp"
 #include "launch/attend_command.hpp"
 #include "launch/data_command.hpp"
 #include "launch/demo_command.hpp"
+#include "launch/info_command.hpp"
 #include "runtime/error.hpp"
+
+#ifdef LONGNET_HAVE_BENCH
+#include "bench/bench_commands.hpp"
+#endif
 
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
@@ -30,12 +37,16 @@ namespace {
 
 constexpr int kExitUsageOrInput = 2;
 constexpr int kExitUnexpected = 1;
+constexpr int kExitCheckFailed = 1;
 
-// "longnet attend" once CLI11 has recognised a subcommand, else "longnet".
+// "longnet bench scaling" once CLI11 has recognised the subcommands, else "longnet".
 std::string command_name(const CLI::App& app) {
-  const std::vector<CLI::App*> selected = app.get_subcommands();
-  if (selected.empty()) return app.get_name();
-  return fmt::format("{} {}", app.get_name(), selected.front()->get_name());
+  std::string name = app.get_name();
+  for (const CLI::App* level = &app; !level->get_subcommands().empty();) {
+    level = level->get_subcommands().front();
+    name += " " + level->get_name();
+  }
+  return name;
 }
 
 // One line per failure, so that it reads whole in a log and greps as one record.
@@ -52,7 +63,8 @@ int report(const CLI::App& app, std::string message, int status) {
 int report_on_ranks(const CLI::App& app, const longnet::Error& e, int status,
                     const std::optional<longnet::MpiSession>& mpi) {
   if (!mpi || mpi->size() == 1) return report(app, e.what(), status);
-  if (dynamic_cast<const longnet::AgreedError*>(&e) != nullptr) {
+  const auto* check = dynamic_cast<const longnet::CheckFailed*>(&e);
+  if (dynamic_cast<const longnet::AgreedError*>(&e) != nullptr || (check && check->agreed())) {
     return mpi->rank() == 0 ? report(app, e.what(), status) : status;
   }
   std::string message = fmt::format("{}: error: {}", command_name(app), e.what());
@@ -84,6 +96,10 @@ int main(int argc, char** argv) {
 #ifdef LONGNET_HAVE_MPI
   longnet::add_train_command(app);
 #endif
+#ifdef LONGNET_HAVE_BENCH
+  longnet::bench::add_bench_command(app);
+#endif
+  longnet::add_info_command(app);
 
   try {
     app.parse(argc, argv);
@@ -92,6 +108,12 @@ int main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     return report(app, fmt::format("{} (see '{} --help')", e.what(), command_name(app)),
                   kExitUsageOrInput);
+  } catch (const longnet::CheckFailed& e) {
+#ifdef LONGNET_HAVE_MPI
+    return report_on_ranks(app, e, kExitCheckFailed, mpi);
+#else
+    return report(app, e.what(), kExitCheckFailed);
+#endif
   } catch (const longnet::Error& e) {
 #ifdef LONGNET_HAVE_MPI
     return report_on_ranks(app, e, kExitUsageOrInput, mpi);

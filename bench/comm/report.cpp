@@ -45,7 +45,7 @@ std::ofstream open_output(const std::string& path) {
 
 void print_header(const RunInfo& info) {
   const DriverOptions& o = info.options;
-  fmt::print("# longnet_bench_comm: the collectives of sequence-parallel attention, "
+  fmt::print("# longnet bench comm: the collectives of sequence-parallel attention, "
              "nccl-tests style (definitions: bench/README.md)\n");
   fmt::print("# backend {} ({}), P={} ranks, host {}, {}\n", info.backend, info.library,
              info.ranks, info.host, info.date);
@@ -102,7 +102,7 @@ void write_csv(const std::string& path, const RunInfo& info, const std::vector<R
 void write_json(const std::string& path, const RunInfo& info, const std::vector<ResultRow>& rows) {
   std::ofstream out = open_output(path);
   out << "{\n";
-  out << fmt::format("  \"benchmark\": \"longnet_bench_comm\",\n  \"backend\": {},\n  \"library\": {},\n"
+  out << fmt::format("  \"benchmark\": \"longnet bench comm\",\n  \"backend\": {},\n  \"library\": {},\n"
                      "  \"ranks\": {},\n  \"host\": {},\n  \"date\": {},\n  \"warmup\": {},\n"
                      "  \"iters\": {},\n  \"time\": \"max over ranks of the per-rank median of one "
                      "call, microseconds\",\n  \"rows\": [\n",

@@ -1,0 +1,209 @@
+// `longnet bench ...` and `longnet info`, run as the real binary under mpirun the way a
+// user runs them: exit statuses, the tables' CSV and JSON twins, and the figures that
+// follow from the algorithm alone (bytes moved, rows present, efficiency at one rank).
+// Times are only checked to be positive: speed lives in the benchmarks, not in tests.
+#include <fmt/format.h>
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cctype>
+#include <cmath>
+#include <sstream>
+#include <cstdlib>
+#include <filesystem>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "runtime/device_memory.hpp"
+#include "tests/run_process.hpp"
+
+namespace longnet {
+namespace {
+
+namespace fs = std::filesystem;
+using ::testing::HasSubstr;
+
+// One CSV file as rows of named cells (the benchmarks quote no cell: lists are
+// space-separated).
+using CsvRow = std::map<std::string, std::string>;
+
+std::vector<CsvRow> read_csv(const fs::path& path) {
+  std::vector<std::vector<std::string>> lines;
+  std::string text = testing::read_text(path), line;
+  std::stringstream in(text);
+  while (std::getline(in, line)) {
+    std::vector<std::string> cells;
+    std::stringstream cells_in(line);
+    std::string cell;
+    while (std::getline(cells_in, cell, ',')) cells.push_back(cell);
+    if (!line.empty() && line.back() == ',') cells.emplace_back();
+    lines.push_back(cells);
+  }
+  std::vector<CsvRow> rows;
+  if (lines.empty()) return rows;
+  for (std::size_t r = 1; r < lines.size(); ++r) {
+    EXPECT_EQ(lines[r].size(), lines[0].size()) << path << " line " << r + 1;
+    CsvRow row;
+    for (std::size_t c = 0; c < lines[0].size() && c < lines[r].size(); ++c)
+      row[lines[0][c]] = lines[r][c];
+    rows.push_back(row);
+  }
+  return rows;
+}
+
+double number(const CsvRow& row, const std::string& column) {
+  const auto it = row.find(column);
+  EXPECT_NE(it, row.end()) << "no column " << column;
+  return it == row.end() ? 0.0 : std::stod(it->second);
+}
+
+class BenchCliTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    setenv("OMPI_ALLOW_RUN_AS_ROOT", "1", 1);
+    setenv("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1", 1);
+    setenv("OMP_NUM_THREADS", "1", 1);
+    std::string name = ::testing::UnitTest::GetInstance()->current_test_info()->name();
+    for (char& ch : name) ch = std::isalnum(static_cast<unsigned char>(ch)) ? ch : '_';
+    root_ = fs::temp_directory_path() / fmt::format("longnet_test_bench_{}_{}", ::getpid(), name);
+    fs::remove_all(root_);
+    fs::create_directories(root_ / "logs");
+  }
+  void TearDown() override { fs::remove_all(root_); }
+
+  // ranks 0: the binary alone; else under mpiexec -n ranks.
+  testing::RunResult run(int ranks, const std::vector<std::string>& args) const {
+    std::vector<std::string> argv;
+    if (ranks > 0) {
+      argv = {LONGNET_MPIEXEC, "-n", std::to_string(ranks)};
+      if (std::string(LONGNET_MPIEXEC_OVERSUBSCRIBE).size() > 0)
+        argv.push_back(LONGNET_MPIEXEC_OVERSUBSCRIBE);
+    }
+    argv.push_back(LONGNET_BINARY);
+    argv.insert(argv.end(), args.begin(), args.end());
+    return testing::run_process(argv, root_ / "logs");
+  }
+  fs::path file(const char* name) const { return root_ / name; }
+
+  fs::path root_;
+};
+
+TEST_F(BenchCliTest, ScalingMeasuresEveryModeKindAndRankCountWithExactBytes) {
+  constexpr int64_t kTokensPerRank = 256, kStrongTokens = 512, kHeads = 2, kHeadDim = 16;
+  const auto result =
+      run(2, {"bench", "scaling", "--tokens-per-rank", std::to_string(kTokensPerRank), "--tokens",
+              std::to_string(kStrongTokens), "--segments", "64,256", "--rates", "1,2", "--heads",
+              std::to_string(kHeads), "--head-dim", std::to_string(kHeadDim), "--repeats", "1",
+              "--warmup", "0", "--csv", file("s.csv"), "--json", file("s.json")});
+  ASSERT_EQ(result.status, 0) << result.out << result.err;
+  EXPECT_THAT(result.out, HasSubstr("# longnet bench scaling"));
+  const std::vector<CsvRow> rows = read_csv(file("s.csv"));
+  // 2 modes x 2 kinds x 2 rank counts x 2 directions.
+  ASSERT_EQ(rows.size(), 16u);
+  for (const CsvRow& row : rows) {
+    const auto p = static_cast<int64_t>(number(row, "ranks"));
+    const bool weak = row.at("mode") == "weak", dense = row.at("attention") == "dense";
+    const bool backward = row.at("direction") == "bwd";
+    const int64_t n = weak ? p * kTokensPerRank : kStrongTokens;
+    SCOPED_TRACE(fmt::format("{} {} {} p={}", row.at("mode"), row.at("attention"),
+                             row.at("direction"), p));
+    EXPECT_EQ(number(row, "tokens"), static_cast<double>(n));
+    EXPECT_EQ(row.at("segments"), dense ? std::to_string(n) : "64 256");
+    EXPECT_EQ(row.at("checked"), "1");
+    EXPECT_LE(number(row, "check_error"), 1e-5);
+    EXPECT_GT(number(row, "time_ms"), 0.0);
+    // tokens/s = B N / time (B = 1), within the rounding of the printed time.
+    const double rate = static_cast<double>(n) / (number(row, "time_ms") / 1e3);
+    EXPECT_NEAR(number(row, "tokens_per_s"), rate, 1e-3 * rate);
+    if (p == 1) {
+      EXPECT_EQ(number(row, "efficiency"), 1.0);
+      EXPECT_EQ(number(row, "recv_bytes_per_rank"), 0.0);
+      EXPECT_EQ(number(row, "collectives_per_rank"), 0.0);
+    }
+    if (p == 2 && dense) {
+      // One segment spans both ranks: each receives the other's half of k and v
+      // (float32), and in the backward also reduce-scatters dk and dv of its own half.
+      const auto half_kv = static_cast<double>(2 * (n / 2) * kHeads * kHeadDim * 4);
+      EXPECT_EQ(number(row, "recv_bytes_per_rank"), backward ? 2 * half_kv : half_kv);
+      // k and v travel packed in one all-gather (dk and dv in one reduce-scatter).
+      EXPECT_EQ(number(row, "collectives_per_rank"), backward ? 2.0 : 1.0);
+    }
+    if (p == 2 && !dense && !weak) {
+      // Strong, N = 512 on two shards of 256: no segment of w = 64 or 256 spans both.
+      EXPECT_EQ(number(row, "recv_bytes_per_rank"), 0.0);
+    }
+  }
+  const std::string json = testing::read_text(file("s.json"));
+  EXPECT_THAT(json, HasSubstr("\"benchmark\": \"longnet bench scaling\""));
+  EXPECT_THAT(json, HasSubstr("\"segments\": \"64 256\""));
+  std::size_t objects = 0;
+  for (std::size_t at = json.find("{\"mode\""); at != std::string::npos;
+       at = json.find("{\"mode\"", at + 1))
+    ++objects;
+  EXPECT_EQ(objects, rows.size());
+}
+
+TEST_F(BenchCliTest, ScalingRefusesMoreRanksThanTheJobHas) {
+  const auto result = run(2, {"bench", "scaling", "--ranks", "1,3", "--tokens-per-rank", "128"});
+  EXPECT_EQ(result.status, 2) << result.out << result.err;
+  EXPECT_THAT(result.err, HasSubstr("--ranks 1,3"));
+  EXPECT_THAT(result.err, HasSubstr("mpirun -np 3"));
+}
+
+TEST_F(BenchCliTest, SpAttentionPrintsOneRowPerRank) {
+  const auto result =
+      run(2, {"bench", "sp-attention", "--tokens", "512", "--segments", "128,512", "--rates",
+              "1,2", "--heads", "2", "--head-dim", "16", "--repeats", "1", "--warmup", "0",
+              "--csv", file("sp.csv")});
+  ASSERT_EQ(result.status, 0) << result.out << result.err;
+  const auto rows = read_csv(file("sp.csv"));
+  ASSERT_EQ(rows.size(), 2u);
+  EXPECT_EQ(rows[0].at("rank"), "0");
+  EXPECT_EQ(rows[1].at("rank"), "1");
+  EXPECT_GT(number(rows[1], "fwd_bytes_received"), 0.0);  // w = 512 spans both shards
+}
+
+TEST_F(BenchCliTest, CommChecksEveryElementAndWritesBothFiles) {
+  const auto result = run(2, {"bench", "comm", "--op", "all", "--uneven", "--min-bytes", "64",
+                              "--max-bytes", "4K", "--iters", "2", "--warmup", "1", "--csv",
+                              file("c.csv"), "--json", file("c.json")});
+  ASSERT_EQ(result.status, 0) << result.out << result.err;
+  const auto rows = read_csv(file("c.csv"));
+  ASSERT_FALSE(rows.empty());
+  for (const CsvRow& row : rows) EXPECT_EQ(row.at("wrong"), "0") << row.at("op");
+  EXPECT_THAT(testing::read_text(file("c.json")), HasSubstr("\"benchmark\": \"longnet bench comm\""));
+}
+
+TEST_F(BenchCliTest, AttentionTableChecksBeforeTiming) {
+  const auto result =
+      run(0, {"bench", "attention", "--tokens", "512", "--segments", "128,256", "--rates", "1,2",
+              "--heads", "2", "--head-dim", "16", "--repeats", "1", "--sgemm-size", "64",
+              "--csv", file("a.csv"), "--json", file("a.json")});
+  ASSERT_EQ(result.status, 0) << result.out << result.err;
+  const auto rows = read_csv(file("a.csv"));
+  ASSERT_EQ(rows.size(), 2u);
+  EXPECT_EQ(rows[0].at("direction"), "fwd");
+  EXPECT_EQ(rows[1].at("direction"), "bwd");
+  for (const CsvRow& row : rows) EXPECT_LE(number(row, "check_error"), 1e-5);
+  EXPECT_THAT(testing::read_text(file("a.json")), HasSubstr("\"segment_lengths\": \"128 256\""));
+}
+
+TEST_F(BenchCliTest, AttentionOnCudaWithoutAGpuRefusesWithTheReason) {
+  if (cuda_device_available()) GTEST_SKIP() << "a GPU is present: the refusal is for machines without one";
+  const auto result = run(0, {"bench", "attention", "--device", "cuda"});
+  EXPECT_EQ(result.status, 2) << result.out << result.err;
+  EXPECT_THAT(result.err, HasSubstr("longnet bench attention: error: --device cuda"));
+}
+
+TEST_F(BenchCliTest, InfoPrintsTheBuildAndEveryRank) {
+  const auto result = run(2, {"info"});
+  ASSERT_EQ(result.status, 0) << result.out << result.err;
+  for (const char* line : {"MPI           Open MPI", "HDF5          1.", "CUDA ", "NCCL ",
+                           "world: 2 rank(s) on 1 node(s)", "rank 0/2 on ", "rank 1/2 on "})
+    EXPECT_THAT(result.out, HasSubstr(line));
+}
+
+}  // namespace
+}  // namespace longnet
