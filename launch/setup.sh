@@ -19,6 +19,8 @@ packages=(
   libopenblas-dev                               # the sgemm rate the benchmarks compare with
   libgtest-dev libgmock-dev libbenchmark-dev    # tests
   golang-1.19-src                               # Go sources: the default training corpus
+  slurmctld slurmd slurm-client munge libpmix-dev  # launch/slurm and its tests (srun --mpi=pmix loads libpmix.so)
+  python3-h5py python3-matplotlib               # tests/slurm compares HDF5 files; bench plots
 )
 missing=()
 for p in "${packages[@]}"; do
