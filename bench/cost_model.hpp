@@ -20,13 +20,11 @@
 // segment's gathered rows. Each pair is computed by exactly one rank, so the per-rank
 // pairs sum to allowed_pairs() of the global shape.
 //
-// Calibration against this machine's measurements (the CSVs of `longnet bench scaling`
-// and `longnet bench comm`) lives here too, so that tests drive it without a process.
+// Calibrating the model against this machine's measurements lives beside it, in
+// bench/cost_model_validation.hpp.
 #pragma once
 
 #include <cstdint>
-#include <map>
-#include <string>
 #include <string_view>
 #include <vector>
 
@@ -132,101 +130,5 @@ std::vector<DilationPattern> geometric_patterns(int64_t tokens, int64_t base_seg
                                                 int64_t ratio);
 // Dense attention as dilated attention: one segment of the whole sequence, r = 1.
 DilatedAttentionConfig dense_config(int64_t tokens, bool causal);
-
-// ---- reading measurements ---------------------------------------------------------
-
-// A CSV file with a header line; quoted fields may hold commas ("2048 4096"). Every
-// accessor's error names the file, line and column.
-class CsvTable {
- public:
-  static CsvTable read(const std::string& path);
-  static CsvTable parse(const std::string& text, const std::string& name);
-
-  std::size_t size() const { return rows_.size(); }
-  bool has_column(std::string_view column) const;
-  const std::string& text(std::size_t row, std::string_view column) const;
-  double number(std::size_t row, std::string_view column) const;
-  int64_t integer(std::size_t row, std::string_view column) const;
-  std::vector<int64_t> integer_list(std::size_t row, std::string_view column) const;  // "1 2"
-  // "FILE:LINE" of a row, for messages.
-  std::string where(std::size_t row) const;
-
- private:
-  std::size_t column_index(std::string_view column) const;
-  std::string name_;
-  std::vector<std::string> columns_;
-  std::vector<std::vector<std::string>> rows_;
-  std::vector<int64_t> lines_;  // 1-based line of each row
-};
-
-// One row of `longnet bench scaling`'s CSV (bench/MODEL.md lists the columns).
-struct ScalingRow {
-  std::string where;  // FILE:LINE
-  std::string mode, attention;
-  Direction direction = Direction::forward;
-  int ranks = 1;
-  AttentionShape shape;
-  DilatedAttentionConfig config;
-  double time_ms = 0, compute_ms = 0, comm_ms = 0, flops = 0;
-  int64_t sent_bytes = 0, received_bytes = 0, collectives = 0;
-  bool oversubscribed = false;
-};
-std::vector<ScalingRow> scaling_rows(const CsvTable& table);
-
-// One timed collective of `longnet bench comm`'s CSV, as the model sees it.
-struct CommSample {
-  std::string op;  // all_gather, all_gatherv, reduce_scatter, reduce_scatterv
-  int ranks = 2;
-  double bytes = 0;  // the largest receive (gathers) or send (reduce-scatters) of a rank
-  double time_us = 0;
-};
-std::vector<CommSample> comm_samples(const CsvTable& table);
-
-// alpha, beta of `time = alpha * steps(g) + bytes / beta`, fitted to the samples of one
-// family (gathers or reduce-scatters; the per-rank-count forms, which the runtime calls,
-// when present) by least squares on the relative error, alpha >= 0; rows that move no
-// bytes are left out.
-struct LinkFit {
-  LinkCost cost;
-  int samples = 0;
-  std::string ops;                  // the ops fitted
-  double median_abs_rel_error = 0;  // of the fit itself
-};
-LinkFit fit_link(const std::vector<CommSample>& samples, bool gathers,
-                 LatencySteps steps = LatencySteps::ring);
-
-// ---- validation -------------------------------------------------------------------
-
-struct ValidationInputs {
-  NetworkCost network;  // the link of this machine: every rank sits on one node
-  LatencySteps latency_steps = LatencySteps::ring;
-  int64_t element_bytes = 4;  // the CPU runtime moves float32
-};
-
-struct ValidationRow {
-  ScalingRow measured;
-  LayerPrediction predicted;
-  double rate_tflops = 0;  // the calibrated rate used for its compute
-  bool bytes_match = true, collectives_match = true, flops_match = true;
-};
-
-struct ErrorSummary {
-  int rows = 0;
-  double median_abs = 0, max_abs = 0;  // of (predicted - measured) / measured time_ms
-};
-
-struct Validation {
-  // Kernel rates (TFLOP/s) by "mode attention direction", from the one-rank rows.
-  std::map<std::string, double> rates;
-  std::vector<ValidationRow> rows;  // the multi-rank rows, in file order
-  ErrorSummary all, not_oversubscribed;
-  int mismatches = 0;  // rows whose bytes, calls or FLOPs differ from the model
-};
-
-// Calibrates the kernel rate of each (mode, attention, direction) from its one-rank
-// rows (the other mode's when a mode has none) and predicts every multi-rank row.
-Validation validate(const std::vector<ScalingRow>& rows, const ValidationInputs& inputs);
-
-double relative_error(double predicted, double measured);  // (p - m) / m; 0 when both 0
 
 }  // namespace longnet::bench

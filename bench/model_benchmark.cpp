@@ -21,6 +21,8 @@
 
 #include "bench/bench_commands.hpp"
 #include "bench/cost_model.hpp"
+#include "bench/cost_model_validation.hpp"
+#include "bench/csv_table.hpp"
 #include "bench/result_table.hpp"
 #include "runtime/check_failed.hpp"
 #include "runtime/error.hpp"

@@ -9,6 +9,8 @@
 #include <fstream>
 
 #include "bench/cost_model.hpp"
+#include "bench/cost_model_validation.hpp"
+#include "bench/csv_table.hpp"
 #include "runtime/error.hpp"
 
 namespace longnet::bench {
