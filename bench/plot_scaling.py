@@ -12,9 +12,9 @@ Inputs (any may be missing; the figures that need it are then skipped, and said 
 Writes PNG files into the output directory (default: RESULTS_DIR):
   scaling_efficiency.png   efficiency against one rank, weak and strong, dilated vs dense
   scaling_tokens_per_s.png tokens/s against ranks
-  latency_vs_length.png    per-layer latency against sequence length, log-log: the cost
-                           model's prediction, dilated vs dense, with the measured weak
-                           scaling points beside it
+  latency_vs_length.png    latency of one attention call against sequence length,
+                           log-log, dilated vs dense: the cost model's sweep, and beside it
+                           this run's weak scaling
   bytes_per_rank.png       bytes each rank receives per call: measured against ranks, and
                            the model's against sequence length
   model_validation.png     measured against predicted time per call (when validated)
@@ -114,25 +114,34 @@ def plot_tokens_per_s(rows, out):
 
 
 def plot_latency(model, scaling, out):
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    """Left: the cost model's sweep; right: this run's weak scaling (N grows with ranks).
+    Two panels, since the model's parameters describe another machine (model.txt says
+    which) than the one that measured."""
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.5))
+    ax = axes[0]
     if model:
-        for (attn,), (xs, ys) in series(model, ("attention",), "N", "fwd_ms").items():
-            ax.plot(xs, ys, "-", color=STYLE[attn], label=f"{attn} forward, model")
-        for (attn,), (xs, ys) in series(model, ("attention",), "N", "bwd_ms").items():
-            ax.plot(xs, ys, "--", color=STYLE[attn], label=f"{attn} backward, model")
+        for column, dash, label in (("fwd_ms", "-", "forward"), ("bwd_ms", "--", "backward")):
+            for (attn,), (xs, ys) in series(model, ("attention",), "N", column).items():
+                ax.plot(xs, ys, dash, color=STYLE[attn], label=f"{attn} {label}")
+        ax.legend(fontsize=8)
+    ax.set_title("cost model (parameters in model.txt); ranks grow with N", fontsize=9)
+    ax = axes[1]
     if scaling:
         weak = [r for r in scaling if r["mode"] == "weak"]
         for (attn, direction), (xs, ys) in series(
             weak, ("attention", "direction"), "tokens", "time_ms"
         ).items():
-            ax.plot(xs, ys, "o" if direction == "fwd" else "s", color=STYLE[attn],
-                    mfc="none", label=f"{attn} {direction}, measured (weak)")
-    ax.set_xscale("log", base=2)
-    ax.set_yscale("log")
-    ax.set_xlabel("sequence length N (tokens); ranks grow with N")
-    ax.set_ylabel("latency of one attention layer call (ms)")
-    ax.legend(fontsize=7)
-    ax.grid(True, which="both", lw=0.3)
+            ax.plot(xs, ys, DASH[direction], marker="o", color=STYLE[attn],
+                    label=f"{attn} {direction}")
+        ax.legend(fontsize=8)
+        oversubscribed_note(ax, weak)
+    ax.set_title("measured, weak scaling (this run)", fontsize=9)
+    for ax in axes:
+        ax.set_xscale("log", base=2)
+        ax.set_yscale("log")
+        ax.set_xlabel("sequence length N (tokens)")
+        ax.set_ylabel("latency of one attention call (ms)")
+        ax.grid(True, which="both", lw=0.3)
     fig.tight_layout()
     fig.savefig(out / "latency_vs_length.png", dpi=120)
     plt.close(fig)
@@ -155,7 +164,8 @@ def plot_bytes(model, scaling, out):
         ax.legend(fontsize=8)
     if model:
         ax = axes[1]
-        for (attn,), (xs, ys) in series(model, ("attention",), "N",
+        positive = [r for r in model if float(r["fwd_recv_MB_per_rank"]) > 0]  # log axis
+        for (attn,), (xs, ys) in series(positive, ("attention",), "N",
                                         "fwd_recv_MB_per_rank").items():
             ax.plot(xs, ys, "-", color=STYLE[attn], label=attn)
         ax.set_xscale("log", base=2)
@@ -183,7 +193,8 @@ def plot_validation(rows, out):
     ax.set_yscale("log")
     ax.set_xlabel("measured ms per call")
     ax.set_ylabel("predicted ms per call")
-    ax.set_title("cost model against measurement\n(o: fits the cores, x: oversubscribed)",
+    ax.set_title("cost model against measurement (blue: dilated, red: dense)\n"
+                 "o: ranks fit the cores, x: oversubscribed",
                  fontsize=9)
     fig.tight_layout()
     fig.savefig(out / "model_validation.png", dpi=120)

@@ -31,7 +31,6 @@
 #include <algorithm>
 #include <array>
 #include <cstdio>
-#include <fstream>
 #include <memory>
 
 #include "runtime/check_failed.hpp"
@@ -61,7 +60,7 @@ struct Options {
   std::string isa;
   int repeats = 5, warmup = 1;
   SpCheckOptions check;
-  std::string csv, traffic_csv;
+  std::string csv, json, traffic_csv;
 };
 
 // What each rank contributes to rank 0's table, gathered as doubles (byte counts per
@@ -101,14 +100,15 @@ std::string pattern_label(const DilationPattern& p) {
   return fmt::format("w{}r{}", p.segment_length, p.dilation_rate);
 }
 
-struct CsvFiles {
-  std::ofstream ranks, traffic;
+// The per-rank rows and the per-pattern traffic rows, written at the end as CSV/JSON.
+struct Tables {
+  ResultTable ranks, traffic;
 };
 
 // Returns false when the check failed (every rank alike).
 bool run_one(Communicator& world, DilatedAttentionKernels& kernels,
              const DilatedAttentionConfig& config, int64_t tokens, const Options& opt,
-             CsvFiles& csv) {
+             Tables& tables) {
   const int size = world.size(), rank = world.rank();
   const bool printer = rank == 0;
   const AttentionShape shape = opt.problem.shape(tokens);
@@ -235,36 +235,37 @@ bool run_one(Communicator& world, DilatedAttentionKernels& kernels,
                  pattern_label(config.patterns[p]), f[kFwdGatherSent], f[kFwdGatherReceived],
                  f[kBwdGatherSent], f[kBwdGatherReceived], f[kBwdScatterSent],
                  f[kBwdScatterReceived]);
-      if (csv.traffic.is_open())
-        csv.traffic << fmt::format("{},{},{},{},{},{},{},{},{},{}\n", tokens, size, r,
-                                   pattern_label(config.patterns[p]), f[kFwdGatherSent],
-                                   f[kFwdGatherReceived], f[kBwdGatherSent], f[kBwdGatherReceived],
-                                   f[kBwdScatterSent], f[kBwdScatterReceived]);
+      tables.traffic.add_row({std::to_string(tokens), std::to_string(size), std::to_string(r),
+                              pattern_label(config.patterns[p]), std::to_string(f[kFwdGatherSent]),
+                              std::to_string(f[kFwdGatherReceived]),
+                              std::to_string(f[kBwdGatherSent]),
+                              std::to_string(f[kBwdGatherReceived]),
+                              std::to_string(f[kBwdScatterSent]),
+                              std::to_string(f[kBwdScatterReceived])});
     }
   }
   std::fflush(stdout);
 
-  if (csv.ranks.is_open()) {
-    for (int r = 0; r < size; ++r) {
-      csv.ranks << fmt::format(
-          "{},{},{},{},{},\"{}\",\"{}\",{},{},{},{},{:.4f},{:.4f},{:.4f},{:.4f},{:.4f},{:.4f},"
-          "{:.4f},{:.4f},{:.4f},{:.4f},{:.4f},{:.4f},{},{},{},{},{:.4f},{:.1f},{:.3f},{:.4f},{:.1f}"
-          ","
-          "{:.3f},{},{:.3e},{:.3e}\n",
-          tokens, opt.problem.batch, opt.problem.heads, opt.problem.head_dim, size,
-          fmt::join(opt.problem.segments, " "), fmt::join(opt.problem.rates, " "),
-          config.causal ? 1 : 0, head_offsets_name(config.head_offsets), r,
-          static_cast<int64_t>(field(r, kShard)), 1e3 * field(r, kFwdWall),
-          1e3 * field(r, kFwdCompute), 1e3 * field(r, kFwdComm), 1e3 * field(r, kBwdWall),
-          1e3 * field(r, kBwdCompute), 1e3 * field(r, kBwdComm), 1e3 * field(r, kFwdWallMean),
-          1e3 * field(r, kFwdComputeMean), 1e3 * field(r, kFwdCommMean),
-          1e3 * field(r, kBwdWallMean), 1e3 * field(r, kBwdComputeMean),
-          1e3 * field(r, kBwdCommMean), static_cast<int64_t>(field(r, kFwdSent)),
-          static_cast<int64_t>(field(r, kFwdReceived)), static_cast<int64_t>(field(r, kBwdSent)),
-          static_cast<int64_t>(field(r, kBwdReceived)), 1e3 * fwd_max, global_tokens / fwd_max,
-          fwd_flops / fwd_max / 1e9, 1e3 * bwd_max, global_tokens / bwd_max,
-          bwd_flops / bwd_max / 1e9, check.ran ? 1 : 0, check.o, check.dq);
-    }
+  auto ms = [](double seconds) { return fmt::format("{:.4f}", 1e3 * seconds); };
+  auto bytes = [](double b) { return std::to_string(static_cast<int64_t>(b)); };
+  for (int r = 0; r < size; ++r) {
+    tables.ranks.add_row(
+        {std::to_string(tokens), std::to_string(opt.problem.batch),
+         std::to_string(opt.problem.heads), std::to_string(opt.problem.head_dim),
+         std::to_string(size), fmt::format("{}", fmt::join(opt.problem.segments, " ")),
+         fmt::format("{}", fmt::join(opt.problem.rates, " ")), config.causal ? "1" : "0",
+         std::string(head_offsets_name(config.head_offsets)), std::to_string(r),
+         bytes(field(r, kShard)), ms(field(r, kFwdWall)), ms(field(r, kFwdCompute)),
+         ms(field(r, kFwdComm)), ms(field(r, kBwdWall)), ms(field(r, kBwdCompute)),
+         ms(field(r, kBwdComm)), ms(field(r, kFwdWallMean)), ms(field(r, kFwdComputeMean)),
+         ms(field(r, kFwdCommMean)), ms(field(r, kBwdWallMean)), ms(field(r, kBwdComputeMean)),
+         ms(field(r, kBwdCommMean)), bytes(field(r, kFwdSent)), bytes(field(r, kFwdReceived)),
+         bytes(field(r, kBwdSent)), bytes(field(r, kBwdReceived)), ms(fwd_max),
+         fmt::format("{:.1f}", global_tokens / fwd_max),
+         fmt::format("{:.3f}", fwd_flops / fwd_max / 1e9), ms(bwd_max),
+         fmt::format("{:.1f}", global_tokens / bwd_max),
+         fmt::format("{:.3f}", bwd_flops / bwd_max / 1e9), check.ran ? "1" : "0",
+         fmt::format("{:.3e}", check.o), fmt::format("{:.3e}", check.dq)});
   }
   return true;
 }
@@ -277,23 +278,31 @@ void run(const Options& opt) {
       make_cpu_dilated_attention(opt.isa.empty() ? default_cpu_isa() : parse_cpu_isa(opt.isa));
   const bool printer = world->rank() == 0;
 
-  CsvFiles csv;
-  if (printer && !opt.csv.empty()) {
-    csv.ranks.open(opt.csv);
-    LONGNET_CHECK(csv.ranks.good(), "cannot write the CSV file '{}'", opt.csv);
-    csv.ranks << "N,B,H,D,P,segment_lengths,dilation_rates,causal,head_offsets,rank,shard_tokens,"
-                 "fwd_ms,fwd_compute_ms,fwd_comm_ms,bwd_ms,bwd_compute_ms,bwd_comm_ms,"
-                 "fwd_mean_ms,fwd_compute_mean_ms,fwd_comm_mean_ms,bwd_mean_ms,"
-                 "bwd_compute_mean_ms,bwd_comm_mean_ms,fwd_bytes_sent,fwd_bytes_received,"
-                 "bwd_bytes_sent,bwd_bytes_received,fwd_max_ms,fwd_tokens_per_s,fwd_gflops,"
-                 "bwd_max_ms,bwd_tokens_per_s,bwd_gflops,checked,check_o_err,check_dq_err\n";
-  }
-  if (printer && !opt.traffic_csv.empty()) {
-    csv.traffic.open(opt.traffic_csv);
-    LONGNET_CHECK(csv.traffic.good(), "cannot write the CSV file '{}'", opt.traffic_csv);
-    csv.traffic << "N,P,rank,pattern,fwd_gather_sent,fwd_gather_received,bwd_gather_sent,"
-                   "bwd_gather_received,bwd_scatter_sent,bwd_scatter_received\n";
-  }
+  Tables tables;
+  tables.ranks = {.benchmark = "longnet bench sp-attention",
+                  .info = {{"date", utc_now()},
+                           {"ranks", std::to_string(world->size())},
+                           {"kernels", std::string(kernels->name())},
+                           {"machine", machine_description()},
+                           {"config", config.describe()},
+                           {"repeats", std::to_string(opt.repeats)},
+                           {"warmup", std::to_string(opt.warmup)}},
+                  .columns = {"N", "B", "H", "D", "P", "segment_lengths", "dilation_rates",
+                              "causal", "head_offsets", "rank", "shard_tokens", "fwd_ms",
+                              "fwd_compute_ms", "fwd_comm_ms", "bwd_ms", "bwd_compute_ms",
+                              "bwd_comm_ms", "fwd_mean_ms", "fwd_compute_mean_ms",
+                              "fwd_comm_mean_ms", "bwd_mean_ms", "bwd_compute_mean_ms",
+                              "bwd_comm_mean_ms", "fwd_bytes_sent", "fwd_bytes_received",
+                              "bwd_bytes_sent", "bwd_bytes_received", "fwd_max_ms",
+                              "fwd_tokens_per_s", "fwd_gflops", "bwd_max_ms",
+                              "bwd_tokens_per_s", "bwd_gflops", "checked", "check_o_err",
+                              "check_dq_err"},
+                  .text_columns = {"segment_lengths", "dilation_rates"}};
+  tables.traffic = {.benchmark = "longnet bench sp-attention (traffic per pattern)",
+                    .info = tables.ranks.info,
+                    .columns = {"N", "P", "rank", "pattern", "fwd_gather_sent",
+                                "fwd_gather_received", "bwd_gather_sent", "bwd_gather_received",
+                                "bwd_scatter_sent", "bwd_scatter_received"}};
 
   if (printer) {
     fmt::print(
@@ -313,13 +322,14 @@ void run(const Options& opt) {
     std::fflush(stdout);
   }
   for (const int64_t n : opt.problem.tokens) {
-    if (!run_one(*world, *kernels, config, n, opt, csv))
+    if (!run_one(*world, *kernels, config, n, opt, tables))
       throw CheckFailed(fmt::format("the check of N={} failed (the table's header line says "
                                     "which output and by how much); nothing was timed", n),
                         /*agreed=*/true);
   }
-  if (printer && !opt.csv.empty()) fmt::print("# wrote {}\n", opt.csv);
-  if (printer && !opt.traffic_csv.empty()) fmt::print("# wrote {}\n", opt.traffic_csv);
+  if (!printer) return;
+  write_outputs(tables.ranks, opt.csv, opt.json);
+  write_outputs(tables.traffic, opt.traffic_csv, "");
 }
 
 }  // namespace
@@ -338,7 +348,7 @@ void add_sp_attention_bench(CLI::App& bench) {
   cmd->add_option("--check-limit", opt->check.limit,
                   "largest B*N*H*D for which every rank builds the full inputs to check");
   cmd->add_option("--tolerance", opt->check.tolerance, "largest error the check accepts");
-  cmd->add_option("--csv", opt->csv, "write one row per (N, rank) as CSV to this file");
+  add_output_options(*cmd, opt->csv, opt->json);
   cmd->add_option("--traffic-csv", opt->traffic_csv,
                   "write the bytes per (N, rank, pattern) as CSV to this file");
   cmd->callback([opt] {

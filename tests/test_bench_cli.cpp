@@ -156,13 +156,24 @@ TEST_F(BenchCliTest, SpAttentionPrintsOneRowPerRank) {
   const auto result =
       run(2, {"bench", "sp-attention", "--tokens", "512", "--segments", "128,512", "--rates",
               "1,2", "--heads", "2", "--head-dim", "16", "--repeats", "1", "--warmup", "0",
-              "--csv", file("sp.csv")});
+              "--csv", file("sp.csv"), "--json", file("sp.json"), "--traffic-csv", file("t.csv")});
   ASSERT_EQ(result.status, 0) << result.out << result.err;
   const auto rows = read_csv(file("sp.csv"));
   ASSERT_EQ(rows.size(), 2u);
   EXPECT_EQ(rows[0].at("rank"), "0");
   EXPECT_EQ(rows[1].at("rank"), "1");
   EXPECT_GT(number(rows[1], "fwd_bytes_received"), 0.0);  // w = 512 spans both shards
+  // Per rank and pattern; the sums over patterns are the rank's row.
+  const auto traffic = read_csv(file("t.csv"));
+  ASSERT_EQ(traffic.size(), 4u);
+  for (int r = 0; r < 2; ++r) {
+    double received = 0;
+    for (const CsvRow& row : traffic)
+      if (row.at("rank") == std::to_string(r)) received += number(row, "fwd_gather_received");
+    EXPECT_EQ(received, number(rows[static_cast<std::size_t>(r)], "fwd_bytes_received"));
+  }
+  EXPECT_THAT(testing::read_text(file("sp.json")),
+              HasSubstr("\"benchmark\": \"longnet bench sp-attention\""));
 }
 
 TEST_F(BenchCliTest, CommChecksEveryElementAndWritesBothFiles) {
