@@ -18,6 +18,7 @@
 #include "bench/comm/driver.hpp"
 #include "bench/bench_commands.hpp"
 #include "bench/comm/report.hpp"
+#include "bench/result_table.hpp"
 #include "comm/collective_step.hpp"
 #include "comm/mpi_communicator.hpp"
 #include "runtime/error.hpp"
@@ -36,10 +37,8 @@
 #include <unistd.h>
 
 #include <array>
-#include <chrono>
 #include <cstdint>
 #include <cstring>
-#include <ctime>
 #include <memory>
 #include <string>
 #include <vector>
@@ -58,15 +57,6 @@ struct Options {
   std::string csv, json;
   DriverOptions driver;
 };
-
-std::string utc_now() {
-  const std::time_t now = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
-  std::tm tm{};
-  gmtime_r(&now, &tm);
-  std::array<char, 32> text{};
-  std::strftime(text.data(), text.size(), "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return text.data();
-}
 
 std::string host_name() {
   std::array<char, MPI_MAX_PROCESSOR_NAME> name{};

@@ -71,45 +71,26 @@ def oversubscribed_note(ax, rows):
                 va="bottom", color="gray")
 
 
-def plot_efficiency(rows, out):
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
+def plot_per_rank_count(rows, out, column, ylabel, filename, log_y=False):
+    """One panel per mode: `column` against ranks, a line per attention kind and direction."""
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=not log_y)
     for ax, mode in zip(axes, ("weak", "strong")):
         mode_rows = [r for r in rows if r["mode"] == mode]
         for (attn, direction), (xs, ys) in series(
-            mode_rows, ("attention", "direction"), "ranks", "efficiency"
-        ).items():
-            ax.plot(xs, ys, DASH[direction], marker="o", color=STYLE[attn],
-                    label=f"{attn} {direction}")
-        ax.axhline(1.0, color="gray", lw=0.5)
-        ax.set_xscale("log", base=2)
-        ax.set_xlabel("ranks")
-        ax.set_title(f"{mode} scaling")
-        oversubscribed_note(ax, mode_rows)
-    axes[0].set_ylabel("efficiency = tokens/s / (ranks x tokens/s at 1 rank)")
-    axes[0].legend(fontsize=8, loc="upper right")
-    fig.tight_layout()
-    fig.savefig(out / "scaling_efficiency.png", dpi=120)
-    plt.close(fig)
-
-
-def plot_tokens_per_s(rows, out):
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
-    for ax, mode in zip(axes, ("weak", "strong")):
-        mode_rows = [r for r in rows if r["mode"] == mode]
-        for (attn, direction), (xs, ys) in series(
-            mode_rows, ("attention", "direction"), "ranks", "tokens_per_s"
+            mode_rows, ("attention", "direction"), "ranks", column
         ).items():
             ax.plot(xs, ys, DASH[direction], marker="o", color=STYLE[attn],
                     label=f"{attn} {direction}")
         ax.set_xscale("log", base=2)
-        ax.set_yscale("log")
+        if log_y:
+            ax.set_yscale("log")
         ax.set_xlabel("ranks")
-        ax.set_ylabel("tokens/s")
         ax.set_title(f"{mode} scaling")
         oversubscribed_note(ax, mode_rows)
-    axes[0].legend(fontsize=8)
+    axes[0].set_ylabel(ylabel)
+    axes[0].legend(fontsize=8, loc="best")
     fig.tight_layout()
-    fig.savefig(out / "scaling_tokens_per_s.png", dpi=120)
+    fig.savefig(out / filename, dpi=120)
     plt.close(fig)
 
 
@@ -223,8 +204,11 @@ def main():
     validation = read_rows(args.validation) if args.validation else []
     written = []
     if scaling:
-        plot_efficiency(scaling, out)
-        plot_tokens_per_s(scaling, out)
+        plot_per_rank_count(scaling, out, "efficiency",
+                            "efficiency = tokens/s / (ranks x tokens/s at 1 rank)",
+                            "scaling_efficiency.png")
+        plot_per_rank_count(scaling, out, "tokens_per_s", "tokens/s", "scaling_tokens_per_s.png",
+                            log_y=True)
         written += ["scaling_efficiency.png", "scaling_tokens_per_s.png"]
     else:
         print("plot_scaling.py: no scaling CSV: skipping the efficiency and tokens/s figures")

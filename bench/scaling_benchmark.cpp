@@ -126,23 +126,11 @@ GroupResult measure(MpiCommunicator& group, DilatedAttentionKernels& kernels,
   const SpInputs in = make_sp_inputs_and_check(group, sp, config, shape, opt.check, result.check);
   if (!result.check.passed(opt.check.tolerance)) return result;
 
-  const AttentionShape local = sp.local_shape();
-  Tensor o(qkv_shape(local), DType::float32), lse(lse_shape(local), DType::float32);
-  Tensor dq(qkv_shape(local), DType::float32), dk = dq.clone(), dv = dq.clone();
-  auto forward = [&] { sp.forward(in.q, in.k, in.v, o, lse); };
-  auto backward = [&] { sp.backward(in.q, in.k, in.v, o, lse, in.dout, dq, dk, dv); };
-  for (int i = 0; i < opt.warmup; ++i) {
-    forward();
-    backward();
-  }
-  sp.reset_counters();
-  const CallTimes fwd = time_sp_calls(group, sp, opt.repeats, forward);
-  const auto fwd_traffic = sp.traffic();
-  sp.reset_counters();
-  const CallTimes bwd = time_sp_calls(group, sp, opt.repeats, backward);
-  const auto bwd_traffic = sp.traffic();
-  result.fwd = summarise(group, fwd, fwd_traffic, opt.repeats, /*backward=*/false);
-  result.bwd = summarise(group, bwd, bwd_traffic, opt.repeats, /*backward=*/true);
+  const SpTimedCalls calls = time_sp_forward_backward(group, sp, in, opt.warmup, opt.repeats);
+  result.fwd = summarise(group, calls.forward, calls.forward_traffic, opt.repeats,
+                         /*backward=*/false);
+  result.bwd = summarise(group, calls.backward, calls.backward_traffic, opt.repeats,
+                         /*backward=*/true);
   return result;
 }
 

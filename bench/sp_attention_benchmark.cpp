@@ -135,20 +135,11 @@ bool run_one(Communicator& world, DilatedAttentionKernels& kernels,
   }
   if (!check_ok) return false;
 
-  Tensor o(qkv_shape(local), DType::float32), lse(lse_shape(local), DType::float32);
-  Tensor dq(qkv_shape(local), DType::float32), dk = dq.clone(), dv = dq.clone();
-  auto forward = [&] { sp.forward(in.q, in.k, in.v, o, lse); };
-  auto backward = [&] { sp.backward(in.q, in.k, in.v, o, lse, in.dout, dq, dk, dv); };
-  for (int i = 0; i < opt.warmup; ++i) {
-    forward();
-    backward();
-  }
-  sp.reset_counters();
-  const CallTimes fwd = time_sp_calls(world, sp, opt.repeats, forward);
-  const std::vector<PatternTraffic> fwd_traffic = sp.traffic();
-  sp.reset_counters();
-  const CallTimes bwd = time_sp_calls(world, sp, opt.repeats, backward);
-  const std::vector<PatternTraffic> bwd_traffic = sp.traffic();
+  const SpTimedCalls timed = time_sp_forward_backward(world, sp, in, opt.warmup, opt.repeats);
+  const CallTimes& fwd = timed.forward;
+  const CallTimes& bwd = timed.backward;
+  const std::vector<PatternTraffic>& fwd_traffic = timed.forward_traffic;
+  const std::vector<PatternTraffic>& bwd_traffic = timed.backward_traffic;
 
   // This rank's row and per-pattern bytes, per call.
   const auto calls = static_cast<int64_t>(opt.repeats);

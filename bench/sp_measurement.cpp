@@ -73,6 +73,27 @@ CallTimes time_sp_calls(Communicator& group, const SequenceParallelAttention& sp
   return t;
 }
 
+SpTimedCalls time_sp_forward_backward(Communicator& group, SequenceParallelAttention& sp,
+                                      const SpInputs& in, int warmup, int repeats) {
+  const AttentionShape local = sp.local_shape();
+  Tensor o(qkv_shape(local), DType::float32), lse(lse_shape(local), DType::float32);
+  Tensor dq(qkv_shape(local), DType::float32), dk = dq.clone(), dv = dq.clone();
+  auto forward = [&] { sp.forward(in.q, in.k, in.v, o, lse); };
+  auto backward = [&] { sp.backward(in.q, in.k, in.v, o, lse, in.dout, dq, dk, dv); };
+  for (int i = 0; i < warmup; ++i) {
+    forward();
+    backward();
+  }
+  SpTimedCalls calls;
+  sp.reset_counters();
+  calls.forward = time_sp_calls(group, sp, repeats, forward);
+  calls.forward_traffic = sp.traffic();
+  sp.reset_counters();
+  calls.backward = time_sp_calls(group, sp, repeats, backward);
+  calls.backward_traffic = sp.traffic();
+  return calls;
+}
+
 SpInputs make_sp_inputs_and_check(Communicator& world, SequenceParallelAttention& sp,
                                   const DilatedAttentionConfig& config,
                                   const AttentionShape& shape, const SpCheckOptions& options,

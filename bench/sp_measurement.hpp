@@ -56,6 +56,16 @@ struct CallTimes {
 CallTimes time_sp_calls(Communicator& group, const SequenceParallelAttention& sp, int repeats,
                         const std::function<void()>& fn);
 
+// `warmup` untimed forward+backward pairs on `in`, then `repeats` timed forward calls and
+// `repeats` timed backward calls, each direction with the traffic its calls moved (the
+// counters are reset before each).
+struct SpTimedCalls {
+  CallTimes forward, backward;
+  std::vector<PatternTraffic> forward_traffic, backward_traffic;
+};
+SpTimedCalls time_sp_forward_backward(Communicator& group, SequenceParallelAttention& sp,
+                                      const SpInputs& in, int warmup, int repeats);
+
 double median(std::vector<double> values);
 double mean(const std::vector<double>& values);
 
