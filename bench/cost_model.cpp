@@ -1,5 +1,5 @@
 // The cost model's arithmetic; bench/cost_model.hpp says what is exact and what is modelled,
-// bench/MODEL.md writes every formula out.
+// The cost model section of bench/README.md writes every formula out.
 #include "bench/cost_model.hpp"
 
 #include <algorithm>

@@ -100,9 +100,9 @@ struct MachineModel {
   LatencySteps latency_steps = LatencySteps::ring;
 };
 
-// An H100 node of 8 GPUs (bench/MODEL.md gives the source of each figure): kernel rates
-// measured on this project's H100 run, NVLink 4 and InfiniBand NDR nominal bandwidths,
-// assumed latencies.
+// An H100 node of 8 GPUs (bench/README.md's cost model section gives the source of each
+// figure): kernel rates measured on this project's H100 run, NVLink 4 and InfiniBand NDR
+// nominal bandwidths, assumed latencies.
 MachineModel h100_machine();
 
 struct RankTime {

@@ -19,7 +19,7 @@ namespace longnet::bench {
 
 // ---- reading measurements ---------------------------------------------------------
 
-// One row of `longnet bench scaling`'s CSV (bench/MODEL.md lists the columns).
+// One row of `longnet bench scaling`'s CSV (bench/README.md lists the columns).
 struct ScalingRow {
   std::string where;  // FILE:LINE
   std::string mode, attention;

@@ -9,7 +9,7 @@
 // calibrates the kernel rate and the link on this machine, predicts every multi-rank row
 // and prints measured against predicted. Bytes and collective calls must match exactly
 // (they come from the same formulas the counters use); a mismatch fails the command.
-// No MPI: the model is arithmetic. bench/MODEL.md defines every column.
+// No MPI: the model is arithmetic. bench/README.md defines every column.
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 

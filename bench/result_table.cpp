@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <array>
 #include <charconv>
+#include <cmath>
 #include <chrono>
 #include <ctime>
 #include <fstream>
@@ -21,11 +22,13 @@ std::ofstream open_output(const std::string& path) {
   return out;
 }
 
+// A finite number written whole: JSON has no inf or nan (from_chars reads both), so
+// such a cell stays a string.
 bool is_number(const std::string& text) {
   if (text.empty()) return false;
   double value = 0;
   const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
-  return error == std::errc() && end == text.data() + text.size();
+  return error == std::errc() && end == text.data() + text.size() && std::isfinite(value);
 }
 
 std::string json_string(const std::string& text) {

@@ -19,11 +19,13 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 #include <omp.h>
+#include <sched.h>
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <map>
 #include <memory>
 #include <optional>
@@ -91,12 +93,27 @@ std::string pattern_list(const DilatedAttentionConfig& config, int64_t DilationP
   return fmt::format("{}", fmt::join(values, " "));
 }
 
-// True on every rank of `group` when some node runs more of the group's threads
-// (ranks there x OpenMP threads per rank) than it has CPUs.
+// True on every rank of `group` when some node runs more of the group's threads (ranks
+// there x OpenMP threads per rank) than the CPUs those ranks may use: the union of their
+// affinity masks, which mpirun's binding, a Slurm cpuset or a cgroup may make smaller
+// than the node.
 bool oversubscribes(MpiCommunicator& group) {
   auto node = group.split_by_node("scaling node");
-  const auto cpus = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  std::vector<int32_t> over{node->size() * omp_get_max_threads() > cpus ? 1 : 0};
+  cpu_set_t mine;
+  CPU_ZERO(&mine);
+  LONGNET_CHECK(sched_getaffinity(0, sizeof mine, &mine) == 0,
+                "sched_getaffinity failed: cannot tell which CPUs this rank may use");
+  std::vector<std::uint8_t> bytes(sizeof mine), all(sizeof mine * static_cast<std::size_t>(node->size()));
+  std::memcpy(bytes.data(), &mine, sizeof mine);
+  node->all_gather<std::uint8_t>(bytes, all, "affinity");
+  cpu_set_t usable;
+  CPU_ZERO(&usable);
+  for (int r = 0; r < node->size(); ++r) {
+    cpu_set_t theirs;
+    std::memcpy(&theirs, all.data() + r * sizeof theirs, sizeof theirs);
+    CPU_OR(&usable, &usable, &theirs);
+  }
+  std::vector<int32_t> over{node->size() * omp_get_max_threads() > CPU_COUNT(&usable) ? 1 : 0};
   group.all_reduce_in_place<int32_t>(over, ReduceOp::max, "oversubscribed");
   return over[0] != 0;
 }
@@ -157,14 +174,18 @@ void check_options(const Options& opt, int world) {
   LONGNET_CHECK(opt.problem.tokens.size() == 1,
                 "--tokens takes one value here (the strong-scaling sequence length), got {}",
                 opt.problem.tokens.size());
-  LONGNET_CHECK(opt.repeats >= 1 && opt.warmup >= 0 && opt.tokens_per_rank >= 1,
-                "--repeats {} and --tokens-per-rank {} must be >= 1, --warmup {} >= 0",
-                opt.repeats, opt.tokens_per_rank, opt.warmup);
+  LONGNET_CHECK(opt.repeats >= 1 && opt.warmup >= 0 && opt.tokens_per_rank >= 1 &&
+                    opt.check.rows >= 1,
+                "--repeats {}, --tokens-per-rank {} and --check-rows {} must be >= 1, --warmup "
+                "{} >= 0",
+                opt.repeats, opt.tokens_per_rank, opt.check.rows, opt.warmup);
   for (const int p : opt.ranks) {
-    LONGNET_CHECK(p >= 1 && p <= world,
-                  "--ranks {}: each rank count must be between 1 and the job's {} ranks "
-                  "(start the job with more ranks, e.g. mpirun -np {})",
-                  fmt::join(opt.ranks, ","), world, std::max(p, 1));
+    LONGNET_CHECK(p >= 1, "--ranks {}: a rank count must be at least 1",
+                  fmt::join(opt.ranks, ","));
+    LONGNET_CHECK(p <= world,
+                  "--ranks {}: {} ranks asked, but the job has {} (start it with more ranks, "
+                  "e.g. mpirun -np {}, or measure fewer)",
+                  fmt::join(opt.ranks, ","), p, world, p);
     LONGNET_CHECK(p <= opt.problem.tokens.front(),
                   "--ranks {}: {} ranks cannot split {} tokens (strong scaling)", p, p,
                   opt.problem.tokens.front());

@@ -151,8 +151,9 @@ void run_info() {
   auto world = MpiCommunicator::world("info");
   auto node = world->split_by_node("info node");
   // Each rank's line, gathered as fixed-size records so that rank 0 prints them in order.
-  constexpr std::size_t kLineBytes = 256;
+  constexpr std::size_t kLineBytes = 512;
   std::string mine = rank_line(world->rank(), world->size(), node->rank(), node->size());
+  if (mine.size() >= kLineBytes) mine = mine.substr(0, kLineBytes - 5) + " ...";  // said, not silent
   mine.resize(kLineBytes, '\0');
   std::vector<std::uint8_t> send(mine.begin(), mine.end());
   std::vector<std::uint8_t> all(kLineBytes * static_cast<std::size_t>(world->size()));

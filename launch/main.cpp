@@ -60,14 +60,15 @@ int report(const CLI::App& app, std::string message, int status) {
 // Under mpirun with several ranks, an error that only this rank may have hit must end
 // the whole job (the others may be waiting in a collective): MPI_Abort. An AgreedError
 // was thrown by every rank alike, so rank 0 reports it and all ranks exit normally.
-int report_on_ranks(const CLI::App& app, const longnet::Error& e, int status,
-                    const std::optional<longnet::MpiSession>& mpi) {
-  if (!mpi || mpi->size() == 1) return report(app, e.what(), status);
+// Any other exception (std::bad_alloc on one rank, say) ends the job the same way.
+int report_on_ranks(const CLI::App& app, const std::exception& e, std::string message,
+                    int status, const std::optional<longnet::MpiSession>& mpi) {
+  if (!mpi || mpi->size() == 1) return report(app, std::move(message), status);
   const auto* check = dynamic_cast<const longnet::CheckFailed*>(&e);
   if (dynamic_cast<const longnet::AgreedError*>(&e) != nullptr || (check && check->agreed())) {
-    return mpi->rank() == 0 ? report(app, e.what(), status) : status;
+    return mpi->rank() == 0 ? report(app, std::move(message), status) : status;
   }
-  std::string message = fmt::format("{}: error: {}", command_name(app), e.what());
+  message = fmt::format("{}: error: {}", command_name(app), message);
   std::ranges::replace(message, '\n', ' ');
   mpi->abort_job(message, status);
 }
@@ -110,18 +111,23 @@ int main(int argc, char** argv) {
                   kExitUsageOrInput);
   } catch (const longnet::CheckFailed& e) {
 #ifdef LONGNET_HAVE_MPI
-    return report_on_ranks(app, e, kExitCheckFailed, mpi);
+    return report_on_ranks(app, e, e.what(), kExitCheckFailed, mpi);
 #else
     return report(app, e.what(), kExitCheckFailed);
 #endif
   } catch (const longnet::Error& e) {
 #ifdef LONGNET_HAVE_MPI
-    return report_on_ranks(app, e, kExitUsageOrInput, mpi);
+    return report_on_ranks(app, e, e.what(), kExitUsageOrInput, mpi);
 #else
     return report(app, e.what(), kExitUsageOrInput);
 #endif
   } catch (const std::exception& e) {
-    return report(app, fmt::format("unexpected failure: {}", e.what()), kExitUnexpected);
+    std::string message = fmt::format("unexpected failure: {}", e.what());
+#ifdef LONGNET_HAVE_MPI
+    return report_on_ranks(app, e, std::move(message), kExitUnexpected, mpi);
+#else
+    return report(app, std::move(message), kExitUnexpected);
+#endif
   }
   return 0;
 }

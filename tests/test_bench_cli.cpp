@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <sched.h>
 #include <unistd.h>
 
 #include <cctype>
@@ -59,6 +60,14 @@ double number(const CsvRow& row, const std::string& column) {
   return it == row.end() ? 0.0 : std::stod(it->second);
 }
 
+// The CPUs this process may run on: a group of more single-threaded ranks than that is
+// oversubscribed (the benchmark's own rule, with the mpirun ranks inheriting this mask).
+int usable_cpus() {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  return sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : 1;
+}
+
 class BenchCliTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -87,6 +96,15 @@ class BenchCliTest : public ::testing::Test {
   }
   fs::path file(const char* name) const { return root_ / name; }
 
+  // A JSON twin must load with a real parser (Debian's python3, which setup.sh installs
+  // with python3-h5py): no bare inf or nan, no trailing commas.
+  void expect_valid_json(const fs::path& path) const {
+    const auto result = testing::run_process(
+        {"/usr/bin/python3", "-c", "import json, sys; json.load(open(sys.argv[1]))", path},
+        root_ / "logs");
+    EXPECT_EQ(result.status, 0) << path << ": " << result.err;
+  }
+
   fs::path root_;
 };
 
@@ -102,6 +120,11 @@ TEST_F(BenchCliTest, ScalingMeasuresEveryModeKindAndRankCountWithExactBytes) {
   const std::vector<CsvRow> rows = read_csv(file("s.csv"));
   // 2 modes x 2 kinds x 2 rank counts x 2 directions.
   ASSERT_EQ(rows.size(), 16u);
+  std::map<std::string, double> one_rank_rate;  // by mode, attention, direction
+  for (const CsvRow& row : rows)
+    if (row.at("ranks") == "1")
+      one_rank_rate[row.at("mode") + row.at("attention") + row.at("direction")] =
+          number(row, "tokens_per_s");
   for (const CsvRow& row : rows) {
     const auto p = static_cast<int64_t>(number(row, "ranks"));
     const bool weak = row.at("mode") == "weak", dense = row.at("attention") == "dense";
@@ -117,8 +140,15 @@ TEST_F(BenchCliTest, ScalingMeasuresEveryModeKindAndRankCountWithExactBytes) {
     // tokens/s = B N / time (B = 1), within the rounding of the printed time.
     const double rate = static_cast<double>(n) / (number(row, "time_ms") / 1e3);
     EXPECT_NEAR(number(row, "tokens_per_s"), rate, 1e-3 * rate);
+    // efficiency = tokens/s / (p x tokens/s at one rank), to the printed precision.
+    const double expected_efficiency =
+        number(row, "tokens_per_s") /
+        (static_cast<double>(p) * one_rank_rate.at(row.at("mode") + row.at("attention") +
+                                                   row.at("direction")));
+    EXPECT_NEAR(number(row, "efficiency"), expected_efficiency, 1e-3);
+    EXPECT_EQ(number(row, "oversubscribed"), p > usable_cpus() ? 1.0 : 0.0);
     if (p == 1) {
-      EXPECT_EQ(number(row, "efficiency"), 1.0);
+      EXPECT_EQ(number(row, "sent_bytes_per_rank"), 0.0);
       EXPECT_EQ(number(row, "recv_bytes_per_rank"), 0.0);
       EXPECT_EQ(number(row, "collectives_per_rank"), 0.0);
     }
@@ -127,6 +157,9 @@ TEST_F(BenchCliTest, ScalingMeasuresEveryModeKindAndRankCountWithExactBytes) {
       // (float32), and in the backward also reduce-scatters dk and dv of its own half.
       const auto half_kv = static_cast<double>(2 * (n / 2) * kHeads * kHeadDim * 4);
       EXPECT_EQ(number(row, "recv_bytes_per_rank"), backward ? 2 * half_kv : half_kv);
+      // Each sends its own half once per gather (and receives the partner's gradient
+      // sums of it in the reduce-scatter): the same volume as it receives.
+      EXPECT_EQ(number(row, "sent_bytes_per_rank"), backward ? 2 * half_kv : half_kv);
       // k and v travel packed in one all-gather (dk and dv in one reduce-scatter).
       EXPECT_EQ(number(row, "collectives_per_rank"), backward ? 2.0 : 1.0);
     }
@@ -138,11 +171,40 @@ TEST_F(BenchCliTest, ScalingMeasuresEveryModeKindAndRankCountWithExactBytes) {
   const std::string json = testing::read_text(file("s.json"));
   EXPECT_THAT(json, HasSubstr("\"benchmark\": \"longnet bench scaling\""));
   EXPECT_THAT(json, HasSubstr("\"segments\": \"64 256\""));
+  EXPECT_THAT(json, HasSubstr("\"segments\": \"512\""));  // dense, strong: a list of one
   std::size_t objects = 0;
   for (std::size_t at = json.find("{\"mode\""); at != std::string::npos;
        at = json.find("{\"mode\"", at + 1))
     ++objects;
   EXPECT_EQ(objects, rows.size());
+  expect_valid_json(file("s.json"));
+
+  // The cost model on these measurements, with a given link (a fit would depend on the
+  // machine's load): its bytes, calls and FLOPs come from the same formulas as the
+  // counters', so every multi-rank row must match exactly, and the command succeed.
+  const auto model = run(0, {"bench", "model", "--validate", file("s.csv"), "--bandwidth", "5",
+                             "--latency", "1", "--csv", file("v.csv"), "--json", file("v.json")});
+  ASSERT_EQ(model.status, 0) << model.out << model.err;
+  const auto validated = read_csv(file("v.csv"));
+  EXPECT_EQ(validated.size(), 8u);  // the rows with p = 2
+  for (const CsvRow& row : validated) EXPECT_EQ(row.at("match"), "yes");
+  expect_valid_json(file("v.json"));
+}
+
+TEST_F(BenchCliTest, ModelSweepsFromOneRankUpToTheLargestLength) {
+  const auto result = run(0, {"bench", "model", "--max-tokens", "65536", "--csv", file("m.csv"),
+                              "--json", file("m.json")});
+  ASSERT_EQ(result.status, 0) << result.out << result.err;
+  const auto rows = read_csv(file("m.csv"));
+  ASSERT_EQ(rows.size(), 8u);  // N = 8192 .. 65536 by 2, dilated and dense
+  EXPECT_EQ(rows.front().at("N"), "8192");
+  EXPECT_EQ(rows.back().at("N"), "65536");
+  for (const CsvRow& row : rows) {
+    // P = ceil(N / 8192): the default tokens per rank.
+    EXPECT_EQ(number(row, "P"), std::ceil(number(row, "N") / 8192));
+    EXPECT_GT(number(row, "fwd_ms"), 0.0);
+  }
+  expect_valid_json(file("m.json"));
 }
 
 TEST_F(BenchCliTest, ScalingRefusesMoreRanksThanTheJobHas) {
@@ -174,6 +236,7 @@ TEST_F(BenchCliTest, SpAttentionPrintsOneRowPerRank) {
   }
   EXPECT_THAT(testing::read_text(file("sp.json")),
               HasSubstr("\"benchmark\": \"longnet bench sp-attention\""));
+  expect_valid_json(file("sp.json"));
 }
 
 TEST_F(BenchCliTest, CommChecksEveryElementAndWritesBothFiles) {
@@ -185,6 +248,7 @@ TEST_F(BenchCliTest, CommChecksEveryElementAndWritesBothFiles) {
   ASSERT_FALSE(rows.empty());
   for (const CsvRow& row : rows) EXPECT_EQ(row.at("wrong"), "0") << row.at("op");
   EXPECT_THAT(testing::read_text(file("c.json")), HasSubstr("\"benchmark\": \"longnet bench comm\""));
+  expect_valid_json(file("c.json"));
 }
 
 TEST_F(BenchCliTest, AttentionTableChecksBeforeTiming) {
@@ -199,6 +263,7 @@ TEST_F(BenchCliTest, AttentionTableChecksBeforeTiming) {
   EXPECT_EQ(rows[1].at("direction"), "bwd");
   for (const CsvRow& row : rows) EXPECT_LE(number(row, "check_error"), 1e-5);
   EXPECT_THAT(testing::read_text(file("a.json")), HasSubstr("\"segment_lengths\": \"128 256\""));
+  expect_valid_json(file("a.json"));
 }
 
 TEST_F(BenchCliTest, AttentionOnCudaWithoutAGpuRefusesWithTheReason) {
