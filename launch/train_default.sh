@@ -12,17 +12,12 @@ data=${DATA_DIR:-data/go}
 ranks=${RANKS:-2}
 longnet="$build/launch/longnet"
 [[ -x $longnet ]] || { echo "train_default.sh: $longnet is missing; run bash launch/setup.sh first" >&2; exit 2; }
+export BUILD_DIR=$build  # for launch/mpirun.sh
 
 if [[ ! -f $data/train.h5 || ! -f $data/val.h5 ]]; then
   "$longnet" data prepare --out "$data"
 fi
 
-mpi_flags=(-np "$ranks" --bind-to none -x OMP_NUM_THREADS=1)
-if [[ $(id -u) -eq 0 ]]; then
-  # Open MPI refuses to run as root unless told; CI containers run as root.
-  export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
-fi
-if (( ranks > $(nproc) )); then
-  mpi_flags+=(--oversubscribe)
-fi
-exec mpirun "${mpi_flags[@]}" "$longnet" train --set "data.dir=$data" "$@"
+# One OpenMP thread per rank, ranks unbound; launch/mpirun.sh adds what Open MPI needs
+# here (root, more ranks than cores).
+exec bash launch/mpirun.sh -n "$ranks" --threads 1 --bind none train --set "data.dir=$data" "$@"
