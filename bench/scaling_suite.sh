@@ -15,20 +15,47 @@
 #   COMM_BACKEND  --backend of `bench comm` [mpi]
 #   COMM_ARGS     more words for `bench comm` [--max-bytes 16M]
 #   MODEL_ARGS    more words for the prediction sweep of `bench model` [none]
-#   PYTHON        interpreter with matplotlib [python3 if it has it, else /usr/bin/python3]
+#   PYTHON        interpreter with matplotlib [unset: python3 if it has it, else
+#                 /usr/bin/python3; one given that lacks matplotlib is refused]
 #   PLOT          0 skips the figures [1]
+# OUT_DIR and LONGNET are relative to the caller's directory, BUILD_DIR to the repository.
 # Writes OUT_DIR/{info,comm,scaling,model,model_validation}.{txt,csv,json} and the PNG
 # figures of bench/plot_scaling.py; bench/README.md defines every column. The
-# validation is analysis of the CSVs, not a measurement: when it fails (a link fit on a
-# loaded machine whose times do not grow with the size) the suite says so with the
-# command to rerun it, and goes on.
+# validation is analysis of the CSVs, not a measurement. Its exit status 1 (the model's
+# bytes, calls or FLOPs differ from the measured ones: the model or the runtime is wrong)
+# fails the suite; its exit status 2 (bad input, e.g. a link fit on a loaded machine whose
+# comm times do not grow with the size) is a WARNING with the command to rerun it, and
+# the suite goes on.
 set -euo pipefail
-cd "$(dirname "${BASH_SOURCE[0]}")/.."
-[[ $# -ge 1 ]] || { echo "usage: bash bench/scaling_suite.sh OUT_DIR [scaling args...]" >&2; exit 2; }
+die() { echo "scaling_suite.sh: $*" >&2; exit 2; }
+[[ $# -ge 1 ]] || die "usage: bash bench/scaling_suite.sh OUT_DIR [scaling args...]"
+# The caller's paths are made absolute before the cd into the repository below, which
+# would otherwise resolve them against the repository instead of the caller's directory.
 out=$1
+[[ $out == /* ]] || out=$PWD/$out
 shift
-longnet=${LONGNET:-${BUILD_DIR:-build}/launch/longnet}
-[[ -x $longnet ]] || { echo "scaling_suite.sh: $longnet is missing; run bash launch/setup.sh first" >&2; exit 2; }
+if [[ -n ${LONGNET:-} ]]; then
+  longnet=$LONGNET
+  [[ $longnet == /* ]] || longnet=$PWD/$longnet
+fi
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+longnet=${longnet:-${BUILD_DIR:-build}/launch/longnet}
+[[ $longnet == /* ]] || longnet=$PWD/$longnet  # so the rerun line below works from anywhere
+[[ -x $longnet ]] || die "$longnet is missing; run bash launch/setup.sh first"
+
+# The plot's interpreter is settled before the benchmarks, so a bad PYTHON fails in
+# seconds rather than after them. Only the default falls back: a PYTHON the caller chose
+# is never swapped for another interpreter behind their back.
+if [[ ${PLOT:-1} != 0 ]]; then
+  if [[ -n ${PYTHON:-} ]]; then
+    python=$PYTHON
+    "$python" -c "import matplotlib" 2>/dev/null ||
+      die "PYTHON=$python cannot import matplotlib (the figures need it); install it there, unset PYTHON to use python3 or /usr/bin/python3, or set PLOT=0"
+  else
+    python=python3
+    "$python" -c "import matplotlib" 2>/dev/null || python=/usr/bin/python3
+  fi
+fi
 mkdir -p "$out"
 
 if [[ -z ${LAUNCH:-} ]]; then
@@ -58,14 +85,29 @@ step scaling "${launch[@]}" "$longnet" bench scaling "$@" \
 step model "$longnet" bench model ${MODEL_ARGS:-} --csv "$out/model.csv" --json "$out/model.json"
 validate=("$longnet" bench model --validate "$out/scaling.csv" --comm-csv "$out/comm.csv"
   --csv "$out/model_validation.csv" --json "$out/model_validation.json")
-if ! step model_validation "${validate[@]}"; then
-  echo "WARNING: the cost model validation failed (above; no model_validation.csv); the" \
-    "measurements are complete. Rerun it with: ${validate[*]}"
-fi
+# longnet's exit statuses (launch/main.cpp): 2 is bad input, here a link fit that the
+# comm times cannot support (a loaded machine), which says nothing against the model;
+# 1 is a failed check, the model's bytes/calls/FLOPs against the measured ones, a real
+# defect that must fail the suite, as must anything else unexpected.
+validation=0
+step model_validation "${validate[@]}" || validation=$?
+case $validation in
+  0) ;;
+  2)
+    echo "WARNING: the cost model validation could not be made (exit status 2: bad input," \
+      "e.g. comm times that do not grow with the bytes on a loaded machine; its message is" \
+      "above and in $out/model_validation.txt); no model_validation.csv. The measurements" \
+      "are complete. Rerun it with: ${validate[*]}"
+    ;;
+  *)
+    echo "scaling_suite.sh: ERROR: the cost model validation failed with exit status" \
+      "$validation (1: the model's bytes, calls or FLOPs differ from the measured ones; see" \
+      "the MISMATCH lines above and in $out/model_validation.txt)" >&2
+    exit "$validation"
+    ;;
+esac
 
 if [[ ${PLOT:-1} != 0 ]]; then
-  python=${PYTHON:-python3}
-  "$python" -c "import matplotlib" 2>/dev/null || python=/usr/bin/python3
   step plots "$python" bench/plot_scaling.py "$out"
 fi
 echo "== done: $(cd "$out" && ls | tr '\n' ' ')"

@@ -64,6 +64,10 @@ while (($#)); do
   esac
 done
 (($#)) || die "no longnet subcommand given (e.g. train, attend, bench scaling); see --help"
+# Checked before any arithmetic below uses them: `-n 0` would divide by zero there, and
+# `-n abc` would be read by (( )) as a variable name (unbound under set -u).
+[[ -z $ranks || $ranks =~ ^[1-9][0-9]*$ ]] || die "-n $ranks: a positive number of ranks, please"
+[[ -z $threads || $threads =~ ^[1-9][0-9]*$ ]] || die "--threads $threads: a positive number of threads, please"
 
 build=${BUILD_DIR:-build}
 [[ $build == /* ]] || build=$root/$build
@@ -84,8 +88,6 @@ else
   flags+=(-np "$ranks")
   threads=${threads:-$((cores / ranks > 0 ? cores / ranks : 1))}
 fi
-[[ -z $ranks || $ranks =~ ^[1-9][0-9]*$ ]] || die "-n $ranks: a positive number of ranks, please"
-[[ $threads =~ ^[1-9][0-9]*$ ]] || die "--threads $threads: a positive number of threads, please"
 
 case $bind in
   none)
