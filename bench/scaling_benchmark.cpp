@@ -351,10 +351,7 @@ void add_scaling_bench(CLI::App& bench) {
       ->capture_default_str();
   cmd->add_option("--warmup", opt->warmup, "untimed forward+backward pairs before timing")
       ->capture_default_str();
-  cmd->add_option("--check-rows", opt->check.rows, "rows spot-checked per rank before timing");
-  cmd->add_option("--check-limit", opt->check.limit,
-                  "largest B*N*H*D for which every rank builds the full inputs to check");
-  cmd->add_option("--tolerance", opt->check.tolerance, "largest error the check accepts");
+  add_check_options(*cmd, opt->check);
   add_output_options(*cmd, opt->csv, opt->json);
   cmd->callback([opt] { run(*opt); });
 }

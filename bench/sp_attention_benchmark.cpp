@@ -335,10 +335,7 @@ void add_sp_attention_bench(CLI::App& bench) {
   cmd->add_option("--isa", opt->isa, "generic, avx2 or avx512 (default: best available)");
   cmd->add_option("--repeats", opt->repeats, "timed calls per direction (median reported)");
   cmd->add_option("--warmup", opt->warmup, "untimed forward+backward calls before timing");
-  cmd->add_option("--check-rows", opt->check.rows, "rows spot-checked per rank before timing");
-  cmd->add_option("--check-limit", opt->check.limit,
-                  "largest B*N*H*D for which every rank builds the full inputs to check");
-  cmd->add_option("--tolerance", opt->check.tolerance, "largest error the check accepts");
+  add_check_options(*cmd, opt->check);
   add_output_options(*cmd, opt->csv, opt->json);
   cmd->add_option("--traffic-csv", opt->traffic_csv,
                   "write the bytes per (N, rank, pattern) as CSV to this file");

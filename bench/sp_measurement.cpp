@@ -73,6 +73,13 @@ CallTimes time_sp_calls(Communicator& group, const SequenceParallelAttention& sp
   return t;
 }
 
+void add_check_options(CLI::App& command, SpCheckOptions& check) {
+  command.add_option("--check-rows", check.rows, "rows spot-checked per rank before timing");
+  command.add_option("--check-limit", check.limit,
+                     "largest B*N*H*D for which every rank builds the full inputs to check");
+  command.add_option("--tolerance", check.tolerance, "largest error the check accepts");
+}
+
 SpTimedCalls time_sp_forward_backward(Communicator& group, SequenceParallelAttention& sp,
                                       const SpInputs& in, int warmup, int repeats) {
   const AttentionShape local = sp.local_shape();

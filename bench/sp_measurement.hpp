@@ -4,6 +4,8 @@
 // communication times.
 #pragma once
 
+#include <CLI/CLI.hpp>
+
 #include "comm/communicator.hpp"
 #include "kernels/dilated_attention_config.hpp"
 #include "model/sequence_parallel_attention.hpp"
@@ -21,6 +23,9 @@ struct SpCheckOptions {
   int64_t limit = int64_t{1} << 24;  // largest B*N*H*D for which ranks build full inputs
   double tolerance = 1e-5;
 };
+
+// --check-rows, --check-limit and --tolerance on a benchmark's command.
+void add_check_options(CLI::App& command, SpCheckOptions& check);
 
 struct SpCheckResult {
   bool ran = false;
