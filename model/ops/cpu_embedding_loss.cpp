@@ -8,8 +8,10 @@
 // Cross-entropy of a row z against target y: loss = lse(z) - z_y with
 // lse(z) = max + log sum exp(z - max). Subtracting the max keeps every exp in (0, 1], so
 // logits of any size neither overflow nor lose the sum. The gradient is
-// (softmax(z) - onehot(y)) * grad_scale with softmax(z) = exp(z - lse). Row losses are
-// summed in row order in double, so the total does not depend on the thread count.
+// (softmax(z) - onehot(y)) * grad_scale with softmax(z) = exp(z - max) / sum: each exp is
+// evaluated once, kept in a per-thread double row (not in dlogits, whose float rounding
+// would add a second rounding to the gradient), then scaled. Row losses are summed in
+// row order in double, so the total does not depend on the thread count.
 #include <algorithm>
 #include <cmath>
 #include <vector>
@@ -47,21 +49,29 @@ double cross_entropy(const T* logits, std::span<const int32_t> targets, int64_t 
                      double grad_scale, T* dlogits, std::span<double> per_token_loss) {
   const auto rows = static_cast<int64_t>(targets.size());
   std::vector<double> losses(targets.size());
-#pragma omp parallel for schedule(static)
-  for (int64_t r = 0; r < rows; ++r) {
-    const T* z = logits + r * vocab;
-    double zmax = static_cast<double>(z[0]);
-    for (int64_t j = 1; j < vocab; ++j) zmax = std::max(zmax, static_cast<double>(z[j]));
-    double sum = 0;
-    for (int64_t j = 0; j < vocab; ++j) sum += std::exp(static_cast<double>(z[j]) - zmax);
-    const double lse = zmax + std::log(sum);
-    const int32_t target = targets[static_cast<std::size_t>(r)];
-    losses[static_cast<std::size_t>(r)] = lse - static_cast<double>(z[target]);
-    if (dlogits != nullptr) {
-      T* dz = dlogits + r * vocab;
+#pragma omp parallel
+  {
+    std::vector<double> row_exp(static_cast<std::size_t>(vocab));  // exp(z_j - max)
+    double* e = row_exp.data();
+#pragma omp for schedule(static)
+    for (int64_t r = 0; r < rows; ++r) {
+      const T* z = logits + r * vocab;
+      double zmax = static_cast<double>(z[0]);
+      for (int64_t j = 1; j < vocab; ++j) zmax = std::max(zmax, static_cast<double>(z[j]));
+      double sum = 0;
       for (int64_t j = 0; j < vocab; ++j) {
-        const double p = std::exp(static_cast<double>(z[j]) - lse);
-        dz[j] = static_cast<T>((p - (j == target ? 1.0 : 0.0)) * grad_scale);
+        e[j] = std::exp(static_cast<double>(z[j]) - zmax);
+        sum += e[j];
+      }
+      const double lse = zmax + std::log(sum);
+      const int32_t target = targets[static_cast<std::size_t>(r)];
+      losses[static_cast<std::size_t>(r)] = lse - static_cast<double>(z[target]);
+      if (dlogits != nullptr) {
+        T* dz = dlogits + r * vocab;
+        for (int64_t j = 0; j < vocab; ++j) {
+          const double p = e[j] / sum;
+          dz[j] = static_cast<T>((p - (j == target ? 1.0 : 0.0)) * grad_scale);
+        }
       }
     }
   }

@@ -106,8 +106,8 @@ fs::path temporary_path(const fs::path& final_path) {
          fmt::format(".{}.tmp-{}", final_path.filename().string(), ::getpid());
 }
 
-void write_split(const fs::path& file, const Split& split, const PrepareOptions& options,
-                 const std::string& source) {
+void write_split(const fs::path& file, const Split& split, const ByteEntropy& entropy,
+                 const PrepareOptions& options, const std::string& source) {
   H5File out = H5File::create(file);
   out.write_dataset_u8("tokens", split.tokens);
   out.write_attr_string("format", kTokenFormat);
@@ -119,7 +119,6 @@ void write_split(const fs::path& file, const Split& split, const PrepareOptions&
   out.write_attr_int64("separator", kDocumentSeparator);
   out.write_attr_double("val_fraction", options.val_fraction);
   out.write_attr_uint64("split_seed", options.seed);
-  const ByteEntropy entropy = unigram_entropy(split.tokens);
   out.write_attr_double("unigram_entropy_bits", entropy.bits);
   out.write_attr_double("unigram_entropy_nats", entropy.nats);
   out.close();
@@ -224,9 +223,11 @@ PrepareSummary prepare_token_data(const PrepareOptions& options) {
   summary.val_path = token_split_path(options.out_dir, "val");
   const fs::path train_tmp = temporary_path(summary.train_path);
   const fs::path val_tmp = temporary_path(summary.val_path);
+  // The train entropy goes both into train.h5 and into the summary: count it once.
+  summary.train_entropy = unigram_entropy(train.tokens);
   try {
-    write_split(train_tmp, train, options, source);
-    write_split(val_tmp, val, options, source);
+    write_split(train_tmp, train, summary.train_entropy, options, source);
+    write_split(val_tmp, val, unigram_entropy(val.tokens), options, source);
     fs::rename(train_tmp, summary.train_path);
     fs::rename(val_tmp, summary.val_path);
   } catch (const std::exception& e) {
@@ -239,7 +240,6 @@ PrepareSummary prepare_token_data(const PrepareOptions& options) {
   summary.val_files = val.files;
   summary.train_tokens = static_cast<int64_t>(train.tokens.size());
   summary.val_tokens = static_cast<int64_t>(val.tokens.size());
-  summary.train_entropy = unigram_entropy(train.tokens);
   return summary;
 }
 
