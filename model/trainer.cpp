@@ -239,9 +239,10 @@ TrainResult train(const TrainConfig& config, Communicator& world, const TrainOpt
       // By name, not by position: a file's tensors may come back in another order (one
       // rewritten by h5py, say), and check_checkpoint_matches matches names.
       for (std::size_t i = 0; i < params.size(); ++i) {
-        restore_by_name(state.params, params[i]->name, params[i]->value, *file, "params");
-        restore_by_name(state.adam_m, params[i]->name, adam_m[i], *file, "adam_m");
-        restore_by_name(state.adam_v, params[i]->name, adam_v[i], *file, "adam_v");
+        restore_by_name(state.params, params[i]->name, params[i]->value, *file,
+                        checkpoint_layout::kParams);
+        restore_by_name(state.adam_m, params[i]->name, adam_m[i], *file, checkpoint_layout::kAdamM);
+        restore_by_name(state.adam_v, params[i]->name, adam_v[i], *file, checkpoint_layout::kAdamV);
       }
       step = state.step;
       say(fmt::format("resumed from {} at step {} (written by {} x {} ranks; now {} x {})",

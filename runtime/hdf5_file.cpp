@@ -88,6 +88,9 @@ std::string where_dataset(const std::filesystem::path& path, const std::string& 
 std::string where_attribute(const std::filesystem::path& path, const std::string& name) {
   return fmt::format("{}: root attribute '{}'", path.string(), name);
 }
+std::string where_group(const std::filesystem::path& path, const std::string& name) {
+  return fmt::format("{}: group '{}'", path.string(), name);
+}
 
 // "float32", "int64", "uint8", "string", ...: how a type is named in error messages.
 std::string type_name(hid_t type) {
@@ -127,21 +130,35 @@ Handle make_dataspace(const Shape& shape, const std::string& where) {
       H5Sclose};
 }
 
+// The names of the links directly in `group` (a group or a file, for its root), in the
+// order of `index`.
+std::vector<std::string> link_names(hid_t group, H5_index_t index, const std::string& where) {
+  H5G_info_t info;
+  LONGNET_HDF5(H5Gget_info(group, &info), where);
+  std::vector<std::string> names;
+  names.reserve(info.nlinks);
+  for (hsize_t i = 0; i < info.nlinks; ++i) {
+    // The first call measures the name, the second copies it (with its NUL).
+    const ssize_t length = LONGNET_HDF5(
+        H5Lget_name_by_idx(group, ".", index, H5_ITER_INC, i, nullptr, 0, H5P_DEFAULT), where);
+    std::string name(static_cast<std::size_t>(length) + 1, '\0');
+    LONGNET_HDF5(H5Lget_name_by_idx(group, ".", index, H5_ITER_INC, i, name.data(), name.size(),
+                                    H5P_DEFAULT),
+                 where);
+    name.resize(static_cast<std::size_t>(length));
+    names.push_back(std::move(name));
+  }
+  return names;
+}
+
 // The names of the root group's links, for "no dataset 'x' (the file holds: ...)".
 // Best effort: it only decorates an error message, so its own failures are ignored.
 std::string root_listing(hid_t file) {
-  H5G_info_t info;
-  if (H5Gget_info(file, &info) < 0) return "";
   std::vector<std::string> names;
-  for (hsize_t i = 0; i < info.nlinks; ++i) {
-    const ssize_t length =
-        H5Lget_name_by_idx(file, ".", H5_INDEX_NAME, H5_ITER_INC, i, nullptr, 0, H5P_DEFAULT);
-    if (length < 0) continue;
-    std::string name(static_cast<std::size_t>(length) + 1, '\0');
-    H5Lget_name_by_idx(file, ".", H5_INDEX_NAME, H5_ITER_INC, i, name.data(), name.size(),
-                       H5P_DEFAULT);
-    name.resize(static_cast<std::size_t>(length));
-    names.push_back(std::move(name));
+  try {
+    names = link_names(file, H5_INDEX_NAME, "the file's root");
+  } catch (const Error&) {
+    return "";
   }
   if (names.empty()) return " (the file's root is empty)";
   return fmt::format(" (the file's root holds: {})", fmt::join(names, ", "));
@@ -152,24 +169,67 @@ H5I_type_t object_kind(hid_t file, const std::string& name, const std::string& w
   return H5Iget_type(object.get());
 }
 
-// H5Lexists fails, rather than answering no, when a group on the path is missing or is
-// not a group, so the path is walked one link at a time.
-bool dataset_exists(hid_t file, const std::filesystem::path& path, const std::string& name) {
-  const std::string where = where_dataset(path, name);
+// What the path `name` ("a/b/c") leads to: the kind of its last object (H5I_DATASET,
+// H5I_GROUP, ...), or H5I_BADID when a link on it is missing or an object before the
+// last is not a group. The root ("", "/") and a name ending in '/' lead to a group or
+// to nothing. H5Lexists fails, rather than answering no, when a group on the path is
+// missing or is not a group, so the path is walked one link at a time. `where` names the
+// object the caller is after, for errors.
+H5I_type_t kind_at_path(hid_t file, const std::string& name, const std::string& where) {
   std::size_t begin = 0;
   while (true) {
     const std::size_t slash = name.find('/', begin);
     const std::size_t end = slash == std::string::npos ? name.size() : slash;
     if (end > begin) {  // skip the empty components of "/a" and "a//b"
       const std::string prefix = name.substr(0, end);
-      if (LONGNET_HDF5(H5Lexists(file, prefix.c_str(), H5P_DEFAULT), where) == 0) return false;
+      if (LONGNET_HDF5(H5Lexists(file, prefix.c_str(), H5P_DEFAULT), where) == 0) return H5I_BADID;
       const H5I_type_t kind = object_kind(file, prefix, where);
-      if (slash == std::string::npos) return kind == H5I_DATASET;
-      if (kind != H5I_GROUP) return false;
+      if (slash == std::string::npos) return kind;
+      if (kind != H5I_GROUP) return H5I_BADID;
     }
-    if (slash == std::string::npos) return false;  // empty name, or one ending in '/'
+    if (slash == std::string::npos) return H5I_GROUP;  // every object on the path is a group
     begin = slash + 1;
   }
+}
+
+bool dataset_exists(hid_t file, const std::filesystem::path& path, const std::string& name) {
+  return kind_at_path(file, name, where_dataset(path, name)) == H5I_DATASET;
+}
+
+bool group_exists(hid_t file, const std::filesystem::path& path, const std::string& name) {
+  return kind_at_path(file, name, where_group(path, name)) == H5I_GROUP;
+}
+
+// Link-creation properties under which creating "a/b/x" also creates the missing groups
+// a and a/b (as h5py does).
+Handle link_props_creating_parents(const std::string& where) {
+  Handle props(LONGNET_HDF5(H5Pcreate(H5P_LINK_CREATE), where), H5Pclose);
+  LONGNET_HDF5(H5Pset_create_intermediate_group(props.get(), 1), where);
+  return props;
+}
+
+// A variable-length string type in `charset`: what h5py writes for a str, and the memory
+// type that reads one back as a char* allocated by HDF5.
+Handle variable_length_string_type(H5T_cset_t charset, const std::string& where) {
+  Handle type(LONGNET_HDF5(H5Tcopy(H5T_C_S1), where), H5Tclose);
+  LONGNET_HDF5(H5Tset_size(type.get(), H5T_VARIABLE), where);
+  LONGNET_HDF5(H5Tset_cset(type.get(), charset), where);
+  LONGNET_HDF5(H5Tset_strpad(type.get(), H5T_STR_NULLTERM), where);
+  return type;
+}
+
+// Selects elements [begin, begin + slice[axis]) along `axis` of `file_space`, and every
+// element along the other axes, and returns the memory dataspace of `slice`: the pair of
+// dataspaces H5Dread and H5Dwrite take to move one rank's shard.
+Handle select_slice(hid_t file_space, std::size_t axis, int64_t begin, const Shape& slice,
+                    const std::string& where) {
+  std::vector<hsize_t> start(slice.size(), 0);
+  start[axis] = static_cast<hsize_t>(begin);
+  const std::vector<hsize_t> count(slice.begin(), slice.end());
+  LONGNET_HDF5(
+      H5Sselect_hyperslab(file_space, H5S_SELECT_SET, start.data(), nullptr, count.data(), nullptr),
+      where);
+  return make_dataspace(slice, where);
 }
 
 Handle open_dataset(hid_t file, const std::filesystem::path& path, const std::string& name) {
@@ -202,6 +262,13 @@ struct Attribute {
   }
   void require_one_element() const {
     LONGNET_CHECK(elements() == 1, "{} has {} elements, expected exactly one", where, elements());
+  }
+  // The one element, converted by HDF5 to `memory_type`, the native type of T.
+  template <typename T>
+  T read_one(hid_t memory_type) const {
+    T value{};
+    LONGNET_HDF5(H5Aread(attr.get(), memory_type, &value), where);
+    return value;
   }
   // Integers of any width and sign, and enums: h5py stores a numpy bool as an enum over
   // int8 (FALSE = 0, TRUE = 1), so `causal = True` written from Python reads as 1.
@@ -256,17 +323,20 @@ Attribute open_attribute(hid_t file, const std::filesystem::path& path, const st
   return {std::move(attr), std::move(type), std::move(space), where};
 }
 
-// Creates (replacing) a root attribute of `file_type` over `space`.
-Handle create_attribute(hid_t file, const std::filesystem::path& path, const std::string& name,
-                        hid_t file_type, const Handle& space) {
+// Writes root attribute `name`, replacing one of that name: `extent` elements (a scalar's
+// extent is {}) of `file_type`, converted by HDF5 from `data`, elements of `memory_type`.
+void write_attribute(hid_t file, const std::filesystem::path& path, const std::string& name,
+                     hid_t file_type, hid_t memory_type, const Shape& extent, const void* data) {
   const std::string where = where_attribute(path, name);
+  const Handle space = make_dataspace(extent, where);
   if (LONGNET_HDF5(H5Aexists(file, name.c_str()), where) > 0) {
     LONGNET_HDF5(H5Adelete(file, name.c_str()), where);
   }
-  return {
+  const Handle attr(
       LONGNET_HDF5(H5Acreate2(file, name.c_str(), file_type, space.get(), H5P_DEFAULT, H5P_DEFAULT),
                    where),
-      H5Aclose};
+      H5Aclose);
+  if (shape_numel(extent) > 0) LONGNET_HDF5(H5Awrite(attr.get(), memory_type, data), where);
 }
 
 }  // namespace
@@ -372,13 +442,7 @@ Tensor H5File::read_tensor_f32_slice(const std::string& name, std::size_t axis, 
   slice[axis] = end - begin;
   Tensor tensor(slice, DType::float32);
   if (tensor.numel() == 0) return tensor;
-  std::vector<hsize_t> start(full.size(), 0);
-  start[axis] = static_cast<hsize_t>(begin);
-  const std::vector<hsize_t> count(slice.begin(), slice.end());
-  LONGNET_HDF5(H5Sselect_hyperslab(file_space.get(), H5S_SELECT_SET, start.data(), nullptr,
-                                   count.data(), nullptr),
-               where);
-  const Handle memory_space = make_dataspace(slice, where);
+  const Handle memory_space = select_slice(file_space.get(), axis, begin, slice, where);
   LONGNET_HDF5(H5Dread(dataset.get(), H5T_NATIVE_FLOAT, memory_space.get(), file_space.get(),
                        H5P_DEFAULT, tensor.raw()),
                where);
@@ -391,29 +455,36 @@ namespace {
 Handle create_dataset(hid_t file, const std::filesystem::path& path, const std::string& name,
                       hid_t file_type, const Shape& shape) {
   const std::string where = where_dataset(path, name);
-  if (dataset_exists(file, path, name)) LONGNET_HDF5(H5Ldelete(file, name.c_str(), H5P_DEFAULT), where);
+  if (dataset_exists(file, path, name)) {
+    LONGNET_HDF5(H5Ldelete(file, name.c_str(), H5P_DEFAULT), where);
+  }
   const Handle space = make_dataspace(shape, where);
-  const Handle link_props(LONGNET_HDF5(H5Pcreate(H5P_LINK_CREATE), where), H5Pclose);
-  LONGNET_HDF5(H5Pset_create_intermediate_group(link_props.get(), 1), where);
+  const Handle link_props = link_props_creating_parents(where);
   return Handle(LONGNET_HDF5(H5Dcreate2(file, name.c_str(), file_type, space.get(),
                                         link_props.get(), H5P_DEFAULT, H5P_DEFAULT),
                              where),
                 H5Dclose);
 }
 
+// Creates dataset `name` as create_dataset does and writes all of it: `shape` elements of
+// `file_type`, converted by HDF5 from `data`, elements of `memory_type`.
+void write_dataset(hid_t file, const std::filesystem::path& path, const std::string& name,
+                   hid_t file_type, hid_t memory_type, const Shape& shape, const void* data) {
+  const Handle dataset = create_dataset(file, path, name, file_type, shape);
+  if (shape_numel(shape) > 0) {
+    LONGNET_HDF5(H5Dwrite(dataset.get(), memory_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data),
+                 where_dataset(path, name));
+  }
+}
+
 }  // namespace
 
 void H5File::write_tensor(const std::string& name, const Tensor& tensor) {
-  const std::string where = where_dataset(path_, name);
-  LONGNET_CHECK(tensor.defined(), "{}: cannot write an empty (never allocated) tensor", where);
+  LONGNET_CHECK(tensor.defined(), "{}: cannot write an empty (never allocated) tensor",
+                where_dataset(path_, name));
   const bool is_f32 = tensor.dtype() == DType::float32;
-  const hid_t file_type = is_f32 ? H5T_IEEE_F32LE : H5T_IEEE_F64LE;
-  const hid_t memory_type = is_f32 ? H5T_NATIVE_FLOAT : H5T_NATIVE_DOUBLE;
-  const Handle dataset = create_dataset(id_, path_, name, file_type, tensor.shape());
-  if (tensor.numel() > 0) {
-    LONGNET_HDF5(H5Dwrite(dataset.get(), memory_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, tensor.raw()),
-                 where);
-  }
+  write_dataset(id_, path_, name, is_f32 ? H5T_IEEE_F32LE : H5T_IEEE_F64LE,
+                is_f32 ? H5T_NATIVE_FLOAT : H5T_NATIVE_DOUBLE, tensor.shape(), tensor.raw());
 }
 
 void H5File::create_dataset_f32(const std::string& name, const Shape& shape) {
@@ -438,13 +509,7 @@ void H5File::write_tensor_f32_slice(const std::string& name, std::size_t axis, i
                 "{}: slice of shape {} at {} along axis {} does not fit shape {}", where,
                 shape_string(tensor.shape()), begin, axis, shape_string(full));
   if (tensor.numel() == 0) return;
-  std::vector<hsize_t> start(full.size(), 0);
-  start[axis] = static_cast<hsize_t>(begin);
-  const std::vector<hsize_t> count(expected.begin(), expected.end());
-  LONGNET_HDF5(H5Sselect_hyperslab(file_space.get(), H5S_SELECT_SET, start.data(), nullptr,
-                                   count.data(), nullptr),
-               where);
-  const Handle memory_space = make_dataspace(expected, where);
+  const Handle memory_space = select_slice(file_space.get(), axis, begin, expected, where);
   LONGNET_HDF5(H5Dwrite(dataset.get(), H5T_NATIVE_FLOAT, memory_space.get(), file_space.get(),
                         H5P_DEFAULT, tensor.raw()),
                where);
@@ -476,9 +541,7 @@ double H5File::read_attr_double(const std::string& name) const {
   const H5T_class_t type_class = a.type_class();
   a.require_class(type_class == H5T_FLOAT || type_class == H5T_INTEGER, "a number");
   a.require_one_element();
-  double value = 0;
-  LONGNET_HDF5(H5Aread(a.attr.get(), H5T_NATIVE_DOUBLE, &value), a.where);
-  return value;
+  return a.read_one<double>(H5T_NATIVE_DOUBLE);
 }
 
 std::string H5File::read_attr_string(const std::string& name) const {
@@ -488,10 +551,8 @@ std::string H5File::read_attr_string(const std::string& name) const {
 
   if (LONGNET_HDF5(H5Tis_variable_str(a.type.get()), a.where) > 0) {
     // h5py's form: HDF5 allocates the string; we copy it and hand the memory back.
-    const Handle memory_type(LONGNET_HDF5(H5Tcopy(H5T_C_S1), a.where), H5Tclose);
-    LONGNET_HDF5(H5Tset_size(memory_type.get(), H5T_VARIABLE), a.where);
     const H5T_cset_t charset = LONGNET_HDF5(H5Tget_cset(a.type.get()), a.where);
-    LONGNET_HDF5(H5Tset_cset(memory_type.get(), charset), a.where);
+    const Handle memory_type = variable_length_string_type(charset, a.where);
     char* text = nullptr;
     LONGNET_HDF5(H5Aread(a.attr.get(), memory_type.get(), &text), a.where);
     std::string value = text != nullptr ? text : "";
@@ -511,39 +572,24 @@ std::string H5File::read_attr_string(const std::string& name) const {
 }
 
 void H5File::write_attr_int64_array(const std::string& name, std::span<const int64_t> values) {
-  const std::string where = where_attribute(path_, name);
-  const Handle space = make_dataspace({static_cast<int64_t>(values.size())}, where);
-  const Handle attr = create_attribute(id_, path_, name, H5T_STD_I64LE, space);
-  if (!values.empty()) LONGNET_HDF5(H5Awrite(attr.get(), H5T_NATIVE_INT64, values.data()), where);
+  write_attribute(id_, path_, name, H5T_STD_I64LE, H5T_NATIVE_INT64,
+                  {static_cast<int64_t>(values.size())}, values.data());
 }
 
 void H5File::write_attr_int64(const std::string& name, int64_t value) {
-  const std::string where = where_attribute(path_, name);
-  const Handle space = make_dataspace({}, where);
-  const Handle attr = create_attribute(id_, path_, name, H5T_STD_I64LE, space);
-  LONGNET_HDF5(H5Awrite(attr.get(), H5T_NATIVE_INT64, &value), where);
+  write_attribute(id_, path_, name, H5T_STD_I64LE, H5T_NATIVE_INT64, {}, &value);
 }
 
 void H5File::write_attr_double(const std::string& name, double value) {
-  const std::string where = where_attribute(path_, name);
-  const Handle space = make_dataspace({}, where);
-  const Handle attr = create_attribute(id_, path_, name, H5T_IEEE_F64LE, space);
-  LONGNET_HDF5(H5Awrite(attr.get(), H5T_NATIVE_DOUBLE, &value), where);
+  write_attribute(id_, path_, name, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, {}, &value);
 }
 
 void H5File::write_attr_string(const std::string& name, std::string_view value) {
-  const std::string where = where_attribute(path_, name);
-  const Handle type(LONGNET_HDF5(H5Tcopy(H5T_C_S1), where), H5Tclose);
-  LONGNET_HDF5(H5Tset_size(type.get(), H5T_VARIABLE), where);
-  LONGNET_HDF5(H5Tset_cset(type.get(), H5T_CSET_UTF8), where);
-  LONGNET_HDF5(H5Tset_strpad(type.get(), H5T_STR_NULLTERM), where);
-  const Handle space = make_dataspace({}, where);
-  const Handle attr = create_attribute(id_, path_, name, type.get(), space);
+  const Handle type = variable_length_string_type(H5T_CSET_UTF8, where_attribute(path_, name));
   const std::string text(value);  // NUL-terminated, as a variable-length string must be
   const char* pointer = text.c_str();
-  LONGNET_HDF5(H5Awrite(attr.get(), type.get(), &pointer), where);
+  write_attribute(id_, path_, name, type.get(), type.get(), {}, &pointer);
 }
-
 
 // ---- files with a user block ----------------------------------------------------------
 
@@ -569,36 +615,6 @@ std::size_t H5File::user_block_bytes() const {
 // ---- groups -------------------------------------------------------------------------
 
 namespace {
-
-// Like dataset_exists, one link at a time, but the last component must be a group. The
-// root ("", "/") always exists.
-bool group_exists(hid_t file, const std::filesystem::path& path, const std::string& name) {
-  const std::string where = fmt::format("{}: group '{}'", path.string(), name);
-  std::size_t begin = 0;
-  while (true) {
-    const std::size_t slash = name.find('/', begin);
-    const std::size_t end = slash == std::string::npos ? name.size() : slash;
-    if (end > begin) {
-      const std::string prefix = name.substr(0, end);
-      if (LONGNET_HDF5(H5Lexists(file, prefix.c_str(), H5P_DEFAULT), where) == 0) return false;
-      if (object_kind(file, prefix, where) != H5I_GROUP) return false;
-    }
-    if (slash == std::string::npos) return true;
-    begin = slash + 1;
-  }
-}
-
-// Writes a 1-D integer dataset of `file_type` from native `memory_type` elements.
-void write_integer_dataset(hid_t file, const std::filesystem::path& path, const std::string& name,
-                           hid_t file_type, hid_t memory_type, const void* data,
-                           std::size_t count) {
-  const Handle dataset =
-      create_dataset(file, path, name, file_type, {static_cast<int64_t>(count)});
-  if (count > 0) {
-    LONGNET_HDF5(H5Dwrite(dataset.get(), memory_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data),
-                 where_dataset(path, name));
-  }
-}
 
 // Reads a 1-D dataset that must hold unsigned integers of exactly `bytes` bytes.
 template <typename T>
@@ -630,11 +646,10 @@ std::vector<T> read_unsigned_dataset(hid_t file, const std::filesystem::path& pa
 bool H5File::has_group(const std::string& name) const { return group_exists(id_, path_, name); }
 
 void H5File::create_group(const std::string& name) {
-  const std::string where = fmt::format("{}: group '{}'", path_.string(), name);
+  const std::string where = where_group(path_, name);
   LONGNET_CHECK(!group_exists(id_, path_, name) && !dataset_exists(id_, path_, name),
                 "{} already exists", where);
-  const Handle link_props(LONGNET_HDF5(H5Pcreate(H5P_LINK_CREATE), where), H5Pclose);
-  LONGNET_HDF5(H5Pset_create_intermediate_group(link_props.get(), 1), where);
+  const Handle link_props = link_props_creating_parents(where);
   const Handle group_props(LONGNET_HDF5(H5Pcreate(H5P_GROUP_CREATE), where), H5Pclose);
   LONGNET_HDF5(H5Pset_link_creation_order(group_props.get(),
                                           H5P_CRT_ORDER_TRACKED | H5P_CRT_ORDER_INDEXED),
@@ -646,7 +661,7 @@ void H5File::create_group(const std::string& name) {
 }
 
 std::vector<std::string> H5File::list_group(const std::string& name) const {
-  const std::string where = fmt::format("{}: group '{}'", path_.string(), name);
+  const std::string where = where_group(path_, name);
   LONGNET_CHECK(group_exists(id_, path_, name), "{}: no group '{}'{}", path_.string(), name,
                 root_listing(id_));
   const Handle group(LONGNET_HDF5(H5Gopen2(id_, name.c_str(), H5P_DEFAULT), where), H5Gclose);
@@ -654,31 +669,14 @@ std::vector<std::string> H5File::list_group(const std::string& name) const {
   unsigned order_flags = 0;
   LONGNET_HDF5(H5Pget_link_creation_order(group_props.get(), &order_flags), where);
   const bool by_creation = (order_flags & H5P_CRT_ORDER_INDEXED) != 0;
-  const H5_index_t index = by_creation ? H5_INDEX_CRT_ORDER : H5_INDEX_NAME;
-
-  H5G_info_t info;
-  LONGNET_HDF5(H5Gget_info(group.get(), &info), where);
-  std::vector<std::string> names;
-  names.reserve(info.nlinks);
-  for (hsize_t i = 0; i < info.nlinks; ++i) {
-    const ssize_t length = LONGNET_HDF5(
-        H5Lget_name_by_idx(group.get(), ".", index, H5_ITER_INC, i, nullptr, 0, H5P_DEFAULT),
-        where);
-    std::string link(static_cast<std::size_t>(length) + 1, '\0');
-    LONGNET_HDF5(H5Lget_name_by_idx(group.get(), ".", index, H5_ITER_INC, i, link.data(),
-                                    link.size(), H5P_DEFAULT),
-                 where);
-    link.resize(static_cast<std::size_t>(length));
-    names.push_back(std::move(link));
-  }
-  return names;
+  return link_names(group.get(), by_creation ? H5_INDEX_CRT_ORDER : H5_INDEX_NAME, where);
 }
 
 // ---- integer datasets -----------------------------------------------------------------
 
 void H5File::write_dataset_u8(const std::string& name, std::span<const uint8_t> values) {
-  write_integer_dataset(id_, path_, name, H5T_STD_U8LE, H5T_NATIVE_UINT8, values.data(),
-                        values.size());
+  write_dataset(id_, path_, name, H5T_STD_U8LE, H5T_NATIVE_UINT8,
+                {static_cast<int64_t>(values.size())}, values.data());
 }
 
 std::vector<uint8_t> H5File::read_dataset_u8(const std::string& name) const {
@@ -686,8 +684,8 @@ std::vector<uint8_t> H5File::read_dataset_u8(const std::string& name) const {
 }
 
 void H5File::write_dataset_u64(const std::string& name, std::span<const uint64_t> values) {
-  write_integer_dataset(id_, path_, name, H5T_STD_U64LE, H5T_NATIVE_UINT64, values.data(),
-                        values.size());
+  write_dataset(id_, path_, name, H5T_STD_U64LE, H5T_NATIVE_UINT64,
+                {static_cast<int64_t>(values.size())}, values.data());
 }
 
 std::vector<uint64_t> H5File::read_dataset_u64(const std::string& name) const {
@@ -697,23 +695,15 @@ std::vector<uint64_t> H5File::read_dataset_u64(const std::string& name) const {
 // ---- unsigned attributes ------------------------------------------------------------
 
 void H5File::write_attr_uint64(const std::string& name, uint64_t value) {
-  const std::string where = where_attribute(path_, name);
-  const Handle space = make_dataspace({}, where);
-  const Handle attr = create_attribute(id_, path_, name, H5T_STD_U64LE, space);
-  LONGNET_HDF5(H5Awrite(attr.get(), H5T_NATIVE_UINT64, &value), where);
+  write_attribute(id_, path_, name, H5T_STD_U64LE, H5T_NATIVE_UINT64, {}, &value);
 }
 
 uint64_t H5File::read_attr_uint64(const std::string& name) const {
   const Attribute a = open_attribute(id_, path_, name);
   a.require_class(a.type_class() == H5T_INTEGER, "an unsigned integer");
   a.require_one_element();
-  if (H5Tget_sign(a.type.get()) == H5T_SGN_NONE) {
-    uint64_t value = 0;
-    LONGNET_HDF5(H5Aread(a.attr.get(), H5T_NATIVE_UINT64, &value), a.where);
-    return value;
-  }
-  int64_t value = 0;
-  LONGNET_HDF5(H5Aread(a.attr.get(), H5T_NATIVE_INT64, &value), a.where);
+  if (H5Tget_sign(a.type.get()) == H5T_SGN_NONE) return a.read_one<uint64_t>(H5T_NATIVE_UINT64);
+  const auto value = a.read_one<int64_t>(H5T_NATIVE_INT64);
   LONGNET_CHECK(value >= 0, "{} is {}, expected a non-negative integer", a.where, value);
   return static_cast<uint64_t>(value);
 }

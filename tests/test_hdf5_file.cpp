@@ -205,6 +205,17 @@ TEST_F(Hdf5FileTest, AttributesRoundTrip) {
   EXPECT_EQ(in.read_attr_string("unicode"), "w\xc2\xb7r");
 }
 
+TEST_F(Hdf5FileTest, RewritingAnAttributeMayChangeItsType) {
+  H5File out = H5File::create(file("t.h5"));
+  out.write_attr_int64_array("x", std::vector<int64_t>{1, 2, 3});
+  out.write_attr_string("x", "now a string");
+  EXPECT_EQ(out.read_attr_string("x"), "now a string");
+  out.write_attr_double("x", 2.5);
+  EXPECT_EQ(out.read_attr_double("x"), 2.5);
+  EXPECT_THAT(error_of([&] { out.read_attr_int64("x"); }),
+              HasSubstr("t.h5: root attribute 'x' holds float64, expected an integer"));
+}
+
 TEST_F(Hdf5FileTest, ReadsTheAttributesH5pyWrites) {
   // The fixture was written by h5py: int64 arrays, int64 scalars and a variable-length
   // UTF-8 string.

@@ -14,6 +14,7 @@
 #include <charconv>
 #include <cstring>
 #include <map>
+#include <span>
 
 #include "model/training/counter_hash.hpp"
 #include "runtime/error.hpp"
@@ -23,13 +24,31 @@ namespace longnet {
 namespace {
 
 namespace fs = std::filesystem;
+namespace layout = checkpoint_layout;
 
-constexpr std::string_view kFormat = "longnet-checkpoint";
-constexpr int64_t kVersion = 1;
+constexpr std::string_view kFormatName = "longnet-checkpoint";  // the format attribute's value
+constexpr int64_t kFormatVersion = 1;
 constexpr std::string_view kPrefix = "ckpt_";
 constexpr std::string_view kSuffix = ".h5";
 constexpr std::string_view kTemporaryPrefix = ".tmp_ckpt_";
-constexpr std::array<std::string_view, 3> kGroups = {"params", "adam_m", "adam_v"};
+
+// A group of tensors in the file and the member of CheckpointState that holds it.
+struct TensorGroup {
+  const char* name;
+  std::vector<NamedTensor> CheckpointState::*tensors;
+};
+// In file order: the parameters first, then their AdamW moments.
+constexpr std::array<TensorGroup, 3> kTensorGroups = {{
+    {layout::kParams, &CheckpointState::params},
+    {layout::kAdamM, &CheckpointState::adam_m},
+    {layout::kAdamV, &CheckpointState::adam_v},
+}};
+constexpr std::span<const TensorGroup> kMomentGroups = std::span(kTensorGroups).subspan<1>();
+
+// "params/layers.0.attn.wq": the dataset of one tensor of a group.
+std::string tensor_path(std::string_view group, std::string_view tensor_name) {
+  return fmt::format("{}/{}", group, tensor_name);
+}
 
 // ---- names -----------------------------------------------------------------------------
 
@@ -193,17 +212,12 @@ void check_header(const fs::path& path) {
 
 // ---- checks shared by writing and reading -------------------------------------------
 
-std::string group_of(const std::vector<NamedTensor>& group, const CheckpointState& s) {
-  if (&group == &s.params) return "params";
-  return &group == &s.adam_m ? "adam_m" : "adam_v";
-}
-
 // Names unique, usable as HDF5 link names; moments shaped like their parameters.
 void check_state(const CheckpointState& s) {
-  for (const auto* group : {&s.params, &s.adam_m, &s.adam_v}) {
-    const std::string where = group_of(*group, s);
+  for (const TensorGroup& group : kTensorGroups) {
+    const char* where = group.name;
     std::map<std::string, int> seen;
-    for (const NamedTensor& t : *group) {
+    for (const NamedTensor& t : s.*group.tensors) {
       LONGNET_CHECK(!t.name.empty() && t.name.find('/') == std::string::npos && t.name != "." &&
                         t.name != "..",
                     "{} tensor name '{}' is not usable: it must be non-empty and hold no '/'",
@@ -215,18 +229,19 @@ void check_state(const CheckpointState& s) {
                     where, t.name);
     }
   }
-  for (const auto* moments : {&s.adam_m, &s.adam_v}) {
-    const std::string where = group_of(*moments, s);
-    LONGNET_CHECK(moments->size() == s.params.size(),
-                  "{} holds {} tensors but params holds {}: one moment per parameter", where,
-                  moments->size(), s.params.size());
+  for (const TensorGroup& group : kMomentGroups) {
+    const char* where = group.name;
+    const std::vector<NamedTensor>& moments = s.*group.tensors;
+    LONGNET_CHECK(moments.size() == s.params.size(),
+                  "{} holds {} tensors but {} holds {}: one moment per parameter", where,
+                  moments.size(), layout::kParams, s.params.size());
     for (std::size_t i = 0; i < s.params.size(); ++i) {
       const NamedTensor& p = s.params[i];
-      const NamedTensor& m = (*moments)[i];
+      const NamedTensor& m = moments[i];
       LONGNET_CHECK(m.name == p.name,
-                    "{}[{}] is '{}' but params[{}] is '{}': moments follow the "
+                    "{}[{}] is '{}' but {}[{}] is '{}': moments follow the "
                     "parameters' order",
-                    where, i, m.name, i, p.name);
+                    where, i, m.name, layout::kParams, i, p.name);
       LONGNET_CHECK(m.tensor.shape() == p.tensor.shape(),
                     "{}/{} has shape {} but its parameter has shape {}", where, m.name,
                     shape_string(m.tensor.shape()), shape_string(p.tensor.shape()));
@@ -247,7 +262,7 @@ void fsync_directory(const fs::path& dir) {
 
 void write_group(H5File& file, const std::string& group, const std::vector<NamedTensor>& tensors) {
   file.create_group(group);
-  for (const NamedTensor& t : tensors) file.write_tensor(group + "/" + t.name, t.tensor);
+  for (const NamedTensor& t : tensors) file.write_tensor(tensor_path(group, t.name), t.tensor);
 }
 
 // Deletes the oldest checkpoints beyond keep_last (never `just_written`) and the
@@ -289,17 +304,17 @@ fs::path write_checkpoint(const fs::path& dir, const CheckpointState& state, int
       dir / fmt::format("{}{:08}.{}{}", kTemporaryPrefix, state.step, ::getpid(), kSuffix);
   try {
     H5File file = H5File::create_with_user_block(temporary_path, kHeaderBytes);
-    file.write_attr_string("format", kFormat);
-    file.write_attr_int64("version", kVersion);
-    file.write_attr_int64("step", state.step);
-    file.write_attr_int64("data_parallel", state.data_parallel);
-    file.write_attr_int64("sequence_parallel", state.sequence_parallel);
-    file.write_attr_uint64("data_position", state.data_position);
-    file.write_attr_string("config", state.config_toml);
-    write_group(file, "params", state.params);
-    write_group(file, "adam_m", state.adam_m);
-    write_group(file, "adam_v", state.adam_v);
-    file.write_dataset_u64("rng", state.rng_state);
+    file.write_attr_string(layout::kFormat, kFormatName);
+    file.write_attr_int64(layout::kVersion, kFormatVersion);
+    file.write_attr_int64(layout::kStep, state.step);
+    file.write_attr_int64(layout::kDataParallel, state.data_parallel);
+    file.write_attr_int64(layout::kSequenceParallel, state.sequence_parallel);
+    file.write_attr_uint64(layout::kDataPosition, state.data_position);
+    file.write_attr_string(layout::kConfig, state.config_toml);
+    for (const TensorGroup& group : kTensorGroups) {
+      write_group(file, group.name, state.*group.tensors);
+    }
+    file.write_dataset_u64(layout::kRng, state.rng_state);
     file.close();          // H5Fclose flushes every buffer HDF5 holds
     seal(temporary_path);  // the header, then fsync
     fs::rename(temporary_path, final_path);
@@ -340,30 +355,29 @@ CheckpointState read_checkpoint(const fs::path& path) {
     LONGNET_CHECK(fs::exists(path), "no such file");
     check_header(path);
     const H5File file = H5File::open_read(path);
-    const std::string format =
-        file.has_attribute("format") ? file.read_attr_string("format") : std::string("(none)");
-    LONGNET_CHECK(format == kFormat, "its format attribute is '{}', expected '{}'", format,
-                  kFormat);
-    const int64_t version = file.read_attr_int64("version");
-    LONGNET_CHECK(version == kVersion, "it has checkpoint version {}, this build reads version {}",
-                  version, kVersion);
-    s.step = file.read_attr_int64("step");
-    s.data_parallel = file.read_attr_int64("data_parallel");
-    s.sequence_parallel = file.read_attr_int64("sequence_parallel");
-    s.data_position = file.read_attr_uint64("data_position");
-    s.config_toml = file.read_attr_string("config");
-    for (const std::string_view group : kGroups) {
-      const std::string name(group);
-      LONGNET_CHECK(file.has_group(name), "the group '/{}' is missing", name);
-      std::vector<NamedTensor>& tensors =
-          group == "params" ? s.params : (group == "adam_m" ? s.adam_m : s.adam_v);
-      for (std::string& tensor_name : file.list_group(name)) {
-        Tensor tensor = file.read_tensor_f32(name + "/" + tensor_name);
-        tensors.push_back({std::move(tensor_name), std::move(tensor)});
+    const std::string format = file.has_attribute(layout::kFormat)
+                                   ? file.read_attr_string(layout::kFormat)
+                                   : std::string("(none)");
+    LONGNET_CHECK(format == kFormatName, "its format attribute is '{}', expected '{}'", format,
+                  kFormatName);
+    const int64_t version = file.read_attr_int64(layout::kVersion);
+    LONGNET_CHECK(version == kFormatVersion,
+                  "it has checkpoint version {}, this build reads version {}", version,
+                  kFormatVersion);
+    s.step = file.read_attr_int64(layout::kStep);
+    s.data_parallel = file.read_attr_int64(layout::kDataParallel);
+    s.sequence_parallel = file.read_attr_int64(layout::kSequenceParallel);
+    s.data_position = file.read_attr_uint64(layout::kDataPosition);
+    s.config_toml = file.read_attr_string(layout::kConfig);
+    for (const TensorGroup& group : kTensorGroups) {
+      LONGNET_CHECK(file.has_group(group.name), "the group '/{}' is missing", group.name);
+      for (std::string& tensor_name : file.list_group(group.name)) {
+        Tensor tensor = file.read_tensor_f32(tensor_path(group.name, tensor_name));
+        (s.*group.tensors).push_back({std::move(tensor_name), std::move(tensor)});
       }
     }
-    LONGNET_CHECK(file.has_dataset("rng"), "the dataset '/rng' is missing");
-    s.rng_state = file.read_dataset_u64("rng");
+    LONGNET_CHECK(file.has_dataset(layout::kRng), "the dataset '/{}' is missing", layout::kRng);
+    s.rng_state = file.read_dataset_u64(layout::kRng);
     LONGNET_CHECK(s.step >= 0 && s.data_parallel >= 1 && s.sequence_parallel >= 1,
                   "step {}, data_parallel {}, sequence_parallel {} are out of range", s.step,
                   s.data_parallel, s.sequence_parallel);

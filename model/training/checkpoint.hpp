@@ -37,6 +37,26 @@
 
 namespace longnet {
 
+// The names inside a checkpoint file (the layout above), spelled once for the writer,
+// the reader and the trainer's resume. They are part of the file format: checkpoints
+// already written are found by these exact strings, so they never change.
+namespace checkpoint_layout {
+// Groups of float32 datasets, one per parameter, named as the parameter.
+inline constexpr char kParams[] = "params";
+inline constexpr char kAdamM[] = "adam_m";
+inline constexpr char kAdamV[] = "adam_v";
+// The uint64 dataset of the random generator state.
+inline constexpr char kRng[] = "rng";
+// Root attributes.
+inline constexpr char kFormat[] = "format";
+inline constexpr char kVersion[] = "version";
+inline constexpr char kStep[] = "step";
+inline constexpr char kDataParallel[] = "data_parallel";
+inline constexpr char kSequenceParallel[] = "sequence_parallel";
+inline constexpr char kDataPosition[] = "data_position";
+inline constexpr char kConfig[] = "config";
+}  // namespace checkpoint_layout
+
 struct NamedTensor {
   std::string name;  // e.g. "layers.0.attn.wq"
   Tensor tensor;     // float32, host

@@ -117,11 +117,30 @@ TEST(Checkpoint, LayoutIsSelfDescribing) {
   EXPECT_EQ(h5.read_attr_int64("step"), 7);
   EXPECT_EQ(h5.read_attr_int64("data_parallel"), 2);
   EXPECT_EQ(h5.read_attr_int64("sequence_parallel"), 3);
+  EXPECT_EQ(h5.read_attr_uint64("data_position"), std::numeric_limits<uint64_t>::max() - 5);
   EXPECT_THAT(h5.read_attr_string("config"), HasSubstr("dim = 16"));
   EXPECT_EQ(h5.dataset_shape("params/layers.0.attn.wq"), (Shape{16, 16}));
   EXPECT_EQ(h5.dataset_shape("adam_v/layers.1.ffn.w1"), (Shape{7, 13}));
   EXPECT_EQ(h5.read_dataset_u64("rng").size(), 4u);
   EXPECT_EQ(h5.list_group("adam_m").front(), "embed.weight");
+  EXPECT_EQ(h5.list_group("/"), (std::vector<std::string>{"adam_m", "adam_v", "params", "rng"}));
+}
+
+// The layout's names are part of the file format: every checkpoint already written is
+// found by exactly these strings, so changing one is a format change, not a rename.
+TEST(Checkpoint, LayoutNamesAreThoseOfCheckpointsAlreadyWritten) {
+  namespace layout = checkpoint_layout;
+  EXPECT_STREQ(layout::kParams, "params");
+  EXPECT_STREQ(layout::kAdamM, "adam_m");
+  EXPECT_STREQ(layout::kAdamV, "adam_v");
+  EXPECT_STREQ(layout::kRng, "rng");
+  EXPECT_STREQ(layout::kFormat, "format");
+  EXPECT_STREQ(layout::kVersion, "version");
+  EXPECT_STREQ(layout::kStep, "step");
+  EXPECT_STREQ(layout::kDataParallel, "data_parallel");
+  EXPECT_STREQ(layout::kSequenceParallel, "sequence_parallel");
+  EXPECT_STREQ(layout::kDataPosition, "data_position");
+  EXPECT_STREQ(layout::kConfig, "config");
 }
 
 TEST(Checkpoint, KeepLastDeletesTheOldest) {

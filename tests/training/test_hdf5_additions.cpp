@@ -78,6 +78,27 @@ TEST(H5FileAdditions, GroupsListInCreationOrderWhenTheyRecordIt) {
   EXPECT_THAT(error_of([&] { f.list_group("nothing"); }), HasSubstr("no group 'nothing'"));
 }
 
+// has_group and has_dataset walk a path the same way: every object before the last must
+// be a group, and a name ending in '/' (or the root's "" and "/") names a group.
+TEST(H5FileAdditions, GroupPathsAreWalkedLikeDatasetPaths) {
+  const TempDir tmp;
+  H5File f = H5File::create(tmp / "a.h5");
+  f.write_tensor("a/b/x", Tensor::zeros({2}));
+  for (const char* group : {"", "/", "a", "/a", "a/b", "a/b/", "/a/b/"}) {
+    EXPECT_TRUE(f.has_group(group)) << "'" << group << "'";
+  }
+  for (const char* not_group : {"a/b/x", "a/b/x/", "a/b/x/y", "a/c", "c/b"}) {
+    EXPECT_FALSE(f.has_group(not_group)) << "'" << not_group << "'";
+  }
+  EXPECT_TRUE(f.has_dataset("/a/b/x"));
+  for (const char* not_dataset : {"a/b/x/", "a/b", "a/x", "a/b/x/y", "/"}) {
+    EXPECT_FALSE(f.has_dataset(not_dataset)) << "'" << not_dataset << "'";
+  }
+  EXPECT_EQ(f.list_group("/"), std::vector<std::string>{"a"});
+  EXPECT_THAT(error_of([&] { f.list_group("a/b/x"); }),
+              AllOf(HasSubstr("a.h5: no group 'a/b/x'"), HasSubstr("root holds: a")));
+}
+
 TEST(H5FileAdditions, UserBlockPrecedesTheSuperblock) {
   const TempDir tmp;
   {
