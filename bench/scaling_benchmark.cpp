@@ -346,12 +346,7 @@ void add_scaling_bench(CLI::App& bench) {
                   "dilated, dense (one pattern w=N r=1), or both as dilated,dense")
       ->delimiter(',')
       ->check(CLI::IsMember({"dilated", "dense"}));
-  cmd->add_option("--isa", opt->isa, "generic, avx2 or avx512 (default: best available)");
-  cmd->add_option("--repeats", opt->repeats, "timed calls per direction (median reported)")
-      ->capture_default_str();
-  cmd->add_option("--warmup", opt->warmup, "untimed forward+backward pairs before timing")
-      ->capture_default_str();
-  add_check_options(*cmd, opt->check);
+  add_measurement_options(*cmd, opt->isa, opt->repeats, opt->warmup, opt->check);
   add_output_options(*cmd, opt->csv, opt->json);
   cmd->callback([opt] { run(*opt); });
 }

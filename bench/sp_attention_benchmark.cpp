@@ -332,10 +332,7 @@ void add_sp_attention_bench(CLI::App& bench) {
       "Sequence-parallel dilated attention on all ranks (under mpirun): per-rank compute and "
       "communication time, bytes per pattern");
   add_problem_options(*cmd, opt->problem);
-  cmd->add_option("--isa", opt->isa, "generic, avx2 or avx512 (default: best available)");
-  cmd->add_option("--repeats", opt->repeats, "timed calls per direction (median reported)");
-  cmd->add_option("--warmup", opt->warmup, "untimed forward+backward calls before timing");
-  add_check_options(*cmd, opt->check);
+  add_measurement_options(*cmd, opt->isa, opt->repeats, opt->warmup, opt->check);
   add_output_options(*cmd, opt->csv, opt->json);
   cmd->add_option("--traffic-csv", opt->traffic_csv,
                   "write the bytes per (N, rank, pattern) as CSV to this file");

@@ -73,7 +73,13 @@ CallTimes time_sp_calls(Communicator& group, const SequenceParallelAttention& sp
   return t;
 }
 
-void add_check_options(CLI::App& command, SpCheckOptions& check) {
+void add_measurement_options(CLI::App& command, std::string& isa, int& repeats, int& warmup,
+                             SpCheckOptions& check) {
+  command.add_option("--isa", isa, "generic, avx2 or avx512 (default: best available)");
+  command.add_option("--repeats", repeats, "timed calls per direction (median reported)")
+      ->capture_default_str();
+  command.add_option("--warmup", warmup, "untimed forward+backward pairs before timing")
+      ->capture_default_str();
   command.add_option("--check-rows", check.rows, "rows spot-checked per rank before timing");
   command.add_option("--check-limit", check.limit,
                      "largest B*N*H*D for which every rank builds the full inputs to check");

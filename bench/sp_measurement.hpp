@@ -24,8 +24,10 @@ struct SpCheckOptions {
   double tolerance = 1e-5;
 };
 
-// --check-rows, --check-limit and --tolerance on a benchmark's command.
-void add_check_options(CLI::App& command, SpCheckOptions& check);
+// The options of every sequence-parallel measurement on a benchmark's command: --isa,
+// --repeats, --warmup, --check-rows, --check-limit and --tolerance.
+void add_measurement_options(CLI::App& command, std::string& isa, int& repeats, int& warmup,
+                             SpCheckOptions& check);
 
 struct SpCheckResult {
   bool ran = false;
