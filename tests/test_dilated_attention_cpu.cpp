@@ -397,7 +397,7 @@ class CpuKernelErrors : public testing::Test {
   Tensor o_ = Tensor::zeros(shape_), lse_ = Tensor::zeros(lse_shape(s_));
   DilatedAttentionConfig config_ =
       DilatedAttentionConfig::from_lists({4}, {2}, false, HeadOffsets::interleaved);
-  std::unique_ptr<DilatedAttentionKernels> kernels_ = make_cpu_dilated_attention(CpuIsa::generic);
+  std::unique_ptr<DilatedAttentionOp> kernels_ = make_cpu_dilated_attention(CpuIsa::generic);
 };
 
 TEST_F(CpuKernelErrors, KeyShapeDifferentFromQueryNamesBothShapes) {
@@ -410,7 +410,14 @@ TEST_F(CpuKernelErrors, KeyShapeDifferentFromQueryNamesBothShapes) {
 TEST_F(CpuKernelErrors, WrongDtypeIsNamed) {
   const Tensor q = Tensor::zeros(shape_, DType::float64);
   EXPECT_THAT([&] { kernels_->forward(config_, q, k_, v_, o_, lse_); },
-              ThrowsMessage<Error>(HasSubstr("q must be float32, got float64")));
+              ThrowsMessage<Error>(
+                  AllOf(HasSubstr("cannot run this attention"),
+                        HasSubstr("q is float64, but the CPU kernels take float32"))));
+  // The same reason, asked for instead of caught.
+  const std::optional<std::string> reason = kernels_->supports(config_, s_, DType::float64);
+  ASSERT_TRUE(reason.has_value());
+  EXPECT_THAT(*reason, HasSubstr("take float32 inputs"));
+  EXPECT_EQ(kernels_->supports(config_, s_, DType::float32), std::nullopt);
 }
 
 TEST_F(CpuKernelErrors, WrongRankIsNamed) {
