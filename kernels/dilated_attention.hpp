@@ -88,7 +88,9 @@ class DilatedAttentionOp {
   std::optional<std::string> supports(const DilatedAttentionConfig& config,
                                       const AttentionShape& shape, DType dtype) const;
   // The same for inputs of `dtype` whatever the configuration and shape.
-  std::optional<std::string> supports_dtype(DType dtype) const { return unsupported_dtype(dtype); }
+  std::optional<std::string> supports_dtype(DType dtype) const {
+    return unsupported_dtype(dtype);
+  }
 
   // q, k, v: [B, N, H, D] of one dtype. Writes every element of o [B, N, H, D] (q's
   // dtype) and lse [B, N, H] (float32; natural log; -inf and o = 0 for rows no pattern

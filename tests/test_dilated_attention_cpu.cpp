@@ -449,5 +449,34 @@ TEST_F(CpuKernelErrors, WrongOutputShapesAreNamed) {
               ThrowsMessage<Error>(HasSubstr("do (the output gradient) has shape")));
 }
 
+// The task entry points go through the same front end: a dtype the CPU kernels do not
+// take, or a missing output, is an Error before any kernel runs (it used to reach the
+// kernels, which read through the pointers).
+TEST_F(CpuKernelErrors, TaskEntryPointsAreChecked) {
+  AttentionParams params;
+  params.q = q_.data<float>();
+  params.o = o_.data<float>();
+  params.lse = lse_.data<float>();
+  params.head_dim = s_.head_dim;
+  params.scale = 0.25f;
+  const PatternTasks tasks =
+      segment_tasks(config_.patterns[0], config_.head_offsets, s_, 0, s_.tokens,
+                    k_.data<float>(), v_.data<float>(), sizeof(float), nullptr, nullptr);
+  params.input_dtype = DType::bfloat16;
+  EXPECT_THAT([&] { kernels_->forward_tasks(params, tasks); },
+              ThrowsMessage<Error>(AllOf(HasSubstr("AttentionParams::input_dtype is bfloat16"),
+                                         HasSubstr("take float32 inputs"))));
+  params.input_dtype = DType::float32;
+  params.lse = nullptr;
+  EXPECT_THAT([&] { kernels_->forward_tasks(params, tasks); },
+              ThrowsMessage<Error>(HasSubstr("forward_tasks needs o and lse")));
+  params.lse = lse_.data<float>();
+  EXPECT_THAT([&] { kernels_->backward_tasks(params, tasks); },
+              ThrowsMessage<Error>(HasSubstr("needs dout, saved_lse, delta and dq")));
+  params.scale = 0.0f;
+  EXPECT_THAT([&] { kernels_->forward_tasks(params, tasks); },
+              ThrowsMessage<Error>(HasSubstr("AttentionParams::scale must be positive")));
+}
+
 }  // namespace
 }  // namespace longnet
