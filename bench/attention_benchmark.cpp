@@ -9,6 +9,7 @@
 // FLOP convention (bench/README.md): 4*D per allowed (query, key) pair and head in the
 // forward, 2.5x that in the backward.
 #include "runtime/check_failed.hpp"
+#include "longnet/config.hpp"
 #include "bench/attention_benchmark.hpp"
 
 #include <fmt/format.h>
@@ -21,7 +22,7 @@
 #include "bench/result_table.hpp"
 #include "bench/sgemm_rate.hpp"
 #include "bench/timing.hpp"
-#include "kernels/cpu/dilated_attention_cpu.hpp"
+#include "kernels/dilated_attention_factory.hpp"
 #include "kernels/dilated_attention_spot_check.hpp"
 #include "runtime/random_fill.hpp"
 
@@ -60,7 +61,7 @@ void run_cpu_attention_bench(const AttentionBenchOptions& opt) {
   const auto config = opt.problem.config();
   validate_config(config);
   auto kernels =
-      make_cpu_dilated_attention(opt.isa.empty() ? default_cpu_isa() : parse_cpu_isa(opt.isa));
+      make_dilated_attention(Device::cpu, DType::float32, parse_cpu_isa_option(opt.isa));
   const SgemmRate sgemm = measure_sgemm(opt.sgemm_size, opt.repeats);
   const bool do_forward = opt.direction != "bwd", do_backward = opt.direction != "fwd";
 
@@ -137,7 +138,7 @@ void run_cpu_attention_bench(const AttentionBenchOptions& opt) {
   write_outputs(table, opt.csv, opt.json);
 }
 
-#ifndef LONGNET_BENCH_HAVE_CUDA
+#ifndef LONGNET_HAVE_CUDA_KERNELS
 void run_cuda_attention_bench(const AttentionBenchOptions&) {
   fail("--device cuda: this build has no CUDA kernels (configured with LONGNET_CUDA=OFF or "
        "without nvcc); rebuild with nvcc on PATH or -DCMAKE_CUDA_COMPILER=.../nvcc");

@@ -1,4 +1,5 @@
 #include "bench/bench_commands.hpp"
+#include "longnet/config.hpp"
 
 namespace longnet::bench {
 
@@ -8,7 +9,7 @@ void add_bench_command(CLI::App& app) {
       "Benchmarks: each prints a '#'-headed table and writes CSV/JSON (bench/README.md)");
   bench->require_subcommand(1);
   add_attention_bench(*bench);
-#ifdef LONGNET_BENCH_HAVE_MPI
+#ifdef LONGNET_HAVE_MPI
   add_comm_bench(*bench);
   add_sp_attention_bench(*bench);
   add_scaling_bench(*bench);

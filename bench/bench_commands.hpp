@@ -7,6 +7,8 @@
 // into exit statuses. bench/README.md defines every column they print.
 #pragma once
 
+#include "longnet/config.hpp"
+
 #include <CLI/CLI.hpp>
 
 namespace longnet::bench {
@@ -16,7 +18,7 @@ void add_bench_command(CLI::App& app);
 // The benchmarks, each registering its subcommand on the `bench` group.
 void add_attention_bench(CLI::App& bench);  // attention_benchmark.cpp: the kernel table
 void add_model_bench(CLI::App& bench);      // model_benchmark.cpp: the cost model
-#ifdef LONGNET_BENCH_HAVE_MPI
+#ifdef LONGNET_HAVE_MPI
 void add_comm_bench(CLI::App& bench);          // comm_benchmark.cpp: nccl-tests style
 void add_sp_attention_bench(CLI::App& bench);  // sp_attention_benchmark.cpp: per rank
 void add_scaling_bench(CLI::App& bench);       // scaling_benchmark.cpp: weak and strong

@@ -14,6 +14,7 @@
 // --backend nccl never falls back to MPI: without NCCL in the build or without a GPU
 // per rank it refuses, saying which, so a table labelled nccl is always NCCL's.
 #include "runtime/check_failed.hpp"
+#include "longnet/config.hpp"
 #include "bench/comm/collective.hpp"
 #include "bench/comm/driver.hpp"
 #include "bench/bench_commands.hpp"

@@ -40,7 +40,7 @@
 #include "bench/timing.hpp"
 #include "comm/collective_step.hpp"
 #include "comm/mpi_communicator.hpp"
-#include "kernels/cpu/dilated_attention_cpu.hpp"
+#include "kernels/dilated_attention_factory.hpp"
 #include "model/sequence_parallel_attention.hpp"
 
 namespace longnet::bench {
@@ -134,7 +134,7 @@ DirectionResult summarise(Communicator& group, const CallTimes& times,
   return {mine[0], mine[1], mine[2], mine[3], mine[4], mine[5]};
 }
 
-GroupResult measure(MpiCommunicator& group, DilatedAttentionKernels& kernels,
+GroupResult measure(MpiCommunicator& group, DilatedAttentionOp& kernels,
                     const DilatedAttentionConfig& config, const AttentionShape& shape,
                     const Options& opt) {
   GroupResult result;
@@ -193,7 +193,7 @@ void check_options(const Options& opt, int world) {
   validate_config(opt.problem.config());
 }
 
-void print_header(const Options& opt, const DilatedAttentionKernels& kernels, int world) {
+void print_header(const Options& opt, const DilatedAttentionOp& kernels, int world) {
   const DilatedAttentionConfig config = opt.problem.config();
   fmt::print(
       "# longnet bench scaling: sequence-parallel attention, weak and strong scaling, dilated "
@@ -224,7 +224,7 @@ void run(const Options& opt) {
     throw AgreedError(e.what());  // every rank read the same command line
   }
   auto kernels =
-      make_cpu_dilated_attention(opt.isa.empty() ? default_cpu_isa() : parse_cpu_isa(opt.isa));
+      make_dilated_attention(Device::cpu, DType::float32, parse_cpu_isa_option(opt.isa));
   const bool printer = world->rank() == 0;
   if (printer) print_header(run_opt, *kernels, world->size());
 

@@ -40,8 +40,8 @@
 #include "bench/sp_measurement.hpp"
 #include "bench/timing.hpp"
 #include "comm/collective_step.hpp"
-#include "comm/mpi_communicator.hpp"
-#include "kernels/cpu/dilated_attention_cpu.hpp"
+#include "comm/communicator_factory.hpp"
+#include "kernels/dilated_attention_factory.hpp"
 #include "model/sequence_parallel_attention.hpp"
 
 namespace longnet::bench {
@@ -106,7 +106,7 @@ struct Tables {
 };
 
 // Returns false when the check failed (every rank alike).
-bool run_one(Communicator& world, DilatedAttentionKernels& kernels,
+bool run_one(Communicator& world, DilatedAttentionOp& kernels,
              const DilatedAttentionConfig& config, int64_t tokens, const Options& opt,
              Tables& tables) {
   const int size = world.size(), rank = world.rank();
@@ -264,9 +264,9 @@ bool run_one(Communicator& world, DilatedAttentionKernels& kernels,
 void run(const Options& opt) {
   const auto config = opt.problem.config();
   validate_config(config);
-  auto world = MpiCommunicator::world("sp bench");
+  auto world = make_communicator("mpi", "sp bench");
   auto kernels =
-      make_cpu_dilated_attention(opt.isa.empty() ? default_cpu_isa() : parse_cpu_isa(opt.isa));
+      make_dilated_attention(Device::cpu, DType::float32, parse_cpu_isa_option(opt.isa));
   const bool printer = world->rank() == 0;
 
   Tables tables;

@@ -27,8 +27,21 @@ MPI_Datatype mpi_type(ElementType type) {
     case ElementType::uint64: return MPI_UINT64_T;
     case ElementType::float32: return MPI_FLOAT;
     case ElementType::float64: return MPI_DOUBLE;
+    // No MPI type for 16-bit floats: opaque 2-byte elements, fine for moving them
+    // (reductions go through mpi_reduce_type, which refuses them).
+    case ElementType::bfloat16:
+    case ElementType::float16: return MPI_UINT16_T;
   }
   fail("no MPI datatype for element type {}", static_cast<int>(type));
+}
+
+// The datatype of a reduction: MPI cannot add or compare 16-bit floats.
+MPI_Datatype mpi_reduce_type(ElementType type, ReduceOp op) {
+  LONGNET_CHECK(!is_half_precision(type),
+                "MPI cannot {}-reduce {} elements (MPI has no 16-bit float type); convert "
+                "them to float32 first, or use the NCCL communicator",
+                reduce_op_name(op), element_type_name(type));
+  return mpi_type(type);
 }
 
 MPI_Op mpi_op(ReduceOp op) {
@@ -183,8 +196,8 @@ void MpiCommunicator::do_all_reduce(const void* send, void* recv, std::int64_t c
   const bool in_place = send == recv;
   for_each_slice(count, [&](std::int64_t first, std::int64_t n) {
     const void* source = in_place ? MPI_IN_PLACE : at(send, first, type);
-    LONGNET_MPI_CHECK(MPI_Allreduce(source, at(recv, first, type), mpi_count(n), mpi_type(type),
-                                    mpi_op(op), comm_),
+    LONGNET_MPI_CHECK(MPI_Allreduce(source, at(recv, first, type), mpi_count(n),
+                                    mpi_reduce_type(type, op), mpi_op(op), comm_),
                       context_);
   });
 }
@@ -234,7 +247,7 @@ std::unique_ptr<PendingCollective> MpiCommunicator::do_start_all_reduce(void* bu
   for_each_slice(count, [&](std::int64_t first, std::int64_t n) {
     MPI_Request request = MPI_REQUEST_NULL;
     LONGNET_MPI_CHECK(MPI_Iallreduce(MPI_IN_PLACE, at(buffer, first, type), mpi_count(n),
-                                     mpi_type(type), mpi_op(op), comm_, &request),
+                                     mpi_reduce_type(type, op), mpi_op(op), comm_, &request),
                       context_);
     requests.push_back(request);
   });
@@ -270,8 +283,8 @@ void MpiCommunicator::do_all_gatherv(const void* send, void* recv,
 void MpiCommunicator::do_reduce_scatter(const void* send, void* recv, std::int64_t count,
                                         ElementType type, ReduceOp op) {
   if (count * size() <= options_.max_elements_per_call) {
-    LONGNET_MPI_CHECK(MPI_Reduce_scatter_block(send, recv, mpi_count(count), mpi_type(type),
-                                               mpi_op(op), comm_),
+    LONGNET_MPI_CHECK(MPI_Reduce_scatter_block(send, recv, mpi_count(count),
+                                               mpi_reduce_type(type, op), mpi_op(op), comm_),
                       context_);
     return;
   }
@@ -288,7 +301,8 @@ void MpiCommunicator::do_reduce_scatterv(const void* send, void* recv,
   }
   const std::vector<int> mpi_counts = to_mpi_counts(counts);
   LONGNET_MPI_CHECK(
-      MPI_Reduce_scatter(send, recv, mpi_counts.data(), mpi_type(type), mpi_op(op), comm_),
+      MPI_Reduce_scatter(send, recv, mpi_counts.data(), mpi_reduce_type(type, op), mpi_op(op),
+                         comm_),
       context_);
 }
 
@@ -323,7 +337,7 @@ void MpiCommunicator::reduce_scatterv_by_reduces(const void* send, void* recv,
       // Only the root's receive buffer is written; MPI ignores it elsewhere.
       void* target = root == rank() ? at(recv, first, type) : nullptr;
       LONGNET_MPI_CHECK(MPI_Reduce(at(send, offsets[r] + first, type), target, mpi_count(n),
-                                   mpi_type(type), mpi_op(op), root, comm_),
+                                   mpi_reduce_type(type, op), mpi_op(op), root, comm_),
                         context_);
     });
   }

@@ -29,6 +29,8 @@ ncclDataType_t nccl_type(ElementType type) {
     case ElementType::uint64: return ncclUint64;
     case ElementType::float32: return ncclFloat32;
     case ElementType::float64: return ncclFloat64;
+    case ElementType::bfloat16: return ncclBfloat16;
+    case ElementType::float16: return ncclFloat16;
   }
   fail("no NCCL datatype for element type {}", static_cast<int>(type));
 }

@@ -1,6 +1,6 @@
 // The task-level form of dilated attention: what a backend's kernels receive.
 //
-// forward()/backward() of DilatedAttentionKernels cut each pattern into tasks, one per
+// forward()/backward() of DilatedAttentionOp cut each pattern into tasks, one per
 // (batch, head, segment): some query rows attend all key rows of that segment. The
 // sequence-parallel layer builds tasks itself, with keys in a buffer gathered from
 // other ranks, and hands them to the same kernels. One params struct per kernel

@@ -19,12 +19,17 @@ void check_tensor(const Tensor& t, const Shape& expected, const char* what) {
                 shape_string(t.shape()), shape_string(expected));
 }
 
-AttentionShape check_qkv(const Tensor& q, const Tensor& k, const Tensor& v) {
+AttentionShape query_shape(const Tensor& q) {
   LONGNET_CHECK(q.defined() && q.rank() == 4,
                 "q must have rank 4 [batch, tokens, heads, head_dim], got shape {}",
                 q.defined() ? shape_string(q.shape()) : "(empty)");
   const AttentionShape shape{q.dim(0), q.dim(1), q.dim(2), q.dim(3)};
   validate_shape(shape);
+  return shape;
+}
+
+AttentionShape check_qkv(const Tensor& q, const Tensor& k, const Tensor& v) {
+  const AttentionShape shape = query_shape(q);
   check_tensor(q, q.shape(), "q");
   check_tensor(k, q.shape(), "k (must match q)");
   check_tensor(v, q.shape(), "v (must match q)");
@@ -60,15 +65,19 @@ void check_extras(const DilatedAttentionConfig& config, const AttentionShape& sh
   }
 }
 
-TaskExtras pattern_task_extras(const DilatedAttentionConfig& config, const AttentionShape& shape,
-                               const AttentionExtras& extras, std::span<Tensor> dbias,
-                               std::size_t p) {
+namespace {
+
+// Pattern p's TaskExtras: head h's bias and dbias pointers at distance 0 of the rows
+// [H, 2L - 1] at `bias` and `dbias` (either may be null), and the dropout stream keys.
+TaskExtras task_extras(const DilatedAttentionConfig& config, const AttentionShape& shape,
+                       const AttentionExtras& extras, std::size_t p, const float* bias,
+                       float* dbias) {
   TaskExtras out;
   const int64_t center = relative_bias_rows(config.patterns[p]) - 1;  // element of d = 0
   const int64_t row = 2 * center + 1;
   for (int64_t h = 0; h < shape.heads; ++h) {
-    if (!extras.bias.empty()) out.bias.push_back(extras.bias[p].data<float>() + h * row + center);
-    if (!dbias.empty()) out.dbias.push_back(dbias[p].data<float>() + h * row + center);
+    if (bias != nullptr) out.bias.push_back(bias + h * row + center);
+    if (dbias != nullptr) out.dbias.push_back(dbias + h * row + center);
     if (extras.dropout_p > 0.0f) {
       out.dropout_keys.push_back(dropout_stream_key(extras.dropout_seed, extras.dropout_step,
                                                     extras.dropout_layer,
@@ -79,30 +88,48 @@ TaskExtras pattern_task_extras(const DilatedAttentionConfig& config, const Atten
   return out;
 }
 
-AttentionOutputs run_forward(DilatedAttentionKernels& kernels, const DilatedAttentionConfig& config,
+}  // namespace
+
+TaskExtras pattern_task_extras(const DilatedAttentionConfig& config, const AttentionShape& shape,
+                               const AttentionExtras& extras, std::span<Tensor> dbias,
+                               std::size_t p) {
+  return task_extras(config, shape, extras, p,
+                     extras.bias.empty() ? nullptr : extras.bias[p].data<float>(),
+                     dbias.empty() ? nullptr : dbias[p].data<float>());
+}
+
+PatternTasks DilatedAttentionOp::whole_sequence_tasks(
+    const DilatedAttentionConfig& config, const AttentionShape& shape,
+    const AttentionExtras& extras, std::size_t p, const void* k, const void* v,
+    std::size_t element_bytes, float* dk, float* dv, const float* bias, float* dbias) {
+  return segment_tasks(config.patterns[p], config.head_offsets, shape, 0, shape.tokens, k, v,
+                       element_bytes, dk, dv, task_extras(config, shape, extras, p, bias, dbias));
+}
+
+AttentionOutputs run_forward(DilatedAttentionOp& op, const DilatedAttentionConfig& config,
                              const Tensor& q, const Tensor& k, const Tensor& v,
                              const AttentionExtras& extras) {
-  const AttentionShape shape = check_qkv(q, k, v);
-  AttentionOutputs out{Tensor(qkv_shape(shape), DType::float32),
-                       Tensor(lse_shape(shape), DType::float32)};
-  kernels.forward(config, q, k, v, out.o, out.lse, extras);
+  const AttentionShape shape = query_shape(q);
+  AttentionOutputs out{Tensor(qkv_shape(shape), q.dtype(), op.device()),
+                       Tensor(lse_shape(shape), DType::float32, op.device())};
+  op.forward(config, q, k, v, out.o, out.lse, extras);
   return out;
 }
 
-AttentionGradients run_backward(DilatedAttentionKernels& kernels,
-                                const DilatedAttentionConfig& config, const Tensor& q,
-                                const Tensor& k, const Tensor& v, const AttentionOutputs& outputs,
-                                const Tensor& dout, const AttentionExtras& extras) {
-  const AttentionShape shape = check_qkv(q, k, v);
-  AttentionGradients grads{Tensor(qkv_shape(shape), DType::float32),
-                           Tensor(qkv_shape(shape), DType::float32),
-                           Tensor(qkv_shape(shape), DType::float32),
+AttentionGradients run_backward(DilatedAttentionOp& op, const DilatedAttentionConfig& config,
+                                const Tensor& q, const Tensor& k, const Tensor& v,
+                                const AttentionOutputs& outputs, const Tensor& dout,
+                                const AttentionExtras& extras) {
+  const AttentionShape shape = query_shape(q);
+  AttentionGradients grads{Tensor(qkv_shape(shape), q.dtype(), op.device()),
+                           Tensor(qkv_shape(shape), q.dtype(), op.device()),
+                           Tensor(qkv_shape(shape), q.dtype(), op.device()),
                            {}};
   for (const Tensor& bias : extras.bias) {
     grads.dbias.emplace_back(bias.shape(), DType::float32, bias.device());
   }
-  kernels.backward(config, q, k, v, outputs.o, outputs.lse, dout, grads.dq, grads.dk, grads.dv,
-                   extras, grads.dbias);
+  op.backward(config, q, k, v, outputs.o, outputs.lse, dout, grads.dq, grads.dk, grads.dv, extras,
+              grads.dbias);
   return grads;
 }
 

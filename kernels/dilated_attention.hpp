@@ -1,9 +1,4 @@
-// The dilated-attention op: one interface, one implementation per backend.
-//
-// Every backend (the CPU kernels here, the CUDA kernels later) implements
-// DilatedAttentionKernels with the exact semantics of kernels/dilated_attention_config.hpp.
-// Callers (the model, `longnet attend`, the benchmarks) hold a backend through this
-// interface and never reach the kernels below it.
+// The dilated-attention op: one checked front end, one set of hooks per backend.
 #pragma once
 
 #include "kernels/attention_tasks.hpp"
@@ -11,9 +6,12 @@
 #include "runtime/tensor.hpp"
 
 #include <cstdint>
+#include <initializer_list>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace longnet {
@@ -35,45 +33,135 @@ struct AttentionExtras {
   uint32_t dropout_layer = 0;
 };
 
-class DilatedAttentionKernels {
+// One backend's arguments to a whole-sequence call, checked by the front end: every tensor
+// has its shape and dtype, lives in the backend's memory (bias/dbias: there or all in
+// host memory, which a device backend copies), and the backend supports (config, shape,
+// dtype). `params` holds the scalars and q; the backend points o/lse (dq ...) at its
+// accumulators.
+struct ForwardCall {
+  const DilatedAttentionConfig& config;
+  AttentionShape shape;
+  AttentionParams params;
+  const Tensor& q;
+  const Tensor& k;
+  const Tensor& v;
+  Tensor& o;
+  Tensor& lse;
+  const AttentionExtras& extras;
+};
+struct BackwardCall {
+  const DilatedAttentionConfig& config;
+  AttentionShape shape;
+  AttentionParams params;
+  const Tensor& q;
+  const Tensor& k;
+  const Tensor& v;
+  const Tensor& o;
+  const Tensor& lse;
+  const Tensor& dout;
+  Tensor& dq;
+  Tensor& dk;
+  Tensor& dv;
+  const AttentionExtras& extras;
+  std::span<Tensor> dbias;
+};
+
+// The op. Like the Communicator (comm/communicator.hpp): a checked, typed front end of
+// non-virtual calls that validate their arguments once (shape, dtype, device, extras,
+// what the backend supports) and then call the backend's protected do_* hooks, which
+// may assume valid arguments. A backend (kernels/cpu, kernels/cuda) implements the hooks
+// with the exact semantics of kernels/dilated_attention_config.hpp; callers (the model,
+// `longnet attend`, the benchmarks) hold it through this class and never reach the
+// kernels below it.
+class DilatedAttentionOp {
  public:
-  virtual ~DilatedAttentionKernels() = default;
+  virtual ~DilatedAttentionOp() = default;
 
   // A short name for logs and benchmark tables, e.g. "cpu-avx512".
   virtual std::string name() const = 0;
+  // The memory every tensor and pointer of a call lives in.
+  virtual Device device() const = 0;
 
-  // q, k, v: [B, N, H, D]. Writes every element of o [B, N, H, D] and lse [B, N, H]
-  // (natural log; -inf and o = 0 for rows no pattern selects). lse is that of the scores
-  // before dropout (with the bias).
-  virtual void forward(const DilatedAttentionConfig& config, const Tensor& q, const Tensor& k,
-                       const Tensor& v, Tensor& o, Tensor& lse,
-                       const AttentionExtras& extras = {}) = 0;
+  // Why this backend cannot run `config` on `shape` with inputs of `dtype`, or nothing
+  // when it can. Callers and tests ask this instead of catching errors; the calls below
+  // throw an Error carrying the same reason.
+  std::optional<std::string> supports(const DilatedAttentionConfig& config,
+                                      const AttentionShape& shape, DType dtype) const;
+  // The same for inputs of `dtype` whatever the configuration and shape.
+  std::optional<std::string> supports_dtype(DType dtype) const {
+    return unsupported_dtype(dtype);
+  }
+
+  // q, k, v: [B, N, H, D] of one dtype. Writes every element of o [B, N, H, D] (q's
+  // dtype) and lse [B, N, H] (float32; natural log; -inf and o = 0 for rows no pattern
+  // selects). lse is that of the scores before dropout (with the bias).
+  void forward(const DilatedAttentionConfig& config, const Tensor& q, const Tensor& k,
+               const Tensor& v, Tensor& o, Tensor& lse, const AttentionExtras& extras = {});
 
   // The exact gradient of forward(): given o and lse from forward() (same extras) and
   // dout = dL/do, writes every element of dq, dk, dv [B, N, H, D], and of dbias when it is
   // not empty: one float32 tensor per pattern, shaped like extras.bias (extras.bias must
   // then be given).
-  virtual void backward(const DilatedAttentionConfig& config, const Tensor& q, const Tensor& k,
-                        const Tensor& v, const Tensor& o, const Tensor& lse, const Tensor& dout,
-                        Tensor& dq, Tensor& dk, Tensor& dv, const AttentionExtras& extras = {},
-                        std::span<Tensor> dbias = {}) = 0;
+  void backward(const DilatedAttentionConfig& config, const Tensor& q, const Tensor& k,
+                const Tensor& v, const Tensor& o, const Tensor& lse, const Tensor& dout,
+                Tensor& dq, Tensor& dk, Tensor& dv, const AttentionExtras& extras = {},
+                std::span<Tensor> dbias = {});
 
   // Task-level entry points (kernels/attention_tasks.hpp) for callers that place the keys
   // themselves, like the sequence-parallel layer. forward_tasks merges one pattern into
   // the running (o, lse) that params point at (o = 0, lse = -inf before the first
   // pattern); backward_tasks adds one pattern's contribution to dq and to every task's
   // dk, dv. Patterns run one after another; pointers are in this backend's memory.
-  virtual void forward_tasks(const AttentionParams& params, const PatternTasks& pattern) = 0;
-  virtual void backward_tasks(const AttentionParams& params, const PatternTasks& pattern) = 0;
+  void forward_tasks(const AttentionParams& params, const PatternTasks& pattern);
+  void backward_tasks(const AttentionParams& params, const PatternTasks& pattern);
 
-  // delta [B, N, H] = rowsum(dout * o): the per-row term of the backward's dS = P (dP - delta).
-  virtual void output_gradient_dot(const Tensor& o, const Tensor& dout, Tensor& delta) = 0;
+  // delta [B, N, H] (float32) = rowsum(dout * o): the per-row term of the backward's
+  // dS = P (dP - delta). o and dout: [B, N, H, D] of one input dtype.
+  void output_gradient_dot(const Tensor& o, const Tensor& dout, Tensor& delta);
 
   // Waits until every call issued so far has completed: a GPU backend queues work on its
   // stream; on the CPU a call has finished when it returns.
   virtual void synchronize() {}
+
+ protected:
+  // Why inputs of `dtype` / head dim `head_dim` cannot run here (nothing: they can).
+  virtual std::optional<std::string> unsupported_dtype(DType dtype) const = 0;
+  virtual std::optional<std::string> unsupported_head_dim(int64_t head_dim) const = 0;
+
+  // The hooks, called with checked arguments.
+  virtual void do_forward(const ForwardCall& call) = 0;
+  virtual void do_backward(const BackwardCall& call) = 0;
+  virtual void do_forward_tasks(const AttentionParams& params, const PatternTasks& pattern) = 0;
+  virtual void do_backward_tasks(const AttentionParams& params, const PatternTasks& pattern) = 0;
+  virtual void do_output_gradient_dot(const Tensor& o, const Tensor& dout, Tensor& delta) = 0;
+
+  // Pattern p's tasks over the whole sequence, held on this rank: keys at k, v (elements
+  // of `element_bytes` bytes, the call's input dtype), key gradients into dk, dv (float32; null for a forward),
+  // the pattern's bias and dbias rows [H, 2L - 1] at `bias` and `dbias` (either may be
+  // null; in the backend's memory), and the dropout keys of the call's extras.
+  static PatternTasks whole_sequence_tasks(const DilatedAttentionConfig& config,
+                                           const AttentionShape& shape,
+                                           const AttentionExtras& extras, std::size_t p,
+                                           const void* k, const void* v,
+                                           std::size_t element_bytes, float* dk, float* dv,
+                                           const float* bias, float* dbias);
+
+ private:
+  // Throws the supports() reason, if any.
+  void require_supported(const DilatedAttentionConfig& config, const AttentionShape& shape,
+                         DType dtype) const;
+  // q's shape after the checks common to forward and backward.
+  AttentionShape check_inputs(const DilatedAttentionConfig& config, const Tensor& q,
+                              const Tensor& k, const Tensor& v) const;
+  void check_on_device(std::initializer_list<std::pair<const Tensor*, const char*>> tensors) const;
+  void check_task_call(const AttentionParams& params, const PatternTasks& pattern,
+                       bool backward) const;
+  // Where bias and dbias must be: host memory if the first bias is there, else device().
+  Device extras_device(const AttentionExtras& extras) const;
 };
 
+// q's shape [B, N, H, D] after checking its rank and sizes.
+AttentionShape query_shape(const Tensor& q);
 // Checks that q, k, v are float32 [B, N, H, D] tensors of one shape and returns it;
 // errors name the offending tensor and both shapes.
 AttentionShape check_qkv(const Tensor& q, const Tensor& k, const Tensor& v);
@@ -102,10 +190,10 @@ struct AttentionGradients {
   Tensor dq, dk, dv;
   std::vector<Tensor> dbias;  // one per pattern when extras.bias was given, else empty
 };
-AttentionOutputs run_forward(DilatedAttentionKernels& kernels, const DilatedAttentionConfig& config,
+AttentionOutputs run_forward(DilatedAttentionOp& op, const DilatedAttentionConfig& config,
                              const Tensor& q, const Tensor& k, const Tensor& v,
                              const AttentionExtras& extras = {});
-AttentionGradients run_backward(DilatedAttentionKernels& kernels,
+AttentionGradients run_backward(DilatedAttentionOp& op,
                                 const DilatedAttentionConfig& config, const Tensor& q,
                                 const Tensor& k, const Tensor& v, const AttentionOutputs& outputs,
                                 const Tensor& dout, const AttentionExtras& extras = {});

@@ -8,8 +8,9 @@
 // together with the first failing rank's message. Without MPI (a build with
 // LONGNET_MPI=OFF) the same steps run in one process over the whole sequence.
 #include "launch/attend_command.hpp"
+#include "longnet/config.hpp"
 
-#include "kernels/cpu/dilated_attention_cpu.hpp"
+#include "kernels/dilated_attention_factory.hpp"
 #include "launch/attend_io.hpp"
 #include "runtime/hdf5_file.hpp"
 
@@ -25,11 +26,8 @@
 #include <optional>
 #include <ostream>
 
-#ifdef LONGNET_HAVE_CUDA_KERNELS
-#include "kernels/cuda/dilated_attention_cuda.hpp"
-#endif
 #ifdef LONGNET_HAVE_MPI
-#include "comm/mpi_communicator.hpp"
+#include "comm/communicator_factory.hpp"
 #include "comm/collective_step.hpp"
 #include "launch/traffic_report.hpp"
 #include "model/sequence_parallel_attention.hpp"
@@ -50,7 +48,7 @@ double gflops_per_second(double flops, double ms) { return ms > 0 ? flops / (ms 
 class Ranks {
  public:
 #ifdef LONGNET_HAVE_MPI
-  Ranks() : world_(MpiCommunicator::world("attend")) {}
+  Ranks() : world_(make_communicator("mpi", "attend")) {}
   int rank() const { return world_->rank(); }
   int size() const { return world_->size(); }
   Communicator& world() { return *world_; }
@@ -68,7 +66,7 @@ class Ranks {
   }
 
  private:
-  std::unique_ptr<MpiCommunicator> world_;
+  std::unique_ptr<Communicator> world_;
 #else
   int rank() const { return 0; }
   int size() const { return 1; }
@@ -178,29 +176,24 @@ void check_device_options(const AttendOptions& options, int ranks) {
   }
   LONGNET_CHECK(dtype != DType::float64, "--dtype float64: the CUDA kernels take bfloat16, "
                 "float16 or float32");
-#ifndef LONGNET_HAVE_CUDA_KERNELS
-  fail("--device cuda: this build has no CUDA kernels (configured with LONGNET_CUDA=OFF or "
-       "without nvcc)");
-#endif
   LONGNET_CHECK(ranks == 1,
                 "--device cuda runs on one rank for now: sequence parallelism on GPUs (device-side "
                 "packing with NCCL) is not implemented yet; run without mpirun, or use --device cpu");
 }
 
-#ifdef LONGNET_HAVE_CUDA_KERNELS
 // The whole sequence on one GPU: float32 file data rounded to --dtype, outputs widened back
 // to float32 for the file. Times cover the kernels only (inputs are on the device).
-void run_on_cuda(const AttendOptions& options, Run& run, std::string& backend) {
+void run_on_cuda(const AttendOptions& options, DilatedAttentionOp& kernels, Run& run,
+                 std::string& backend) {
   const DType dtype = parse_dtype(options.dtype);
-  auto kernels = make_cuda_dilated_attention();
-  backend = fmt::format("{} ({})", kernels->name(), dtype_name(dtype));
+  backend = fmt::format("{} ({})", kernels.name(), dtype_name(dtype));
   auto to_device = [&](const Tensor& t) { return t.cast(dtype).to(Device::cuda); };
   const Tensor q = to_device(run.q), k = to_device(run.k), v = to_device(run.v);
   Tensor o(qkv_shape(run.local), dtype, Device::cuda);
   Tensor lse(lse_shape(run.local), DType::float32, Device::cuda);
   auto start = std::chrono::steady_clock::now();
-  kernels->forward(run.config, q, k, v, o, lse);
-  kernels->synchronize();
+  kernels.forward(run.config, q, k, v, o, lse);
+  kernels.synchronize();
   run.forward_ms = milliseconds_since(start);
   run.o = o.to(Device::cpu).cast(DType::float32);
   run.lse = lse.to(Device::cpu);
@@ -210,19 +203,18 @@ void run_on_cuda(const AttendOptions& options, Run& run, std::string& backend) {
                      Tensor(qkv_shape(run.local), dtype, Device::cuda),
                      Tensor(qkv_shape(run.local), dtype, Device::cuda)};
   start = std::chrono::steady_clock::now();
-  kernels->backward(run.config, q, k, v, o, lse, dout, grads[0], grads[1], grads[2]);
-  kernels->synchronize();
+  kernels.backward(run.config, q, k, v, o, lse, dout, grads[0], grads[1], grads[2]);
+  kernels.synchronize();
   run.backward_ms = milliseconds_since(start);
   for (int i = 0; i < 3; ++i) run.grads[i] = grads[i].to(Device::cpu).cast(DType::float32);
 }
-#endif
 
 }  // namespace
 
 void run_attend(const AttendOptions& options, std::ostream& out) {
   Ranks ranks;
   Run run;
-  std::unique_ptr<DilatedAttentionKernels> kernels;
+  std::unique_ptr<DilatedAttentionOp> kernels, cuda;
   ranks.together([&] {
     const CpuIsa isa = options.isa.empty() ? default_cpu_isa() : parse_cpu_isa(options.isa);
     LONGNET_CHECK(cpu_isa_available(isa),
@@ -231,7 +223,11 @@ void run_attend(const AttendOptions& options, std::ostream& out) {
     check_output_path(options.output);
     check_device_options(options, ranks.size());
     if (options.threads > 0) omp_set_num_threads(options.threads);
-    kernels = make_cpu_dilated_attention(isa);
+    // The CPU op: sequence parallelism and --device cpu run on it.
+    kernels = make_dilated_attention(Device::cpu, DType::float32, isa);
+    if (options.device == "cuda") {
+      cuda = make_dilated_attention(Device::cuda, parse_dtype(options.dtype));
+    }
     read_inputs(options, ranks, run);
   });
   run.o = Tensor(qkv_shape(run.local), DType::float32);
@@ -267,10 +263,8 @@ void run_attend(const AttendOptions& options, std::ostream& out) {
   };
 #endif
   ranks.barrier();
-  if (options.device == "cuda") {
-#ifdef LONGNET_HAVE_CUDA_KERNELS
-    run_on_cuda(options, run, backend);
-#endif
+  if (cuda) {
+    run_on_cuda(options, *cuda, run, backend);
   } else {
     auto start = std::chrono::steady_clock::now();
     forward();

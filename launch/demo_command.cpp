@@ -5,7 +5,7 @@
 // above the float32 bound, so the quick start cannot report a wrong kernel as a success.
 #include "launch/demo_command.hpp"
 
-#include "kernels/cpu/dilated_attention_cpu.hpp"
+#include "kernels/dilated_attention_factory.hpp"
 #include "kernels/dilated_attention_spot_check.hpp"
 #include "runtime/memory_usage.hpp"
 #include "runtime/random_fill.hpp"
@@ -44,7 +44,7 @@ void run_demo(const DemoOptions& opt) {
   const AttentionShape shape{opt.batch, opt.tokens, opt.heads, opt.head_dim};
   validate_shape(shape);
   auto kernels =
-      make_cpu_dilated_attention(opt.isa.empty() ? default_cpu_isa() : parse_cpu_isa(opt.isa));
+      make_dilated_attention(Device::cpu, DType::float32, parse_cpu_isa_option(opt.isa));
 
   fmt::print("longnet demo: dilated attention, {} | {}\n", shape.describe(), config.describe());
   fmt::print("  backend {} with {} threads\n", kernels->name(), omp_get_max_threads());

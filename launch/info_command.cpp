@@ -1,4 +1,5 @@
 #include "launch/info_command.hpp"
+#include "longnet/config.hpp"
 
 #include "kernels/cpu/cpu_isa.hpp"
 #include "runtime/device_memory.hpp"

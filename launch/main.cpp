@@ -9,6 +9,7 @@
 //   1  a failed correctness check (longnet::CheckFailed: a benchmark's results against
 //      float64), or anything unexpected (an exception that is not a longnet::Error)
 #include "runtime/check_failed.hpp"
+#include "longnet/config.hpp"
 #include "launch/attend_command.hpp"
 #include "launch/data_command.hpp"
 #include "launch/demo_command.hpp"

@@ -1,7 +1,7 @@
 #include "launch/train_command.hpp"
 
 #include "comm/collective_step.hpp"
-#include "comm/mpi_communicator.hpp"
+#include "comm/communicator_factory.hpp"
 #include "model/trainer.hpp"
 #include "model/training/train_config.hpp"
 
@@ -21,7 +21,7 @@ struct TrainCommandOptions {
 };
 
 void run_train(const TrainCommandOptions& options) {
-  auto world = MpiCommunicator::world();
+  auto world = make_communicator("mpi");
   TrainConfig config;
   // The config is read and checked by every rank alike: one message, printed once.
   try {

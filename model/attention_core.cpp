@@ -1,4 +1,5 @@
 #include "model/attention_core.hpp"
+#include "longnet/config.hpp"
 
 #include <limits>
 
@@ -12,7 +13,7 @@ namespace {
 class LocalAttentionCore final : public AttentionCore {
  public:
   LocalAttentionCore(const DilatedAttentionConfig& config, const AttentionShape& shape,
-                     DilatedAttentionKernels& kernels)
+                     DilatedAttentionOp& kernels)
       : config_(config), shape_(shape), kernels_(kernels) {}
 
   int64_t first_token() const override { return 0; }
@@ -95,14 +96,14 @@ class LocalAttentionCore final : public AttentionCore {
 
   DilatedAttentionConfig config_;
   AttentionShape shape_;
-  DilatedAttentionKernels& kernels_;
+  DilatedAttentionOp& kernels_;
 };
 
 #ifdef LONGNET_HAVE_MPI
 class SequenceParallelCore final : public AttentionCore {
  public:
   SequenceParallelCore(Communicator& group, const DilatedAttentionConfig& config,
-                       const AttentionShape& global_shape, DilatedAttentionKernels& kernels)
+                       const AttentionShape& global_shape, DilatedAttentionOp& kernels)
       : op_(group, config, global_shape, kernels) {}
   int64_t first_token() const override { return op_.shard().begin; }
   const AttentionShape& local_shape() const override { return op_.local_shape(); }
@@ -124,7 +125,7 @@ class SequenceParallelCore final : public AttentionCore {
 
 std::unique_ptr<AttentionCore> make_local_attention_core(const DilatedAttentionConfig& config,
                                                          const AttentionShape& shape,
-                                                         DilatedAttentionKernels& kernels) {
+                                                         DilatedAttentionOp& kernels) {
   return std::make_unique<LocalAttentionCore>(config, shape, kernels);
 }
 
@@ -132,7 +133,7 @@ std::unique_ptr<AttentionCore> make_local_attention_core(const DilatedAttentionC
 std::unique_ptr<AttentionCore> make_sequence_parallel_core(Communicator& group,
                                                            const DilatedAttentionConfig& config,
                                                            const AttentionShape& global_shape,
-                                                           DilatedAttentionKernels& kernels) {
+                                                           DilatedAttentionOp& kernels) {
   return std::make_unique<SequenceParallelCore>(group, config, global_shape, kernels);
 }
 #endif

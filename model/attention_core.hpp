@@ -8,6 +8,7 @@
 #pragma once
 
 #include "kernels/dilated_attention.hpp"
+#include "longnet/config.hpp"
 #include "model/pattern_operands.hpp"
 
 #include <memory>
@@ -34,14 +35,14 @@ class AttentionCore {
 // The whole sequence on this rank: shape.tokens tokens starting at token 0.
 std::unique_ptr<AttentionCore> make_local_attention_core(const DilatedAttentionConfig& config,
                                                          const AttentionShape& shape,
-                                                         DilatedAttentionKernels& kernels);
+                                                         DilatedAttentionOp& kernels);
 
 #ifdef LONGNET_HAVE_MPI
 // The sequence split across `group` (collective; see SequenceParallelAttention).
 std::unique_ptr<AttentionCore> make_sequence_parallel_core(Communicator& group,
                                                            const DilatedAttentionConfig& config,
                                                            const AttentionShape& global_shape,
-                                                           DilatedAttentionKernels& kernels);
+                                                           DilatedAttentionOp& kernels);
 #endif
 
 }  // namespace longnet

@@ -88,7 +88,7 @@ struct SequenceParallelAttention::Pattern {
 SequenceParallelAttention::SequenceParallelAttention(Communicator& world,
                                                      DilatedAttentionConfig config,
                                                      AttentionShape global_shape,
-                                                     DilatedAttentionKernels& kernels)
+                                                     DilatedAttentionOp& kernels)
     : world_(world), config_(std::move(config)), global_(global_shape), kernels_(kernels) {
   validate_config(config_);
   validate_shape(global_);

@@ -54,7 +54,7 @@ class SequenceParallelAttention {
   // Collective over `world`: every rank passes the same config and global shape
   // (batch, total tokens, heads, head dim). `kernels` runs the local compute.
   SequenceParallelAttention(Communicator& world, DilatedAttentionConfig config,
-                            AttentionShape global_shape, DilatedAttentionKernels& kernels);
+                            AttentionShape global_shape, DilatedAttentionOp& kernels);
   ~SequenceParallelAttention();
 
   const Shard& shard() const { return shard_; }
@@ -97,7 +97,7 @@ class SequenceParallelAttention {
   AttentionShape global_;
   AttentionShape local_;
   Shard shard_;
-  DilatedAttentionKernels& kernels_;
+  DilatedAttentionOp& kernels_;
   std::vector<Pattern> patterns_;
   SequenceParallelTiming timing_;
 };

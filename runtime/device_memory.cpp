@@ -1,4 +1,5 @@
 #include "runtime/device_memory.hpp"
+#include "longnet/config.hpp"
 
 #include "runtime/error.hpp"
 

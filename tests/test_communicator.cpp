@@ -4,9 +4,11 @@
 // its receive span, and gives the same result when the MPI calls are split into slices
 // of at most 7 elements (the path that carries counts beyond INT_MAX).
 #include "comm/mpi_communicator.hpp"
+#include "runtime/error.hpp"
 #include "tests/comm_test_support.hpp"
 
 #include <fmt/format.h>
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include <cstdint>
@@ -233,6 +235,36 @@ TEST(MpiCommunicatorTest, AllGathervLargerThanTheCallLimitIsSplitOnEveryRank) {
     EXPECT_TRUE(same_values<double>(all.values(), expected));
     EXPECT_TRUE(all.guards_intact());
   }
+}
+
+// bfloat16 and float16 travel as opaque 2-byte elements: every bit pattern arrives as
+// sent. MPI has no arithmetic on them, so a reduction is refused, naming the fix.
+TEST(MpiCommunicatorTest, HalfPrecisionIsGatheredBitExactAndNotReduced) {
+  const auto world = MpiCommunicator::world();
+  const int n = world->size();
+  auto bits_of = [](int rank, int i) {
+    return static_cast<std::uint16_t>(0x3F80 + 37 * rank + i);
+  };
+  std::vector<bfloat16> mine(5);
+  for (int i = 0; i < 5; ++i) mine[i].bits = bits_of(world->rank(), i);
+  std::vector<bfloat16> all(static_cast<std::size_t>(5 * n));
+  world->all_gather<bfloat16>(mine, all);
+  for (int r = 0; r < n; ++r) {
+    for (int i = 0; i < 5; ++i) {
+      EXPECT_EQ(all[static_cast<std::size_t>(5 * r + i)].bits, bits_of(r, i));
+    }
+  }
+  std::vector<float16> root_values(3);
+  for (int i = 0; i < 3; ++i) {
+    root_values[i].bits = static_cast<std::uint16_t>(world->rank() == 0 ? 0x3C00 + i : 0);
+  }
+  world->broadcast<float16>(root_values, 0);
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(root_values[i].bits, 0x3C00 + i);
+
+  EXPECT_THAT([&] { world->all_reduce_in_place<bfloat16>(mine, ReduceOp::sum); },
+              ::testing::ThrowsMessage<Error>(
+                  ::testing::AllOf(::testing::HasSubstr("MPI cannot sum-reduce bfloat16"),
+                                   ::testing::HasSubstr("convert them to float32"))));
 }
 
 }  // namespace

@@ -397,7 +397,7 @@ class CpuKernelErrors : public testing::Test {
   Tensor o_ = Tensor::zeros(shape_), lse_ = Tensor::zeros(lse_shape(s_));
   DilatedAttentionConfig config_ =
       DilatedAttentionConfig::from_lists({4}, {2}, false, HeadOffsets::interleaved);
-  std::unique_ptr<DilatedAttentionKernels> kernels_ = make_cpu_dilated_attention(CpuIsa::generic);
+  std::unique_ptr<DilatedAttentionOp> kernels_ = make_cpu_dilated_attention(CpuIsa::generic);
 };
 
 TEST_F(CpuKernelErrors, KeyShapeDifferentFromQueryNamesBothShapes) {
@@ -410,7 +410,14 @@ TEST_F(CpuKernelErrors, KeyShapeDifferentFromQueryNamesBothShapes) {
 TEST_F(CpuKernelErrors, WrongDtypeIsNamed) {
   const Tensor q = Tensor::zeros(shape_, DType::float64);
   EXPECT_THAT([&] { kernels_->forward(config_, q, k_, v_, o_, lse_); },
-              ThrowsMessage<Error>(HasSubstr("q must be float32, got float64")));
+              ThrowsMessage<Error>(
+                  AllOf(HasSubstr("cannot run this attention"),
+                        HasSubstr("q is float64, but the CPU kernels take float32"))));
+  // The same reason, asked for instead of caught.
+  const std::optional<std::string> reason = kernels_->supports(config_, s_, DType::float64);
+  ASSERT_TRUE(reason.has_value());
+  EXPECT_THAT(*reason, HasSubstr("take float32 inputs"));
+  EXPECT_EQ(kernels_->supports(config_, s_, DType::float32), std::nullopt);
 }
 
 TEST_F(CpuKernelErrors, WrongRankIsNamed) {
@@ -440,6 +447,35 @@ TEST_F(CpuKernelErrors, WrongOutputShapesAreNamed) {
   Tensor dq = Tensor::zeros(shape_), dk = Tensor::zeros(shape_), dv = Tensor::zeros(shape_);
   EXPECT_THAT([&] { kernels_->backward(config_, q_, k_, v_, o_, lse_, dout, dq, dk, dv); },
               ThrowsMessage<Error>(HasSubstr("do (the output gradient) has shape")));
+}
+
+// The task entry points go through the same front end: a dtype the CPU kernels do not
+// take, or a missing output, is an Error before any kernel runs (it used to reach the
+// kernels, which read through the pointers).
+TEST_F(CpuKernelErrors, TaskEntryPointsAreChecked) {
+  AttentionParams params;
+  params.q = q_.data<float>();
+  params.o = o_.data<float>();
+  params.lse = lse_.data<float>();
+  params.head_dim = s_.head_dim;
+  params.scale = 0.25f;
+  const PatternTasks tasks =
+      segment_tasks(config_.patterns[0], config_.head_offsets, s_, 0, s_.tokens,
+                    k_.data<float>(), v_.data<float>(), sizeof(float), nullptr, nullptr);
+  params.input_dtype = DType::bfloat16;
+  EXPECT_THAT([&] { kernels_->forward_tasks(params, tasks); },
+              ThrowsMessage<Error>(AllOf(HasSubstr("AttentionParams::input_dtype is bfloat16"),
+                                         HasSubstr("take float32 inputs"))));
+  params.input_dtype = DType::float32;
+  params.lse = nullptr;
+  EXPECT_THAT([&] { kernels_->forward_tasks(params, tasks); },
+              ThrowsMessage<Error>(HasSubstr("forward_tasks needs o and lse")));
+  params.lse = lse_.data<float>();
+  EXPECT_THAT([&] { kernels_->backward_tasks(params, tasks); },
+              ThrowsMessage<Error>(HasSubstr("needs dout, saved_lse, delta and dq")));
+  params.scale = 0.0f;
+  EXPECT_THAT([&] { kernels_->forward_tasks(params, tasks); },
+              ThrowsMessage<Error>(HasSubstr("AttentionParams::scale must be positive")));
 }
 
 }  // namespace

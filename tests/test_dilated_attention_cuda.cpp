@@ -258,7 +258,7 @@ class CudaKernelErrors : public testing::Test {
  protected:
   AttentionShape s_{1, 8, 2, 32};
   DilatedAttentionConfig config_ = config({4}, {2}, false, HO::interleaved);
-  std::unique_ptr<DilatedAttentionKernels> kernels_ = make_cuda_dilated_attention();
+  std::unique_ptr<DilatedAttentionOp> kernels_ = make_cuda_dilated_attention();
 };
 
 TEST_F(CudaKernelErrors, HostTensorsAreRejected) {

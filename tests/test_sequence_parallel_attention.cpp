@@ -103,7 +103,7 @@ void expect_same_lse(Communicator& world, const Tensor& got, const Tensor& ref) 
 class SequenceParallelTest : public ::testing::TestWithParam<SpCase> {
  protected:
   std::unique_ptr<MpiCommunicator> world_ = MpiCommunicator::world("sequence-parallel test");
-  std::unique_ptr<DilatedAttentionKernels> kernels_ = make_cpu_dilated_attention();
+  std::unique_ptr<DilatedAttentionOp> kernels_ = make_cpu_dilated_attention();
 };
 
 TEST_P(SequenceParallelTest, ForwardAndBackwardEqualOneRank) {

@@ -9,6 +9,7 @@
 #pragma once
 
 #include "comm/communicator.hpp"
+#include "longnet/config.hpp"
 #include "runtime/error.hpp"
 
 #ifdef LONGNET_HAVE_NCCL

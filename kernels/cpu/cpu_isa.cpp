@@ -1,4 +1,5 @@
 #include "kernels/cpu/cpu_isa.hpp"
+#include "longnet/config.hpp"
 
 #include "runtime/error.hpp"
 
@@ -13,6 +14,11 @@ std::string_view cpu_isa_name(CpuIsa isa) {
     case CpuIsa::avx512: return "avx512";
   }
   return "?";
+}
+
+std::optional<CpuIsa> parse_cpu_isa_option(std::string_view text) {
+  if (text.empty()) return std::nullopt;
+  return parse_cpu_isa(text);
 }
 
 CpuIsa parse_cpu_isa(std::string_view text) {

@@ -6,6 +6,7 @@
 // and benchmarks can exercise every copy on one machine).
 #pragma once
 
+#include <optional>
 #include <string_view>
 #include <vector>
 
@@ -16,6 +17,8 @@ enum class CpuIsa { generic, avx2, avx512 };
 std::string_view cpu_isa_name(CpuIsa isa);
 // Parses "generic", "avx2" or "avx512"; anything else is an error listing the choices.
 CpuIsa parse_cpu_isa(std::string_view text);
+// A command line's --isa: empty means "not given" (nothing: the default), else parse_cpu_isa.
+std::optional<CpuIsa> parse_cpu_isa_option(std::string_view text);
 
 // Whether this build contains the copy for `isa` and this processor can run it.
 bool cpu_isa_available(CpuIsa isa);

@@ -1,5 +1,5 @@
-// The CPU backend: validation, the per-pattern row sets, and dispatch to the ISA copy
-// of the tile code (dilated_attention_tiles.inc, which documents the algorithm).
+// The CPU backend: the op's hooks (the front end has checked their arguments) and dispatch
+// to the ISA copy of the tile code (dilated_attention_tiles.inc documents the algorithm).
 #include "kernels/cpu/dilated_attention_cpu.hpp"
 
 #include "kernels/cpu/isa_entry_points.hpp"
@@ -8,36 +8,15 @@
 
 #include <algorithm>
 #include <limits>
+#include <optional>
+#include <string>
 
 namespace longnet {
 namespace {
 
-// The whole sequence is local on one rank.
-PatternTasks pattern_tasks(const DilationPattern& pattern, HeadOffsets scheme,
-                           const AttentionShape& shape, const float* k, const float* v, float* dk,
-                           float* dv, const TaskExtras& extras) {
-  return segment_tasks(pattern, scheme, shape, 0, shape.tokens, k, v, sizeof(float), dk, dv,
-                       extras);
-}
-
-void check_float32_inputs(const AttentionParams& params) {
-  LONGNET_CHECK(params.input_dtype == DType::float32,
-                "the CPU kernels take float32 inputs, not {}; convert them with Tensor::cast",
-                dtype_name(params.input_dtype));
-  check_dropout_probability(params.dropout_p);
-}
-
-AttentionParams base_params(const DilatedAttentionConfig& config, const AttentionShape& shape) {
-  AttentionParams params;
-  params.head_dim = shape.head_dim;
-  params.scale = static_cast<float>(softmax_scale(config, shape.head_dim));
-  params.causal = config.causal;
-  return params;
-}
-
 using PatternFn = void (*)(const AttentionParams&, const PatternTasks&);
 
-class CpuDilatedAttention final : public DilatedAttentionKernels {
+class CpuDilatedAttention final : public DilatedAttentionOp {
  public:
   explicit CpuDilatedAttention(CpuIsa isa) : isa_(isa) {
     LONGNET_CHECK(cpu_isa_available(isa), "the {} CPU kernels cannot run on this processor",
@@ -59,80 +38,64 @@ class CpuDilatedAttention final : public DilatedAttentionKernels {
   }
 
   std::string name() const override { return fmt::format("cpu-{}", cpu_isa_name(isa_)); }
+  Device device() const override { return Device::cpu; }
 
-  void forward(const DilatedAttentionConfig& config, const Tensor& q, const Tensor& k,
-               const Tensor& v, Tensor& o, Tensor& lse, const AttentionExtras& extras) override {
-    validate_config(config);
-    const AttentionShape shape = check_qkv(q, k, v);
-    check_tensor(o, qkv_shape(shape), "o");
-    check_tensor(lse, lse_shape(shape), "lse");
-    check_extras(config, shape, extras, {}, Device::cpu);
+ protected:
+  std::optional<std::string> unsupported_dtype(DType dtype) const override {
+    if (dtype == DType::float32) return std::nullopt;
+    return fmt::format("q is {}, but the CPU kernels take float32 inputs; convert them with "
+                       "Tensor::cast",
+                       dtype_name(dtype));
+  }
+  std::optional<std::string> unsupported_head_dim(int64_t) const override { return std::nullopt; }
 
-    o.fill(0.0);
-    lse.fill(-std::numeric_limits<double>::infinity());
-    AttentionParams params = base_params(config, shape);
-    params.q = q.data<float>();
-    params.o = o.data<float>();
-    params.lse = lse.data<float>();
-    params.dropout_p = extras.dropout_p;
-    for (std::size_t p = 0; p < config.patterns.size(); ++p) {
-      forward_(params, pattern_tasks(config.patterns[p], config.head_offsets, shape,
-                                     k.data<float>(), v.data<float>(), nullptr, nullptr,
-                                     pattern_task_extras(config, shape, extras, {}, p)));
+  void do_forward(const ForwardCall& call) override {
+    call.o.fill(0.0);
+    call.lse.fill(-std::numeric_limits<double>::infinity());
+    AttentionParams params = call.params;
+    params.o = call.o.data<float>();
+    params.lse = call.lse.data<float>();
+    for (std::size_t p = 0; p < call.config.patterns.size(); ++p) {
+      forward_(params, whole_sequence_tasks(call.config, call.shape, call.extras, p,
+                                            call.k.data<float>(), call.v.data<float>(),
+                                            sizeof(float), nullptr, nullptr, bias(call.extras, p),
+                                            nullptr));
     }
   }
 
-  void backward(const DilatedAttentionConfig& config, const Tensor& q, const Tensor& k,
-                const Tensor& v, const Tensor& o, const Tensor& lse, const Tensor& dout,
-                Tensor& dq, Tensor& dk, Tensor& dv, const AttentionExtras& extras,
-                std::span<Tensor> dbias) override {
-    validate_config(config);
-    const AttentionShape shape = check_qkv(q, k, v);
-    check_tensor(o, qkv_shape(shape), "o");
-    check_tensor(lse, lse_shape(shape), "lse");
-    check_tensor(dout, qkv_shape(shape), "do (the output gradient)");
-    check_tensor(dq, qkv_shape(shape), "dq");
-    check_tensor(dk, qkv_shape(shape), "dk");
-    check_tensor(dv, qkv_shape(shape), "dv");
-    check_extras(config, shape, extras, dbias, Device::cpu);
+  void do_backward(const BackwardCall& call) override {
+    Tensor delta(lse_shape(call.shape), DType::float32);
+    do_output_gradient_dot(call.o, call.dout, delta);
 
-    Tensor delta(lse_shape(shape), DType::float32);
-    output_gradient_dot(o, dout, delta);
-
-    dq.fill(0.0);
-    dk.fill(0.0);
-    dv.fill(0.0);
-    for (Tensor& t : dbias) t.fill(0.0);
-    AttentionParams params = base_params(config, shape);
-    params.q = q.data<float>();
-    params.saved_lse = lse.data<float>();
-    params.dout = dout.data<float>();
+    call.dq.fill(0.0);
+    call.dk.fill(0.0);
+    call.dv.fill(0.0);
+    for (Tensor& t : call.dbias) t.fill(0.0);
+    AttentionParams params = call.params;
+    params.saved_lse = call.lse.data<float>();
+    params.dout = call.dout.data<float>();
     params.delta = delta.data<float>();
-    params.dq = dq.data<float>();
-    params.dropout_p = extras.dropout_p;
-    for (std::size_t p = 0; p < config.patterns.size(); ++p) {
-      backward_(params, pattern_tasks(config.patterns[p], config.head_offsets, shape,
-                                      k.data<float>(), v.data<float>(), dk.data<float>(),
-                                      dv.data<float>(),
-                                      pattern_task_extras(config, shape, extras, dbias, p)));
+    params.dq = call.dq.data<float>();
+    for (std::size_t p = 0; p < call.config.patterns.size(); ++p) {
+      backward_(params,
+                whole_sequence_tasks(call.config, call.shape, call.extras, p,
+                                     call.k.data<float>(), call.v.data<float>(), sizeof(float),
+                                     call.dk.data<float>(), call.dv.data<float>(),
+                                     bias(call.extras, p),
+                                     call.dbias.empty() ? nullptr : call.dbias[p].data<float>()));
     }
   }
 
-  void forward_tasks(const AttentionParams& params, const PatternTasks& pattern) override {
-    check_float32_inputs(params);
+  void do_forward_tasks(const AttentionParams& params, const PatternTasks& pattern) override {
     forward_(params, pattern);
   }
-  void backward_tasks(const AttentionParams& params, const PatternTasks& pattern) override {
-    check_float32_inputs(params);
+  void do_backward_tasks(const AttentionParams& params, const PatternTasks& pattern) override {
     backward_(params, pattern);
   }
 
   // Accumulated in double: delta is the subtrahend of dP - delta, where cancellation
   // would magnify its rounding error.
-  void output_gradient_dot(const Tensor& o, const Tensor& dout, Tensor& delta) override {
-    check_tensor(dout, o.shape(), "do (the output gradient, must match o)");
-    LONGNET_CHECK(o.rank() == 4, "o must have rank 4, got shape {}", shape_string(o.shape()));
-    check_tensor(delta, {o.dim(0), o.dim(1), o.dim(2)}, "delta");
+  void do_output_gradient_dot(const Tensor& o, const Tensor& dout, Tensor& delta) override {
     const float* o_data = o.data<float>();
     const float* do_data = dout.data<float>();
     float* delta_data = delta.data<float>();
@@ -149,6 +112,10 @@ class CpuDilatedAttention final : public DilatedAttentionKernels {
   }
 
  private:
+  static const float* bias(const AttentionExtras& extras, std::size_t p) {
+    return extras.bias.empty() ? nullptr : extras.bias[p].data<float>();
+  }
+
   CpuIsa isa_;
   PatternFn forward_ = nullptr;
   PatternFn backward_ = nullptr;
@@ -156,11 +123,11 @@ class CpuDilatedAttention final : public DilatedAttentionKernels {
 
 }  // namespace
 
-std::unique_ptr<DilatedAttentionKernels> make_cpu_dilated_attention() {
+std::unique_ptr<DilatedAttentionOp> make_cpu_dilated_attention() {
   return make_cpu_dilated_attention(default_cpu_isa());
 }
 
-std::unique_ptr<DilatedAttentionKernels> make_cpu_dilated_attention(CpuIsa isa) {
+std::unique_ptr<DilatedAttentionOp> make_cpu_dilated_attention(CpuIsa isa) {
   return std::make_unique<CpuDilatedAttention>(isa);
 }
 

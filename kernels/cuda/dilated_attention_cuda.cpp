@@ -1,10 +1,9 @@
-// The CUDA backend: validation, the per-pattern task lists, device buffers and the stream;
-// the kernels behind kernels/cuda/dilated_attention_launch.hpp do the work.
-//
-// Validation runs before any CUDA call, in the order rank/shape, head dim, dtypes,
-// devices, so that every argument error is reported, naming the problem, even where no
-// GPU exists. Task pointers that are not Tensors can only be checked through the CUDA
-// runtime (cudaPointerGetAttributes), which happens next.
+// The CUDA backend: the op's hooks (the front end, kernels/dilated_attention_op.cpp, has
+// checked shapes, dtypes, memory and what this backend supports before any CUDA call, so
+// argument errors are reported even where no GPU exists), the per-pattern task lists,
+// device buffers and the stream; the kernels behind kernels/cuda/dilated_attention_launch.hpp
+// do the work. What only this backend checks: the 16-byte alignment of task rows, and,
+// through the CUDA runtime (cudaPointerGetAttributes), that pointers are on its device.
 //
 // Extras. forward()/backward() take the bias (and dbias) tensors in device memory, used
 // in place, or in host memory: bias is then copied to a device buffer and dbias computed
@@ -27,6 +26,8 @@
 #include <cstdint>
 #include <initializer_list>
 #include <limits>
+#include <optional>
+#include <string>
 #include <span>
 #include <utility>
 #include <vector>
@@ -39,60 +40,7 @@ using cuda_kernels::FlashParams;
 constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 constexpr float kLog2e = 1.4426950408889634f;
 
-// ---- validation (no CUDA calls) --------------------------------------------------------
-bool supported_input_dtype(DType dtype) {
-  return dtype == DType::bfloat16 || dtype == DType::float16 || dtype == DType::float32;
-}
-
-void check_head_dim(int64_t d) {
-  LONGNET_CHECK(cuda_kernels::head_dim_supported(d),
-                "head dim {} has no CUDA kernels; supported head dims: {}", d,
-                fmt::join(cuda_kernels::kSupportedHeadDims, ", "));
-}
-
-void check_input_dtype(DType dtype, const char* what) {
-  LONGNET_CHECK(supported_input_dtype(dtype),
-                "{} is {}; the CUDA kernels take bfloat16, float16 or float32 inputs", what,
-                dtype_name(dtype));
-}
-
-// t must exist, have `expected` shape and `dtype`; `what` names it.
-void check_tensor_like(const Tensor& t, const Shape& expected, DType dtype, const char* what,
-                       const char* dtype_reason) {
-  LONGNET_CHECK(t.defined(), "{} is missing (an empty tensor)", what);
-  LONGNET_CHECK(t.shape() == expected, "{} has shape {}, expected {}", what,
-                shape_string(t.shape()), shape_string(expected));
-  LONGNET_CHECK(t.dtype() == dtype, "{} is {} but must be {} ({})", what, dtype_name(t.dtype()),
-                dtype_name(dtype), dtype_reason);
-}
-
-// Tensor arguments with the names errors use for them.
-using NamedTensors = std::initializer_list<std::pair<const Tensor*, const char*>>;
-
-void check_on_device(NamedTensors tensors) {
-  for (const auto& [t, what] : tensors) {
-    LONGNET_CHECK(t->device() == Device::cuda,
-                  "{} is a host tensor (Device::cpu); the CUDA backend takes Device::cuda "
-                  "tensors: copy it with Tensor::to(Device::cuda)",
-                  what);
-  }
-}
-
-// q's shape, after checking its rank, sizes, head dim and dtype.
-AttentionShape check_query(const Tensor& q) {
-  LONGNET_CHECK(q.defined() && q.rank() == 4,
-                "q must have rank 4 [batch, tokens, heads, head_dim], got shape {}",
-                q.defined() ? shape_string(q.shape()) : "(empty)");
-  const AttentionShape shape{q.dim(0), q.dim(1), q.dim(2), q.dim(3)};
-  validate_shape(shape);
-  check_head_dim(shape.head_dim);
-  check_input_dtype(q.dtype(), "q");
-  return shape;
-}
-
-constexpr const char* kSameDtype = "q, k, v, o, do, dq, dk, dv share one dtype";
-constexpr const char* kFloat32 = "log-sum-exp rows are always float32";
-
+// ---- checks beyond the front end's (no CUDA calls) -----------------------------------
 // 16-byte rows for cp.async: element offsets and strides multiples of 16 / sizeof(T).
 void check_aligned(const void* p, int64_t element_bytes, int64_t element_multiple,
                    const char* what) {
@@ -104,50 +52,31 @@ void check_aligned(const void* p, int64_t element_bytes, int64_t element_multipl
                 what, p, alignment, element_bytes);
 }
 
-// Where the bias and dbias tensors of `extras` must be: with the first bias tensor (host or
-// device memory; check_extras then holds every other one to it), device memory if none.
-Device extras_device(const AttentionExtras& extras) {
-  return extras.bias.empty() ? Device::cuda : extras.bias.front().device();
-}
-
-void check_task_params(const AttentionParams& params, const PatternTasks& pattern, bool backward) {
-  check_dropout_probability(params.dropout_p);
-  check_input_dtype(params.input_dtype, "AttentionParams::input_dtype");
-  check_head_dim(params.head_dim);
-  LONGNET_CHECK(std::isfinite(params.scale) && params.scale > 0,
-                "AttentionParams::scale must be positive and finite, got {}", params.scale);
+// The alignment the kernels need of a task call (the front end checked the rest).
+void check_task_alignment(const AttentionParams& params, const PatternTasks& pattern,
+                          bool backward) {
   const bool wide = params.input_dtype == DType::float32;
   const int64_t element = static_cast<int64_t>(dtype_size(params.input_dtype));
   const int64_t multiple = wide ? 1 : 16 / element;  // elements per 16 bytes for 16-bit types
-  LONGNET_CHECK(params.q != nullptr, "AttentionParams::q is null");
   check_aligned(params.q, element, multiple, "AttentionParams::q");
   if (backward) {
-    LONGNET_CHECK(params.dout && params.saved_lse && params.delta && params.dq,
-                  "backward_tasks needs dout, saved_lse, delta and dq in AttentionParams");
     check_aligned(params.dout, element, multiple, "AttentionParams::dout");
     check_aligned(params.dq, 4, wide ? 1 : 2, "AttentionParams::dq");
   } else {
-    LONGNET_CHECK(params.o && params.lse, "forward_tasks needs o and lse in AttentionParams");
     check_aligned(params.o, 4, wide ? 1 : 2, "AttentionParams::o");
   }
   LONGNET_CHECK(pattern.query_row_stride % multiple == 0,
                 "query_row_stride {} must be a multiple of {} elements for {} inputs",
                 pattern.query_row_stride, multiple, dtype_name(params.input_dtype));
   for (const SegmentTask& task : pattern.tasks) {
-    LONGNET_CHECK(task.queries.count >= 0 && task.keys.count >= 0 && task.queries.first_index >= 0,
-                  "a task has negative counts or first_index");
     LONGNET_CHECK(task.queries.base % multiple == 0 && task.keys.row_stride % multiple == 0,
                   "task query base {} and key row_stride {} must be multiples of {} elements "
                   "for {} inputs",
                   task.queries.base, task.keys.row_stride, multiple,
                   dtype_name(params.input_dtype));
-    LONGNET_CHECK(task.keys.count == 0 || (task.keys.k && task.keys.v),
-                  "a task with keys has null k or v");
     check_aligned(task.keys.k, element, multiple, "a task's keys.k");
     check_aligned(task.keys.v, element, multiple, "a task's keys.v");
     if (backward) {
-      LONGNET_CHECK(task.keys.count == 0 || (task.keys.dk && task.keys.dv),
-                    "backward_tasks needs every task's keys.dk and keys.dv");
       check_aligned(task.keys.dk, 4, wide ? 1 : 2, "a task's keys.dk");
       check_aligned(task.keys.dv, 4, wide ? 1 : 2, "a task's keys.dv");
     }
@@ -214,33 +143,7 @@ PatternSlice append_tasks(const PatternTasks& pattern, std::vector<SegmentTask>&
   return slice;
 }
 
-// The whole sequence is on this device: k, v typed by `element_bytes`, dk, dv float32.
-PatternTasks pattern_tasks(const DilationPattern& pattern, HeadOffsets scheme,
-                           const AttentionShape& shape, const void* k, const void* v,
-                           std::size_t element_bytes, float* dk, float* dv,
-                           const TaskExtras& extras) {
-  return segment_tasks(pattern, scheme, shape, 0, shape.tokens, k, v, element_bytes, dk, dv,
-                       extras);
-}
-
-// Pattern p's TaskExtras with device pointers: `bias` and `dbias` (either may be null) are
-// the pattern's [H, 2L - 1] rows on the device; the dropout keys are pattern_task_extras'.
-TaskExtras device_task_extras(const DilatedAttentionConfig& config, const AttentionShape& shape,
-                              const AttentionExtras& extras, std::size_t p, const float* bias,
-                              float* dbias) {
-  TaskExtras out = pattern_task_extras(config, shape, extras, {}, p);
-  out.bias.clear();  // pointers into the tensors, which may be host memory: replaced
-  out.dbias.clear();
-  const int64_t center = relative_bias_rows(config.patterns[p]) - 1;  // element of d = 0
-  const int64_t row = 2 * center + 1;
-  for (int64_t h = 0; h < shape.heads; ++h) {
-    if (bias != nullptr) out.bias.push_back(bias + h * row + center);
-    if (dbias != nullptr) out.dbias.push_back(dbias + h * row + center);
-  }
-  return out;
-}
-
-class CudaDilatedAttention final : public DilatedAttentionKernels {
+class CudaDilatedAttention final : public DilatedAttentionOp {
  public:
   CudaDilatedAttention(int device, bool deterministic)
       : device_(device), deterministic_(deterministic) {
@@ -262,108 +165,103 @@ class CudaDilatedAttention final : public DilatedAttentionKernels {
   std::string name() const override {
     return fmt::format("cuda:{}{}", device_, deterministic_ ? "" : "-atomic-dq");
   }
+  Device device() const override { return Device::cuda; }
 
-  void forward(const DilatedAttentionConfig& config, const Tensor& q, const Tensor& k,
-               const Tensor& v, Tensor& o, Tensor& lse, const AttentionExtras& extras) override {
-    validate_config(config);
-    const AttentionShape shape = check_query(q);
-    const DType dtype = q.dtype();
-    check_tensor_like(k, q.shape(), dtype, "k (must match q)", kSameDtype);
-    check_tensor_like(v, q.shape(), dtype, "v (must match q)", kSameDtype);
-    check_tensor_like(o, q.shape(), dtype, "o", kSameDtype);
-    check_tensor_like(lse, lse_shape(shape), DType::float32, "lse", kFloat32);
-    check_extras(config, shape, extras, {}, extras_device(extras));
-    const NamedTensors tensors = {{&q, "q"}, {&k, "k"}, {&v, "v"}, {&o, "o"}, {&lse, "lse"}};
-    check_on_device(tensors);
+ protected:
+  std::optional<std::string> unsupported_dtype(DType dtype) const override {
+    if (dtype == DType::bfloat16 || dtype == DType::float16 || dtype == DType::float32) {
+      return std::nullopt;
+    }
+    return fmt::format("q is {}; the CUDA kernels take bfloat16, float16 or float32 inputs",
+                       dtype_name(dtype));
+  }
+  std::optional<std::string> unsupported_head_dim(int64_t head_dim) const override {
+    if (cuda_kernels::head_dim_supported(head_dim)) return std::nullopt;
+    return fmt::format("head dim {} has no CUDA kernels; supported head dims: {}", head_dim,
+                       fmt::join(cuda_kernels::kSupportedHeadDims, ", "));
+  }
 
+  void do_forward(const ForwardCall& call) override {
+    const DilatedAttentionConfig& config = call.config;
+    const AttentionShape& shape = call.shape;
+    const DType dtype = call.params.input_dtype;
     DeviceGuard guard(device_);
     cudaStream_t stream = this->stream();
-    check_tensors_here(tensors);
-    const std::vector<const float*> bias = device_bias(extras, stream);
+    check_tensors_here(
+        {{&call.q, "q"}, {&call.k, "k"}, {&call.v, "v"}, {&call.o, "o"}, {&call.lse, "lse"}});
+    const std::vector<const float*> bias = device_bias(call.extras, stream);
     std::vector<SegmentTask> all;
     std::vector<PatternSlice> slices;
     for (std::size_t p = 0; p < config.patterns.size(); ++p) {
-      const TaskExtras task_extras = device_task_extras(
-          config, shape, extras, p, bias.empty() ? nullptr : bias[p], nullptr);
       slices.push_back(append_tasks(
-          pattern_tasks(config.patterns[p], config.head_offsets, shape, k.raw(), v.raw(),
-                        dtype_size(dtype), nullptr, nullptr, task_extras),
+          whole_sequence_tasks(config, shape, call.extras, p, call.k.raw(), call.v.raw(),
+                               dtype_size(dtype), nullptr, nullptr,
+                               bias.empty() ? nullptr : bias[p], nullptr),
           all));
     }
     const SegmentTask* device_tasks = upload(all, stream);
 
     const int64_t elements = shape.elements();
-    float* o_acc =
-        dtype == DType::float32 ? o.data<float>() : o_accumulator_.ensure_elements<float>(elements);
+    float* o_acc = dtype == DType::float32 ? call.o.data<float>()
+                                           : o_accumulator_.ensure_elements<float>(elements);
     LONGNET_CHECK_CUDA(cudaMemsetAsync(o_acc, 0, static_cast<std::size_t>(elements) * 4, stream));
-    cuda_kernels::fill(lse.data<float>(), shape.rows(), kNegInf, stream);
-    FlashParams params = base_params(config, shape, extras.dropout_p);
-    params.q = q.raw();
+    cuda_kernels::fill(call.lse.data<float>(), shape.rows(), kNegInf, stream);
+    FlashParams params = task_params(call.params);
     params.o = o_acc;
-    params.lse = lse.data<float>();
+    params.lse = call.lse.data<float>();
     for (const PatternSlice& slice : slices) {
       cuda_kernels::forward_pattern(dtype, with_slice(params, slice, device_tasks), stream);
     }
     if (dtype != DType::float32) {
-      cuda_kernels::convert_from_float(dtype, o_acc, o.raw(), elements, stream);
+      cuda_kernels::convert_from_float(dtype, o_acc, call.o.raw(), elements, stream);
     }
     LONGNET_CHECK_CUDA(cudaStreamSynchronize(stream), "the dilated-attention forward");
   }
 
-  void backward(const DilatedAttentionConfig& config, const Tensor& q, const Tensor& k,
-                const Tensor& v, const Tensor& o, const Tensor& lse, const Tensor& dout, Tensor& dq,
-                Tensor& dk, Tensor& dv, const AttentionExtras& extras,
-                std::span<Tensor> dbias) override {
-    validate_config(config);
-    const AttentionShape shape = check_query(q);
-    const DType dtype = q.dtype();
-    check_tensor_like(k, q.shape(), dtype, "k (must match q)", kSameDtype);
-    check_tensor_like(v, q.shape(), dtype, "v (must match q)", kSameDtype);
-    check_tensor_like(o, q.shape(), dtype, "o", kSameDtype);
-    check_tensor_like(lse, lse_shape(shape), DType::float32, "lse", kFloat32);
-    check_tensor_like(dout, q.shape(), dtype, "do (the output gradient)", kSameDtype);
-    check_tensor_like(dq, q.shape(), dtype, "dq", kSameDtype);
-    check_tensor_like(dk, q.shape(), dtype, "dk", kSameDtype);
-    check_tensor_like(dv, q.shape(), dtype, "dv", kSameDtype);
-    check_extras(config, shape, extras, dbias, extras_device(extras));
-    const NamedTensors tensors = {{&q, "q"},   {&k, "k"},     {&v, "v"},
-                                  {&o, "o"},   {&lse, "lse"}, {&dout, "do"},
-                                  {&dq, "dq"}, {&dk, "dk"},   {&dv, "dv"}};
-    check_on_device(tensors);
-
+  void do_backward(const BackwardCall& call) override {
+    const DilatedAttentionConfig& config = call.config;
+    const AttentionShape& shape = call.shape;
+    const DType dtype = call.params.input_dtype;
     DeviceGuard guard(device_);
     cudaStream_t stream = this->stream();
-    check_tensors_here(tensors);
+    check_tensors_here({{&call.q, "q"},
+                        {&call.k, "k"},
+                        {&call.v, "v"},
+                        {&call.o, "o"},
+                        {&call.lse, "lse"},
+                        {&call.dout, "do"},
+                        {&call.dq, "dq"},
+                        {&call.dk, "dk"},
+                        {&call.dv, "dv"}});
     const int64_t elements = shape.elements();
     const bool wide = dtype == DType::float32;
     float* acc = wide ? nullptr : grad_accumulator_.ensure_elements<float>(3 * elements);
-    float* dq_acc = wide ? dq.data<float>() : acc;
-    float* dk_acc = wide ? dk.data<float>() : acc + elements;
-    float* dv_acc = wide ? dv.data<float>() : acc + 2 * elements;
+    float* dq_acc = wide ? call.dq.data<float>() : acc;
+    float* dk_acc = wide ? call.dk.data<float>() : acc + elements;
+    float* dv_acc = wide ? call.dv.data<float>() : acc + 2 * elements;
     for (float* g : {dq_acc, dk_acc, dv_acc}) {
       LONGNET_CHECK_CUDA(cudaMemsetAsync(g, 0, static_cast<std::size_t>(elements) * 4, stream));
     }
     float* delta = delta_.ensure_elements<float>(shape.rows());
-    cuda_kernels::row_dot(dtype, dout.raw(), o.raw(), delta, shape.rows(), shape.head_dim, stream);
+    cuda_kernels::row_dot(dtype, call.dout.raw(), call.o.raw(), delta, shape.rows(),
+                          shape.head_dim, stream);
 
-    const std::vector<const float*> bias = device_bias(extras, stream);
-    const std::vector<float*> dbias_acc = device_dbias(dbias, stream);
+    const std::vector<const float*> bias = device_bias(call.extras, stream);
+    const std::vector<float*> dbias_acc = device_dbias(call.dbias, stream);
     std::vector<SegmentTask> all;
     std::vector<PatternSlice> slices;
     for (std::size_t p = 0; p < config.patterns.size(); ++p) {
-      const TaskExtras task_extras =
-          device_task_extras(config, shape, extras, p, bias.empty() ? nullptr : bias[p],
-                             dbias_acc.empty() ? nullptr : dbias_acc[p]);
       slices.push_back(append_tasks(
-          pattern_tasks(config.patterns[p], config.head_offsets, shape, k.raw(), v.raw(),
-                        dtype_size(dtype), dk_acc, dv_acc, task_extras),
+          whole_sequence_tasks(config, shape, call.extras, p, call.k.raw(), call.v.raw(),
+                               dtype_size(dtype), dk_acc, dv_acc,
+                               bias.empty() ? nullptr : bias[p],
+                               dbias_acc.empty() ? nullptr : dbias_acc[p]),
           all));
     }
     const SegmentTask* device_tasks = upload(all, stream);
-    FlashParams params = base_params(config, shape, extras.dropout_p);
-    params.q = q.raw();
-    params.dout = dout.raw();
-    params.saved_lse = lse.data<float>();
+    FlashParams params = task_params(call.params);
+    params.dout = call.dout.raw();
+    params.saved_lse = call.lse.data<float>();
     params.delta = delta;
     params.dq = dq_acc;
     for (const PatternSlice& slice : slices) {
@@ -371,16 +269,16 @@ class CudaDilatedAttention final : public DilatedAttentionKernels {
                                      stream);
     }
     if (!wide) {
-      cuda_kernels::convert_from_float(dtype, dq_acc, dq.raw(), elements, stream);
-      cuda_kernels::convert_from_float(dtype, dk_acc, dk.raw(), elements, stream);
-      cuda_kernels::convert_from_float(dtype, dv_acc, dv.raw(), elements, stream);
+      cuda_kernels::convert_from_float(dtype, dq_acc, call.dq.raw(), elements, stream);
+      cuda_kernels::convert_from_float(dtype, dk_acc, call.dk.raw(), elements, stream);
+      cuda_kernels::convert_from_float(dtype, dv_acc, call.dv.raw(), elements, stream);
     }
-    download_dbias(dbias, dbias_acc, stream);
+    download_dbias(call.dbias, dbias_acc, stream);
     LONGNET_CHECK_CUDA(cudaStreamSynchronize(stream), "the dilated-attention backward");
   }
 
-  void forward_tasks(const AttentionParams& params, const PatternTasks& pattern) override {
-    check_task_params(params, pattern, false);
+  void do_forward_tasks(const AttentionParams& params, const PatternTasks& pattern) override {
+    check_task_alignment(params, pattern, false);
     DeviceGuard guard(device_);
     cudaStream_t stream = this->stream();
     check_pointer_here(params.q, "AttentionParams::q");
@@ -398,8 +296,8 @@ class CudaDilatedAttention final : public DilatedAttentionKernels {
     LONGNET_CHECK_CUDA(cudaStreamSynchronize(stream), "forward_tasks");
   }
 
-  void backward_tasks(const AttentionParams& params, const PatternTasks& pattern) override {
-    check_task_params(params, pattern, true);
+  void do_backward_tasks(const AttentionParams& params, const PatternTasks& pattern) override {
+    check_task_alignment(params, pattern, true);
     DeviceGuard guard(device_);
     cudaStream_t stream = this->stream();
     check_pointer_here(params.q, "AttentionParams::q");
@@ -419,18 +317,10 @@ class CudaDilatedAttention final : public DilatedAttentionKernels {
     LONGNET_CHECK_CUDA(cudaStreamSynchronize(stream), "backward_tasks");
   }
 
-  void output_gradient_dot(const Tensor& o, const Tensor& dout, Tensor& delta) override {
-    LONGNET_CHECK(o.defined() && o.rank() == 4, "o must have rank 4, got shape {}",
-                  o.defined() ? shape_string(o.shape()) : "(empty)");
-    check_input_dtype(o.dtype(), "o");
-    check_tensor_like(dout, o.shape(), o.dtype(), "do (the output gradient, must match o)",
-                      kSameDtype);
-    check_tensor_like(delta, {o.dim(0), o.dim(1), o.dim(2)}, DType::float32, "delta", kFloat32);
-    const NamedTensors tensors = {{&o, "o"}, {&dout, "do"}, {&delta, "delta"}};
-    check_on_device(tensors);
+  void do_output_gradient_dot(const Tensor& o, const Tensor& dout, Tensor& delta) override {
     DeviceGuard guard(device_);
     cudaStream_t stream = this->stream();
-    check_tensors_here(tensors);
+    check_tensors_here({{&o, "o"}, {&dout, "do"}, {&delta, "delta"}});
     cuda_kernels::row_dot(o.dtype(), dout.raw(), o.raw(), delta.data<float>(), delta.numel(),
                           o.dim(3), stream);
     LONGNET_CHECK_CUDA(cudaStreamSynchronize(stream), "output_gradient_dot");
@@ -453,6 +343,7 @@ class CudaDilatedAttention final : public DilatedAttentionKernels {
                   "{} lives on CUDA device {}, but this backend runs on device {}", what,
                   attributes.device, device_);
   }
+  using NamedTensors = std::initializer_list<std::pair<const Tensor*, const char*>>;
   void check_tensors_here(NamedTensors tensors) const {
     for (const auto& [t, what] : tensors) check_pointer_here(t->raw(), what);
   }
@@ -543,16 +434,6 @@ class CudaDilatedAttention final : public DilatedAttentionKernels {
     params.dropout_threshold = p > 0.0f ? dropout_threshold(p) : 0;
     params.dropout_scale = p > 0.0f ? 1.0f / (1.0f - p) : 1.0f;
   }
-  static FlashParams base_params(const DilatedAttentionConfig& config,
-                                 const AttentionShape& shape, float dropout_p) {
-    FlashParams params;
-    params.head_dim = static_cast<int>(shape.head_dim);
-    params.scale = static_cast<float>(softmax_scale(config, shape.head_dim));
-    params.scale_log2 = params.scale * kLog2e;
-    params.causal = config.causal;
-    set_dropout(params, dropout_p);
-    return params;
-  }
   static FlashParams task_params(const AttentionParams& params) {
     FlashParams flash;
     flash.q = params.q;
@@ -583,7 +464,7 @@ class CudaDilatedAttention final : public DilatedAttentionKernels {
 
 }  // namespace
 
-std::unique_ptr<DilatedAttentionKernels> make_cuda_dilated_attention(int device,
+std::unique_ptr<DilatedAttentionOp> make_cuda_dilated_attention(int device,
                                                                      bool deterministic) {
   return std::make_unique<CudaDilatedAttention>(device, deterministic);
 }

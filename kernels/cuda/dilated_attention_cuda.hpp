@@ -44,7 +44,7 @@ namespace longnet {
 
 // No CUDA call happens until the first forward/backward: argument errors are reported
 // (as Error) even on a machine without a GPU.
-std::unique_ptr<DilatedAttentionKernels> make_cuda_dilated_attention(int device = 0,
+std::unique_ptr<DilatedAttentionOp> make_cuda_dilated_attention(int device = 0,
                                                                      bool deterministic = true);
 
 }  // namespace longnet

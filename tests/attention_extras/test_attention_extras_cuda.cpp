@@ -730,7 +730,7 @@ class CudaExtrasErrors : public testing::Test {
   Shape shape_ = qkv_shape(s_);
   Tensor t_ = Tensor::zeros(shape_), lse_ = Tensor::zeros(lse_shape(s_));
   DilatedAttentionConfig config_ = config({32}, {2}, kCausal, HO::interleaved);
-  std::unique_ptr<DilatedAttentionKernels> kernels_ = make_cuda_dilated_attention();
+  std::unique_ptr<DilatedAttentionOp> kernels_ = make_cuda_dilated_attention();
 };
 
 TEST_F(CudaExtrasErrors, MalformedExtrasNameTheProblemBeforeAnyCudaCall) {

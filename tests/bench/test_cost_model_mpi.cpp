@@ -58,7 +58,7 @@ Counted counted(const SequenceParallelAttention& sp) {
 class CostModelCountersTest : public ::testing::TestWithParam<CountersCase> {
  protected:
   std::unique_ptr<MpiCommunicator> world_ = MpiCommunicator::world("cost model test");
-  std::unique_ptr<DilatedAttentionKernels> kernels_ = make_cpu_dilated_attention();
+  std::unique_ptr<DilatedAttentionOp> kernels_ = make_cpu_dilated_attention();
 };
 
 TEST_P(CostModelCountersTest, BytesAndCallsEqualTheCounters) {

@@ -1,0 +1,31 @@
+#include "comm/communicator_factory.hpp"
+
+#include "comm/mpi_communicator.hpp"
+#include "comm/self_communicator.hpp"
+#include "longnet/config.hpp"
+#include "runtime/error.hpp"
+
+#ifdef LONGNET_HAVE_NCCL
+#include "comm/nccl_communicator.hpp"
+#endif
+
+namespace longnet {
+
+std::unique_ptr<Communicator> make_communicator(std::string_view backend, std::string name) {
+  if (backend == "self") return std::make_unique<SelfCommunicator>(std::move(name));
+  if (backend == "mpi") return MpiCommunicator::world(std::move(name));
+  if (backend == "nccl") {
+#ifdef LONGNET_HAVE_NCCL
+    // The MPI world only bootstraps NCCL (the unique id); the node split picks the device.
+    auto bootstrap = MpiCommunicator::world(name + " bootstrap");
+    const auto node = bootstrap->split_by_node(name + " node");
+    return NcclCommunicator::create(*bootstrap, node->rank(), std::move(name));
+#else
+    fail("communicator backend 'nccl': this build has no NCCL (configured without "
+         "LONGNET_CUDA, or NCCL was not found); use 'mpi' or 'self'");
+#endif
+  }
+  fail("unknown communicator backend '{}': use mpi, nccl or self", backend);
+}
+
+}  // namespace longnet
