@@ -188,10 +188,7 @@ void run(const Options& opt) {
   for (const ResultRow& row : rows) wrong += row.wrong;
   if (printer) {
     print_footer(rows);
-    if (!opt.csv.empty()) write_csv(opt.csv, info, rows);
-    if (!opt.json.empty()) write_json(opt.json, info, rows);
-    if (!opt.csv.empty()) fmt::print("# wrote {}\n", opt.csv);
-    if (!opt.json.empty()) fmt::print("# wrote {}\n", opt.json);
+    write_outputs(result_table(info, rows), opt.csv, opt.json);
   }
   if (wrong != 0)
     throw CheckFailed(fmt::format("{} elements held a wrong value after a collective (column "
