@@ -222,8 +222,7 @@ void add_comm_bench(CLI::App& bench) {
   cmd->add_option("--dtype,-d", opt->dtype, "float, double, int32 or int64");
   cmd->add_option("--backend", opt->backend, "mpi, or nccl (needs a build with NCCL and a GPU per rank)")
       ->check(CLI::IsMember({"mpi", "nccl"}));
-  cmd->add_option("--csv", opt->csv, "also write the rows as CSV to this file");
-  cmd->add_option("--json", opt->json, "also write the rows as JSON to this file");
+  add_output_options(*cmd, opt->csv, opt->json);
   cmd->callback([opt] {
     // Every rank parses the same command line, so these refusals are agreed.
     if (opt->driver.iters < 1 || opt->driver.warmup < 0)
