@@ -189,10 +189,7 @@ void run(const Options& opt) {
   for (const ResultRow& row : rows) wrong += row.wrong;
   if (printer) {
     print_footer(rows);
-    if (!opt.csv.empty()) write_csv(opt.csv, info, rows);
-    if (!opt.json.empty()) write_json(opt.json, info, rows);
-    if (!opt.csv.empty()) fmt::print("# wrote {}\n", opt.csv);
-    if (!opt.json.empty()) fmt::print("# wrote {}\n", opt.json);
+    write_outputs(result_table(info, rows), opt.csv, opt.json);
   }
   if (wrong != 0)
     throw CheckFailed(fmt::format("{} elements held a wrong value after a collective (column "
@@ -226,8 +223,7 @@ void add_comm_bench(CLI::App& bench) {
   cmd->add_option("--dtype,-d", opt->dtype, "float, double, int32 or int64");
   cmd->add_option("--backend", opt->backend, "mpi, or nccl (needs a build with NCCL and a GPU per rank)")
       ->check(CLI::IsMember({"mpi", "nccl"}));
-  cmd->add_option("--csv", opt->csv, "also write the rows as CSV to this file");
-  cmd->add_option("--json", opt->json, "also write the rows as JSON to this file");
+  add_output_options(*cmd, opt->csv, opt->json);
   cmd->callback([opt] {
     // Every rank parses the same command line, so these refusals are agreed.
     if (opt->driver.iters < 1 || opt->driver.warmup < 0)

@@ -2,6 +2,8 @@
 // bench/cost_model_validation.hpp says what is fitted and what is compared.
 #include "bench/cost_model_validation.hpp"
 
+#include "bench/stats.hpp"
+
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -12,12 +14,6 @@
 
 namespace longnet::bench {
 namespace {
-
-double median(std::vector<double> values) {
-  std::ranges::sort(values);
-  const std::size_t mid = values.size() / 2;
-  return values.size() % 2 ? values[mid] : 0.5 * (values[mid - 1] + values[mid]);
-}
 
 // The 'ranks' cell of a row as the int the model counts ranks in: a count below 1 or
 // beyond int is named with its row, not truncated by the cast.

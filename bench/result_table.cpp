@@ -3,6 +3,7 @@
 #include "runtime/error.hpp"
 
 #include <fmt/format.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <array>
@@ -10,6 +11,7 @@
 #include <cmath>
 #include <chrono>
 #include <ctime>
+#include <filesystem>
 #include <fstream>
 
 namespace longnet::bench {
@@ -94,9 +96,32 @@ void write_json(const ResultTable& table, const std::string& path) {
   out << "\n  ]\n}\n";
 }
 
+CLI::Validator writable_output_file() {
+  return CLI::Validator(
+      [](const std::string& path) -> std::string {
+        namespace fs = std::filesystem;
+        if (path.empty()) return "an empty path; give a file to write";
+        const fs::path file(path);
+        const fs::path dir = file.has_parent_path() ? file.parent_path() : fs::path(".");
+        std::error_code error;
+        if (fs::is_directory(file, error))
+          return fmt::format("'{}' is a directory; give a file path inside it", path);
+        if (!fs::is_directory(dir, error))
+          return fmt::format("cannot write '{}': directory '{}' does not exist; create it first",
+                             path, dir.string());
+        if (::access(dir.c_str(), W_OK | X_OK) != 0)
+          return fmt::format("cannot write '{}': directory '{}' is not writable", path,
+                             dir.string());
+        return {};
+      },
+      "FILE", "writable output file");
+}
+
 void add_output_options(CLI::App& command, std::string& csv, std::string& json) {
-  command.add_option("--csv", csv, "also write the rows as CSV to this file");
-  command.add_option("--json", json, "also write the rows and the run's description as JSON");
+  command.add_option("--csv", csv, "also write the rows as CSV to this file")
+      ->check(writable_output_file());
+  command.add_option("--json", json, "also write the rows and the run's description as JSON")
+      ->check(writable_output_file());
 }
 
 void write_outputs(const ResultTable& table, const std::string& csv, const std::string& json) {

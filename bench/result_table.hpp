@@ -29,8 +29,13 @@ struct ResultTable {
 void write_csv(const ResultTable& table, const std::string& path);
 void write_json(const ResultTable& table, const std::string& path);
 
-// Every benchmark's --csv FILE and --json FILE.
+// Every benchmark's --csv FILE and --json FILE, refused at parsing (exit 2) unless
+// writable_output_file accepts them, so a typo does not cost the whole measurement.
 void add_output_options(CLI::App& command, std::string& csv, std::string& json);
+
+// A CLI11 check for a file to be written after the work: its directory exists and is
+// writable, and the path is not a directory. The message names the path and the fix.
+CLI::Validator writable_output_file();
 // Writes whichever of the two files was asked for, saying so on stdout ('# wrote ...').
 void write_outputs(const ResultTable& table, const std::string& csv, const std::string& json);
 

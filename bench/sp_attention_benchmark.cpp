@@ -335,7 +335,8 @@ void add_sp_attention_bench(CLI::App& bench) {
   add_measurement_options(*cmd, opt->isa, opt->repeats, opt->warmup, opt->check);
   add_output_options(*cmd, opt->csv, opt->json);
   cmd->add_option("--traffic-csv", opt->traffic_csv,
-                  "write the bytes per (N, rank, pattern) as CSV to this file");
+                  "write the bytes per (N, rank, pattern) as CSV to this file")
+      ->check(writable_output_file());
   cmd->callback([opt] {
     if (opt->repeats < 1 || opt->warmup < 0 || opt->check.rows < 1)
       throw AgreedError(fmt::format("--repeats {} and --check-rows {} must be >= 1, --warmup {} "

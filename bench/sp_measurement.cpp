@@ -46,15 +46,6 @@ Tensor place_shard(const Tensor& part, const Shape& full_shape, const Shard& sha
 
 }  // namespace
 
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  const std::size_t mid = v.size() / 2;
-  return v.size() % 2 ? v[mid] : 0.5 * (v[mid - 1] + v[mid]);
-}
-double mean(const std::vector<double>& v) {
-  return std::accumulate(v.begin(), v.end(), 0.0) / static_cast<double>(v.size());
-}
-
 CallTimes time_sp_calls(Communicator& group, const SequenceParallelAttention& sp, int repeats,
                         const std::function<void()>& fn) {
   CallTimes t;

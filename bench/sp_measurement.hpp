@@ -4,6 +4,7 @@
 // communication times.
 #pragma once
 
+#include "bench/stats.hpp"
 #include <CLI/CLI.hpp>
 
 #include "comm/communicator.hpp"
@@ -73,8 +74,6 @@ struct SpTimedCalls {
 SpTimedCalls time_sp_forward_backward(Communicator& group, SequenceParallelAttention& sp,
                                       const SpInputs& in, int warmup, int repeats);
 
-double median(std::vector<double> values);
-double mean(const std::vector<double>& values);
 
 // "rank 0 may run on 1 of 2 CPUs": mpirun binds ranks to cores by default, which
 // silently serialises a rank's OpenMP threads; headers say so.

@@ -17,6 +17,7 @@ Communicator::Communicator(int rank, int size, std::string name)
 }
 
 void Communicator::barrier(std::string_view tag) {
+  tag_in_flight_ = tag;
   do_barrier();
   counters_.record(CollectiveKind::barrier, tag, CommTraffic{.calls = 1});
 }

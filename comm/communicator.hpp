@@ -152,6 +152,9 @@ class Communicator {
   // color is >= 0 or absent; returns nullptr exactly when color is absent.
   virtual std::unique_ptr<Communicator> do_split(std::optional<int> color, int key,
                                                  std::string name) = 0;
+  // The tag of the collective the front end is running now (valid during a do_* call),
+  // for back ends whose errors name it (the MPI watchdog).
+  std::string_view current_tag() const { return tag_in_flight_; }
 
  private:
   // One contiguous buffer as the checks see it: where, how many elements, of what.
@@ -184,6 +187,7 @@ class Communicator {
   int size_;
   std::string name_;
   CommCounters counters_;
+  std::string_view tag_in_flight_;
 };
 
 // ---- the typed front end: check, call the back end, count ---------------------------
@@ -192,6 +196,7 @@ template <CommElement T>
 void Communicator::broadcast(std::span<T> buffer, int root, std::string_view tag) {
   check_root("broadcast", root);
   const auto count = static_cast<std::int64_t>(buffer.size());
+  tag_in_flight_ = tag;
   do_broadcast(buffer.data(), count, element_type_v<T>, root);
   counters_.record(CollectiveKind::broadcast, tag,
                    broadcast_traffic(rank_, size_, root, count, sizeof(T)));
@@ -203,6 +208,7 @@ void Communicator::all_reduce(std::span<const std::type_identity_t<T>> send, std
   check_same_count("all_reduce", extent(send), extent(recv));
   check_disjoint("all_reduce", extent(send), extent(recv));
   const auto count = static_cast<std::int64_t>(recv.size());
+  tag_in_flight_ = tag;
   do_all_reduce(send.data(), recv.data(), count, element_type_v<T>, op);
   counters_.record(CollectiveKind::all_reduce, tag, all_reduce_traffic(size_, count, sizeof(T)));
 }
@@ -212,6 +218,7 @@ std::unique_ptr<PendingCollective> Communicator::start_all_reduce_in_place(std::
                                                                            ReduceOp op,
                                                                            std::string_view tag) {
   const auto count = static_cast<std::int64_t>(buffer.size());
+  tag_in_flight_ = tag;
   auto pending = do_start_all_reduce(buffer.data(), count, element_type_v<T>, op);
   counters_.record(CollectiveKind::all_reduce, tag, all_reduce_traffic(size_, count, sizeof(T)));
   return pending;
@@ -220,6 +227,7 @@ std::unique_ptr<PendingCollective> Communicator::start_all_reduce_in_place(std::
 template <CommElement T>
 void Communicator::all_reduce_in_place(std::span<T> buffer, ReduceOp op, std::string_view tag) {
   const auto count = static_cast<std::int64_t>(buffer.size());
+  tag_in_flight_ = tag;
   do_all_reduce(buffer.data(), buffer.data(), count, element_type_v<T>, op);
   counters_.record(CollectiveKind::all_reduce, tag, all_reduce_traffic(size_, count, sizeof(T)));
 }
@@ -229,6 +237,7 @@ void Communicator::all_gather(std::span<const std::type_identity_t<T>> send, std
                               std::string_view tag) {
   check_all_gather(extent(send), extent(recv));
   const auto count = static_cast<std::int64_t>(send.size());
+  tag_in_flight_ = tag;
   do_all_gather(send.data(), recv.data(), count, element_type_v<T>);
   counters_.record(CollectiveKind::all_gather, tag,
                    all_gather_traffic(rank_, equal_counts(count), sizeof(T)));
@@ -239,6 +248,7 @@ void Communicator::all_gatherv(std::span<const std::type_identity_t<T>> send, st
                                std::span<const std::int64_t> counts, std::string_view tag) {
   check_counts("all_gatherv", counts, extent(send), extent(recv));
   check_disjoint("all_gatherv", extent(send), extent(recv));
+  tag_in_flight_ = tag;
   do_all_gatherv(send.data(), recv.data(), counts, element_type_v<T>);
   counters_.record(CollectiveKind::all_gather, tag, all_gather_traffic(rank_, counts, sizeof(T)));
 }
@@ -248,6 +258,7 @@ void Communicator::reduce_scatter(std::span<const std::type_identity_t<T>> send,
                                   std::span<T> recv, ReduceOp op, std::string_view tag) {
   check_reduce_scatter(extent(send), extent(recv));
   const auto count = static_cast<std::int64_t>(recv.size());
+  tag_in_flight_ = tag;
   do_reduce_scatter(send.data(), recv.data(), count, element_type_v<T>, op);
   counters_.record(CollectiveKind::reduce_scatter, tag,
                    reduce_scatter_traffic(rank_, equal_counts(count), sizeof(T)));
@@ -259,6 +270,7 @@ void Communicator::reduce_scatterv(std::span<const std::type_identity_t<T>> send
                                    ReduceOp op, std::string_view tag) {
   check_counts("reduce_scatterv", counts, extent(recv), extent(send));
   check_disjoint("reduce_scatterv", extent(send), extent(recv));
+  tag_in_flight_ = tag;
   do_reduce_scatterv(send.data(), recv.data(), counts, element_type_v<T>, op);
   counters_.record(CollectiveKind::reduce_scatter, tag,
                    reduce_scatter_traffic(rank_, counts, sizeof(T)));

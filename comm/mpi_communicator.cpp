@@ -2,9 +2,6 @@
 // when it exceeds the int range of MPI counts (see the header).
 #include "comm/mpi_communicator.hpp"
 
-#include "comm/mpi_check.hpp"
-#include "runtime/error.hpp"
-
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -14,23 +11,35 @@
 #include <utility>
 #include <vector>
 
+#include "comm/mpi_check.hpp"
+#include "runtime/error.hpp"
+
 namespace longnet {
 namespace {
 
 MPI_Datatype mpi_type(ElementType type) {
   switch (type) {
-    case ElementType::int8: return MPI_INT8_T;
-    case ElementType::uint8: return MPI_UINT8_T;
-    case ElementType::int32: return MPI_INT32_T;
-    case ElementType::uint32: return MPI_UINT32_T;
-    case ElementType::int64: return MPI_INT64_T;
-    case ElementType::uint64: return MPI_UINT64_T;
-    case ElementType::float32: return MPI_FLOAT;
-    case ElementType::float64: return MPI_DOUBLE;
+    case ElementType::int8:
+      return MPI_INT8_T;
+    case ElementType::uint8:
+      return MPI_UINT8_T;
+    case ElementType::int32:
+      return MPI_INT32_T;
+    case ElementType::uint32:
+      return MPI_UINT32_T;
+    case ElementType::int64:
+      return MPI_INT64_T;
+    case ElementType::uint64:
+      return MPI_UINT64_T;
+    case ElementType::float32:
+      return MPI_FLOAT;
+    case ElementType::float64:
+      return MPI_DOUBLE;
     // No MPI type for 16-bit floats: opaque 2-byte elements, fine for moving them
     // (reductions go through mpi_reduce_type, which refuses them).
     case ElementType::bfloat16:
-    case ElementType::float16: return MPI_UINT16_T;
+    case ElementType::float16:
+      return MPI_UINT16_T;
   }
   fail("no MPI datatype for element type {}", static_cast<int>(type));
 }
@@ -46,9 +55,12 @@ MPI_Datatype mpi_reduce_type(ElementType type, ReduceOp op) {
 
 MPI_Op mpi_op(ReduceOp op) {
   switch (op) {
-    case ReduceOp::sum: return MPI_SUM;
-    case ReduceOp::max: return MPI_MAX;
-    case ReduceOp::min: return MPI_MIN;
+    case ReduceOp::sum:
+      return MPI_SUM;
+    case ReduceOp::max:
+      return MPI_MAX;
+    case ReduceOp::min:
+      return MPI_MIN;
   }
   fail("no MPI reduction for op {}", static_cast<int>(op));
 }
@@ -122,7 +134,8 @@ std::unique_ptr<MpiCommunicator> MpiCommunicator::duplicate(MPI_Comm comm, std::
 }
 
 std::unique_ptr<MpiCommunicator> MpiCommunicator::adopt(MPI_Comm comm, std::string name,
-                                                        Options options) {
+                                                        Options options,
+                                                        std::optional<double> timeout_s) {
   CommGuard guard(comm);
   const std::string context = fmt::format("communicator '{}'", name);
   LONGNET_CHECK(options.max_elements_per_call >= 1 && options.max_elements_per_call <= kMaxMpiCount,
@@ -135,8 +148,12 @@ std::unique_ptr<MpiCommunicator> MpiCommunicator::adopt(MPI_Comm comm, std::stri
   LONGNET_MPI_CHECK(MPI_Comm_rank(guard.get(), &rank), context);
   LONGNET_MPI_CHECK(MPI_Comm_size(guard.get(), &size), context);
   // The constructor is private, so make_unique cannot reach it.
-  return std::unique_ptr<MpiCommunicator>(
+  auto watchdog = std::make_unique<CollectiveWatchdog>(
+      guard.get(), name, CollectiveWatchdog::resolve_timeout(timeout_s));
+  auto comm_ptr = std::unique_ptr<MpiCommunicator>(
       new MpiCommunicator(guard.release(), rank, size, std::move(name), options));
+  comm_ptr->watchdog_ = std::move(watchdog);
+  return comm_ptr;
 }
 
 MpiCommunicator::MpiCommunicator(MPI_Comm comm, int rank, int size, std::string name,
@@ -147,6 +164,7 @@ MpiCommunicator::MpiCommunicator(MPI_Comm comm, int rank, int size, std::string 
       context_(fmt::format("communicator '{}'", name)) {}
 
 MpiCommunicator::~MpiCommunicator() {
+  watchdog_.reset();
   int finalized = 0;
   MPI_Finalized(&finalized);
   // After MPI_Finalize the handle is already gone; a destructor cannot report failure.
@@ -155,19 +173,21 @@ MpiCommunicator::~MpiCommunicator() {
 
 std::unique_ptr<MpiCommunicator> MpiCommunicator::split_mpi(std::optional<int> color, int key,
                                                             std::string name) {
-  LONGNET_CHECK(!color || *color >= 0, "split of {}: color {} is negative; pass kNoColor to "
-                "join no sub-communicator", context_, color.value_or(0));
+  LONGNET_CHECK(!color || *color >= 0,
+                "split of {}: color {} is negative; pass kNoColor to "
+                "join no sub-communicator",
+                context_, color.value_or(0));
   MPI_Comm child = MPI_COMM_NULL;
   LONGNET_MPI_CHECK(MPI_Comm_split(comm_, color ? *color : MPI_UNDEFINED, key, &child), context_);
   if (child == MPI_COMM_NULL) return nullptr;
-  return adopt(child, std::move(name), options_);
+  return adopt(child, std::move(name), options_, collective_timeout());
 }
 
 std::unique_ptr<MpiCommunicator> MpiCommunicator::split_by_node(std::string name) {
   MPI_Comm child = MPI_COMM_NULL;
-  LONGNET_MPI_CHECK(
-      MPI_Comm_split_type(comm_, MPI_COMM_TYPE_SHARED, rank(), MPI_INFO_NULL, &child), context_);
-  return adopt(child, std::move(name), options_);
+  LONGNET_MPI_CHECK(MPI_Comm_split_type(comm_, MPI_COMM_TYPE_SHARED, rank(), MPI_INFO_NULL, &child),
+                    context_);
+  return adopt(child, std::move(name), options_, collective_timeout());
 }
 
 std::unique_ptr<Communicator> MpiCommunicator::do_split(std::optional<int> color, int key,
@@ -177,17 +197,29 @@ std::unique_ptr<Communicator> MpiCommunicator::do_split(std::optional<int> color
 
 // ---- collectives ------------------------------------------------------------------------
 
-template <typename Fn> void MpiCommunicator::for_each_slice(std::int64_t count, Fn&& fn) const {
+template <typename Fn>
+void MpiCommunicator::for_each_slice(std::int64_t count, Fn&& fn) const {
   for (std::int64_t first = 0; first < count; first += options_.max_elements_per_call)
     fn(first, std::min(options_.max_elements_per_call, count - first));
 }
 
-void MpiCommunicator::do_barrier() { LONGNET_MPI_CHECK(MPI_Barrier(comm_), context_); }
+template <typename Start>
+void MpiCommunicator::run(std::string_view collective, Start&& start) {
+  const CollectiveWatchdog::Collective watched = watchdog_->begin(collective, current_tag());
+  MPI_Request request = MPI_REQUEST_NULL;
+  LONGNET_MPI_CHECK(start(&request), context_);
+  watchdog_->wait(std::span<MPI_Request>(&request, 1), watched);
+}
+
+void MpiCommunicator::do_barrier() {
+  run("barrier", [&](MPI_Request* r) { return MPI_Ibarrier(comm_, r); });
+}
 
 void MpiCommunicator::do_broadcast(void* buffer, std::int64_t count, ElementType type, int root) {
   for_each_slice(count, [&](std::int64_t first, std::int64_t n) {
-    LONGNET_MPI_CHECK(
-        MPI_Bcast(at(buffer, first, type), mpi_count(n), mpi_type(type), root, comm_), context_);
+    run("broadcast", [&](MPI_Request* r) {
+      return MPI_Ibcast(at(buffer, first, type), mpi_count(n), mpi_type(type), root, comm_, r);
+    });
   });
 }
 
@@ -196,9 +228,10 @@ void MpiCommunicator::do_all_reduce(const void* send, void* recv, std::int64_t c
   const bool in_place = send == recv;
   for_each_slice(count, [&](std::int64_t first, std::int64_t n) {
     const void* source = in_place ? MPI_IN_PLACE : at(send, first, type);
-    LONGNET_MPI_CHECK(MPI_Allreduce(source, at(recv, first, type), mpi_count(n),
-                                    mpi_reduce_type(type, op), mpi_op(op), comm_),
-                      context_);
+    run("all_reduce", [&](MPI_Request* r) {
+      return MPI_Iallreduce(source, at(recv, first, type), mpi_count(n), mpi_reduce_type(type, op),
+                            mpi_op(op), comm_, r);
+    });
   });
 }
 
@@ -207,8 +240,12 @@ namespace {
 // MPI_Iallreduce requests (one per slice of at most max_elements_per_call elements).
 class MpiPendingCollective final : public PendingCollective {
  public:
-  MpiPendingCollective(std::vector<MPI_Request> requests, std::string context)
-      : requests_(std::move(requests)), context_(std::move(context)) {}
+  MpiPendingCollective(std::vector<MPI_Request> requests, std::string context,
+                       CollectiveWatchdog& watchdog, CollectiveWatchdog::Collective watched)
+      : requests_(std::move(requests)),
+        context_(std::move(context)),
+        watchdog_(watchdog),
+        watched_(std::move(watched)) {}
   ~MpiPendingCollective() override {
     if (!requests_.empty()) {
       MPI_Waitall(static_cast<int>(requests_.size()), requests_.data(), MPI_STATUSES_IGNORE);
@@ -218,9 +255,7 @@ class MpiPendingCollective final : public PendingCollective {
     if (requests_.empty()) return;
     std::vector<MPI_Request> requests = std::move(requests_);
     requests_.clear();
-    LONGNET_MPI_CHECK(
-        MPI_Waitall(static_cast<int>(requests.size()), requests.data(), MPI_STATUSES_IGNORE),
-        context_);
+    watchdog_.wait(requests, watched_);
   }
   bool test() override {
     if (requests_.empty()) return true;
@@ -235,6 +270,8 @@ class MpiPendingCollective final : public PendingCollective {
  private:
   std::vector<MPI_Request> requests_;
   std::string context_;
+  CollectiveWatchdog& watchdog_;  // the communicator's: it outlives the handle
+  CollectiveWatchdog::Collective watched_;
 };
 
 }  // namespace
@@ -244,6 +281,7 @@ std::unique_ptr<PendingCollective> MpiCommunicator::do_start_all_reduce(void* bu
                                                                         ElementType type,
                                                                         ReduceOp op) {
   std::vector<MPI_Request> requests;
+  auto watched = watchdog_->begin("all_reduce (started)", current_tag());
   for_each_slice(count, [&](std::int64_t first, std::int64_t n) {
     MPI_Request request = MPI_REQUEST_NULL;
     LONGNET_MPI_CHECK(MPI_Iallreduce(MPI_IN_PLACE, at(buffer, first, type), mpi_count(n),
@@ -251,15 +289,17 @@ std::unique_ptr<PendingCollective> MpiCommunicator::do_start_all_reduce(void* bu
                       context_);
     requests.push_back(request);
   });
-  return std::make_unique<MpiPendingCollective>(std::move(requests), context_);
+  return std::make_unique<MpiPendingCollective>(std::move(requests), context_, *watchdog_,
+                                                std::move(watched));
 }
 
 void MpiCommunicator::do_all_gather(const void* send, void* recv, std::int64_t count,
                                     ElementType type) {
   if (count * size() <= options_.max_elements_per_call) {
-    LONGNET_MPI_CHECK(MPI_Allgather(send, mpi_count(count), mpi_type(type), recv,
-                                    mpi_count(count), mpi_type(type), comm_),
-                      context_);
+    run("all_gather", [&](MPI_Request* r) {
+      return MPI_Iallgather(send, mpi_count(count), mpi_type(type), recv, mpi_count(count),
+                            mpi_type(type), comm_, r);
+    });
     return;
   }
   const std::vector<std::int64_t> counts(static_cast<std::size_t>(size()), count);
@@ -274,18 +314,19 @@ void MpiCommunicator::do_all_gatherv(const void* send, void* recv,
   }
   const std::vector<int> mpi_counts = to_mpi_counts(counts);
   const std::vector<int> displacements = to_mpi_counts(block_offsets(counts));
-  LONGNET_MPI_CHECK(
-      MPI_Allgatherv(send, mpi_counts[static_cast<std::size_t>(rank())], mpi_type(type), recv,
-                     mpi_counts.data(), displacements.data(), mpi_type(type), comm_),
-      context_);
+  run("all_gatherv", [&](MPI_Request* r) {
+    return MPI_Iallgatherv(send, mpi_counts[static_cast<std::size_t>(rank())], mpi_type(type), recv,
+                           mpi_counts.data(), displacements.data(), mpi_type(type), comm_, r);
+  });
 }
 
 void MpiCommunicator::do_reduce_scatter(const void* send, void* recv, std::int64_t count,
                                         ElementType type, ReduceOp op) {
   if (count * size() <= options_.max_elements_per_call) {
-    LONGNET_MPI_CHECK(MPI_Reduce_scatter_block(send, recv, mpi_count(count),
-                                               mpi_reduce_type(type, op), mpi_op(op), comm_),
-                      context_);
+    run("reduce_scatter", [&](MPI_Request* r) {
+      return MPI_Ireduce_scatter_block(send, recv, mpi_count(count), mpi_reduce_type(type, op),
+                                       mpi_op(op), comm_, r);
+    });
     return;
   }
   const std::vector<std::int64_t> counts(static_cast<std::size_t>(size()), count);
@@ -300,10 +341,10 @@ void MpiCommunicator::do_reduce_scatterv(const void* send, void* recv,
     return;
   }
   const std::vector<int> mpi_counts = to_mpi_counts(counts);
-  LONGNET_MPI_CHECK(
-      MPI_Reduce_scatter(send, recv, mpi_counts.data(), mpi_reduce_type(type, op), mpi_op(op),
-                         comm_),
-      context_);
+  run("reduce_scatterv", [&](MPI_Request* r) {
+    return MPI_Ireduce_scatter(send, recv, mpi_counts.data(), mpi_reduce_type(type, op), mpi_op(op),
+                               comm_, r);
+  });
 }
 
 // ---- the split paths for counts beyond max_elements_per_call ------------------------------
@@ -320,9 +361,10 @@ void MpiCommunicator::all_gatherv_by_broadcasts(const void* send, void* recv,
   for (int root = 0; root < size(); ++root) {
     const auto r = static_cast<std::size_t>(root);
     for_each_slice(counts[r], [&](std::int64_t first, std::int64_t n) {
-      LONGNET_MPI_CHECK(MPI_Bcast(at(recv, offsets[r] + first, type), mpi_count(n),
-                                  mpi_type(type), root, comm_),
-                        context_);
+      run("all_gatherv (broadcast of a block)", [&](MPI_Request* req) {
+        return MPI_Ibcast(at(recv, offsets[r] + first, type), mpi_count(n), mpi_type(type), root,
+                          comm_, req);
+      });
     });
   }
 }
@@ -336,9 +378,10 @@ void MpiCommunicator::reduce_scatterv_by_reduces(const void* send, void* recv,
     for_each_slice(counts[r], [&](std::int64_t first, std::int64_t n) {
       // Only the root's receive buffer is written; MPI ignores it elsewhere.
       void* target = root == rank() ? at(recv, first, type) : nullptr;
-      LONGNET_MPI_CHECK(MPI_Reduce(at(send, offsets[r] + first, type), target, mpi_count(n),
-                                   mpi_reduce_type(type, op), mpi_op(op), root, comm_),
-                        context_);
+      run("reduce_scatterv (reduce of a block)", [&](MPI_Request* req) {
+        return MPI_Ireduce(at(send, offsets[r] + first, type), target, mpi_count(n),
+                           mpi_reduce_type(type, op), mpi_op(op), root, comm_, req);
+      });
     });
   }
 }

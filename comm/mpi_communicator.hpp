@@ -21,8 +21,13 @@
 // Derived datatypes would avoid the split for gathers but not for reductions (MPI's
 // predefined ops only reduce predefined types), so one mechanism serves all. Tests lower
 // the limit to a few elements to run the split paths on small buffers.
+//
+// Every collective is started non-blocking (MPI_I*) and completed under the collective
+// watchdog (comm/collective_watchdog.hpp), so a rank left waiting by the others ends the
+// job with a message instead of hanging it.
 #pragma once
 
+#include "comm/collective_watchdog.hpp"
 #include "comm/communicator.hpp"
 
 #include <mpi.h>
@@ -65,6 +70,13 @@ class MpiCommunicator final : public Communicator {
   MPI_Comm handle() const { return comm_; }
   const Options& options() const { return options_; }
 
+  // Seconds a rank may wait in one collective before it throws Error naming the missing
+  // ranks (comm/collective_watchdog.hpp); 0 = no limit. At creation: the environment
+  // variable LONGNET_COLLECTIVE_TIMEOUT, else 600 s; sub-communicators from split start
+  // with their parent's. Set it alike on every rank.
+  void set_collective_timeout(double seconds) { watchdog_->set_timeout(seconds); }
+  double collective_timeout() const { return watchdog_->timeout_s(); }
+
   std::string_view backend() const override { return "mpi"; }
   MemorySpace memory_space() const override { return MemorySpace::host; }
   void synchronize() override {}
@@ -94,7 +106,9 @@ class MpiCommunicator final : public Communicator {
 
  private:
   // Takes ownership of `comm` (freed if this throws): sets its name and error handler.
-  static std::unique_ptr<MpiCommunicator> adopt(MPI_Comm comm, std::string name, Options options);
+  // The watchdog's limit: timeout_s, else CollectiveWatchdog::resolve_timeout's.
+  static std::unique_ptr<MpiCommunicator> adopt(MPI_Comm comm, std::string name, Options options,
+                                                std::optional<double> timeout_s = std::nullopt);
   MpiCommunicator(MPI_Comm comm, int rank, int size, std::string name, Options options);
 
   // The split paths of the file top.
@@ -103,6 +117,8 @@ class MpiCommunicator final : public Communicator {
   void reduce_scatterv_by_reduces(const void* send, void* recv,
                                   std::span<const std::int64_t> counts, ElementType type,
                                   ReduceOp op);
+  // Starts one MPI collective, start(&request), and completes it under the watchdog.
+  template <typename Start> void run(std::string_view collective, Start&& start);
   // Calls fn(first, n) for consecutive slices [first, first + n) of count elements, each
   // at most max_elements_per_call long; none when count is 0.
   template <typename Fn> void for_each_slice(std::int64_t count, Fn&& fn) const;
@@ -110,6 +126,7 @@ class MpiCommunicator final : public Communicator {
   MPI_Comm comm_;
   Options options_;
   std::string context_;  // "communicator 'name'", for LONGNET_MPI_CHECK messages
+  std::unique_ptr<CollectiveWatchdog> watchdog_;
 };
 
 }  // namespace longnet

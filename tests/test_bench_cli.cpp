@@ -25,6 +25,7 @@ namespace {
 
 namespace fs = std::filesystem;
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 // One CSV file as rows of named cells (the benchmarks quote no cell: lists are
 // space-separated).
@@ -249,6 +250,29 @@ TEST_F(BenchCliTest, CommChecksEveryElementAndWritesBothFiles) {
   for (const CsvRow& row : rows) EXPECT_EQ(row.at("wrong"), "0") << row.at("op");
   EXPECT_THAT(testing::read_text(file("c.json")), HasSubstr("\"benchmark\": \"longnet bench comm\""));
   expect_valid_json(file("c.json"));
+}
+
+// An output that cannot be written is refused at parsing, before any measurement (whose
+// table header would be on stdout), naming the path: exit 2.
+TEST_F(BenchCliTest, OutputsIntoAMissingDirectoryAreRefusedBeforeMeasuring) {
+  const std::string missing = (root_ / "no such dir" / "c.csv").string();
+  const auto comm = run(2, {"bench", "comm", "--min-bytes", "64", "--max-bytes", "4K", "--iters",
+                            "1", "--csv", missing});
+  EXPECT_EQ(comm.status, 2) << comm.out << comm.err;
+  EXPECT_THAT(comm.err, HasSubstr(missing));
+  EXPECT_THAT(comm.err, HasSubstr("does not exist"));
+  EXPECT_THAT(comm.out, Not(HasSubstr("# longnet bench comm")));
+
+  const std::string json = (root_ / "absent" / "a.json").string();
+  const auto attention = run(0, {"bench", "attention", "--tokens", "512", "--segments", "128",
+                                 "--rates", "1", "--repeats", "1", "--json", json});
+  EXPECT_EQ(attention.status, 2) << attention.out << attention.err;
+  EXPECT_THAT(attention.err, HasSubstr(json));
+  EXPECT_THAT(attention.out, Not(HasSubstr("# longnet bench attention")));
+
+  const auto directory = run(0, {"bench", "attention", "--csv", root_.string()});
+  EXPECT_EQ(directory.status, 2) << directory.out << directory.err;
+  EXPECT_THAT(directory.err, HasSubstr("is a directory"));
 }
 
 TEST_F(BenchCliTest, AttentionTableChecksBeforeTiming) {

@@ -27,6 +27,10 @@ class AllGather final : public Collective {
     const int owner = layout.owner(i);
     return input_value(owner, i - layout.offset(owner));
   }
+  // Each rank receives the P-1 blocks it does not hold: (P-1)/P of the result.
+  double bus_bandwidth(double algbw, int ranks) const override {
+    return algbw * (ranks - 1) / ranks;
+  }
 
   void run(Communicator& comm, const TypedSpans& buffers, const BlockLayout& layout) const override {
     std::visit(

@@ -84,6 +84,13 @@ class Collective {
   // The value receive element i of `rank` must hold after the call (P = layout size).
   virtual std::int64_t expected_value(const BlockLayout& layout, int rank, std::int64_t i) const = 0;
 
+  // The bus bandwidth of a call at algorithm bandwidth algbw on P ranks: algbw times
+  // the collective's own factor, the share of the data each rank must move over its
+  // link in an optimal ring (nccl-tests' definition): all-gather and reduce-scatter
+  // (P-1)/P, all-reduce 2(P-1)/P, broadcast 1. It makes the collectives comparable
+  // with each other and with the link's peak.
+  virtual double bus_bandwidth(double algbw, int ranks) const = 0;
+
   // One call of the collective on `comm` (for NCCL: enqueued; the driver synchronises).
   virtual void run(Communicator& comm, const TypedSpans& buffers, const BlockLayout& layout) const = 0;
 };

@@ -1,6 +1,7 @@
 #include "bench/comm/driver.hpp"
 
 #include "bench/comm/bench_buffer.hpp"
+#include "bench/stats.hpp"
 #include "runtime/error.hpp"
 
 #include <algorithm>
@@ -11,12 +12,6 @@ namespace {
 
 constexpr double kBytesPerGB = 1e9;
 constexpr double kMicrosecondsPerSecond = 1e6;
-
-double median(std::vector<double> values) {
-  std::sort(values.begin(), values.end());
-  const std::size_t mid = values.size() / 2;
-  return values.size() % 2 ? values[mid] : 0.5 * (values[mid - 1] + values[mid]);
-}
 
 // Elements of `got` that differ from `want` (both whole buffers, guards included).
 template <typename T>
@@ -77,7 +72,7 @@ ResultRow measure(const Collective& collective, Communicator& comm, Communicator
   row.count = layout.total() / ranks;
   row.time_us = time[0] * kMicrosecondsPerSecond;
   row.algbw = time[0] > 0 ? static_cast<double>(row.size) / time[0] / kBytesPerGB : 0.0;
-  row.busbw = row.algbw * (ranks - 1) / ranks;
+  row.busbw = collective.bus_bandwidth(row.algbw, ranks);
   row.wrong = wrong[0];
   return row;
 }

@@ -42,7 +42,7 @@ struct ResultRow {
   std::int64_t count = 0;    // elements of the mean per-rank block, size / (P * s)
   double time_us = 0;        // max over ranks of the per-rank median time of one call
   double algbw = 0;          // GB/s: size / time
-  double busbw = 0;          // GB/s: algbw * (P - 1) / P
+  double busbw = 0;          // GB/s: Collective::bus_bandwidth of algbw
   std::int64_t wrong = 0;    // mismatching elements, summed over ranks
 };
 

@@ -30,6 +30,10 @@ class ReduceScatter final : public Collective {
     for (int q = 0; q < layout.ranks(); ++q) sum += input_value(q, layout.offset(rank) + i);
     return sum;
   }
+  // Each rank sends the P-1 blocks it does not keep: (P-1)/P of the input.
+  double bus_bandwidth(double algbw, int ranks) const override {
+    return algbw * (ranks - 1) / ranks;
+  }
 
   void run(Communicator& comm, const TypedSpans& buffers, const BlockLayout& layout) const override {
     std::visit(

@@ -5,7 +5,7 @@
 #include <fmt/format.h>
 
 #include <cstdio>
-#include <fstream>
+#include <string>
 #include <map>
 
 namespace longnet::bench {
@@ -20,25 +20,6 @@ std::string readable_bytes(std::int64_t bytes) {
     ++unit;
   }
   return fmt::format("{} {}", bytes, kUnits[unit]);
-}
-
-std::string json_string(std::string_view text) {
-  std::string out = "\"";
-  for (const char c : text) {
-    if (c == '"' || c == '\\') out += '\\';
-    if (static_cast<unsigned char>(c) < 0x20) {
-      out += fmt::format("\\u{:04x}", static_cast<int>(c));
-      continue;
-    }
-    out += c;
-  }
-  return out + "\"";
-}
-
-std::ofstream open_output(const std::string& path) {
-  std::ofstream out(path);
-  LONGNET_CHECK(out.good(), "cannot write '{}'", path);
-  return out;
 }
 
 }  // namespace
@@ -88,36 +69,28 @@ void print_footer(const std::vector<ResultRow>& rows) {
   std::fflush(stdout);
 }
 
-void write_csv(const std::string& path, const RunInfo& info, const std::vector<ResultRow>& rows) {
-  std::ofstream out = open_output(path);
-  out << "backend,ranks,host,date,op,size_bytes,count,type,redop,time_us,algbw_GBps,busbw_GBps,"
-         "wrong,warmup,iters\n";
+ResultTable result_table(const RunInfo& info, const std::vector<ResultRow>& rows) {
+  ResultTable table;
+  table.benchmark = "longnet bench comm";
+  table.info = {{"backend", info.backend},
+                {"library", info.library},
+                {"ranks", std::to_string(info.ranks)},
+                {"host", info.host},
+                {"date", info.date},
+                {"warmup", std::to_string(info.options.warmup)},
+                {"iters", std::to_string(info.options.iters)},
+                {"time", "max over ranks of the per-rank median of one call, microseconds"}};
+  table.columns = {"backend", "ranks",  "host",    "date",       "op",
+                   "size_bytes", "count", "type", "redop",      "time_us",
+                   "algbw_GBps", "busbw_GBps", "wrong", "warmup", "iters"};
   for (const ResultRow& r : rows) {
-    out << fmt::format("{},{},{},{},{},{},{},{},{},{:.3f},{:.4f},{:.4f},{},{},{}\n", info.backend,
-                       info.ranks, info.host, info.date, r.op, r.size, r.count, r.type, r.redop,
-                       r.time_us, r.algbw, r.busbw, r.wrong, info.options.warmup, info.options.iters);
+    table.add_row({info.backend, std::to_string(info.ranks), info.host, info.date, r.op,
+                   std::to_string(r.size), std::to_string(r.count), r.type, r.redop,
+                   fmt::format("{:.3f}", r.time_us), fmt::format("{:.4f}", r.algbw),
+                   fmt::format("{:.4f}", r.busbw), std::to_string(r.wrong),
+                   std::to_string(info.options.warmup), std::to_string(info.options.iters)});
   }
-}
-
-void write_json(const std::string& path, const RunInfo& info, const std::vector<ResultRow>& rows) {
-  std::ofstream out = open_output(path);
-  out << "{\n";
-  out << fmt::format("  \"benchmark\": \"longnet bench comm\",\n  \"backend\": {},\n  \"library\": {},\n"
-                     "  \"ranks\": {},\n  \"host\": {},\n  \"date\": {},\n  \"warmup\": {},\n"
-                     "  \"iters\": {},\n  \"time\": \"max over ranks of the per-rank median of one "
-                     "call, microseconds\",\n  \"rows\": [\n",
-                     json_string(info.backend), json_string(info.library), info.ranks,
-                     json_string(info.host), json_string(info.date), info.options.warmup,
-                     info.options.iters);
-  for (std::size_t i = 0; i < rows.size(); ++i) {
-    const ResultRow& r = rows[i];
-    out << fmt::format("    {{\"op\": {}, \"size_bytes\": {}, \"count\": {}, \"type\": {}, "
-                       "\"redop\": {}, \"time_us\": {:.3f}, \"algbw_GBps\": {:.4f}, "
-                       "\"busbw_GBps\": {:.4f}, \"wrong\": {}}}{}\n",
-                       json_string(r.op), r.size, r.count, json_string(r.type), json_string(r.redop),
-                       r.time_us, r.algbw, r.busbw, r.wrong, i + 1 < rows.size() ? "," : "");
-  }
-  out << "  ]\n}\n";
+  return table;
 }
 
 }  // namespace longnet::bench

@@ -4,6 +4,7 @@
 #pragma once
 
 #include "bench/comm/driver.hpp"
+#include "bench/result_table.hpp"
 
 #include <string>
 #include <vector>
@@ -26,7 +27,9 @@ void print_row(const ResultRow& row);
 // The footer: #wrong in total and each op's busbw averaged over its sizes.
 void print_footer(const std::vector<ResultRow>& rows);
 
-void write_csv(const std::string& path, const RunInfo& info, const std::vector<ResultRow>& rows);
-void write_json(const std::string& path, const RunInfo& info, const std::vector<ResultRow>& rows);
+// The rows as a ResultTable (bench/result_table.hpp), for --csv and --json: one CSV row
+// per (op, size) with the run's backend, ranks, host, date, warmup and iters repeated;
+// the JSON's info also names the library and what the time is.
+ResultTable result_table(const RunInfo& info, const std::vector<ResultRow>& rows);
 
 }  // namespace longnet::bench
