@@ -232,9 +232,34 @@ Handle select_slice(hid_t file_space, std::size_t axis, int64_t begin, const Sha
   return make_dataspace(slice, where);
 }
 
+// Why `name` is not a dataset, for the error: a group (and what it holds), something
+// else, or nothing at all (and what the root holds instead).
+std::string why_not_a_dataset(hid_t file, const std::filesystem::path& path,
+                              const std::string& name) {
+  const std::string where = where_dataset(path, name);
+  const H5I_type_t kind = kind_at_path(file, name, where);
+  if (kind == H5I_GROUP) {
+    std::vector<std::string> inside;
+    try {  // best effort, as root_listing: it only decorates the message
+      const Handle group(LONGNET_HDF5(H5Gopen2(file, name.c_str(), H5P_DEFAULT), where), H5Gclose);
+      inside = link_names(group.get(), H5_INDEX_NAME, where);
+    } catch (const Error&) {
+    }
+    return fmt::format("{}: '{}' is a group, not a dataset (it holds: {}); write the tensor "
+                       "itself as dataset '{}'",
+                       path.string(), name,
+                       inside.empty() ? "nothing" : fmt::format("{}", fmt::join(inside, ", ")),
+                       name);
+  }
+  if (kind != H5I_BADID) {
+    return fmt::format("{}: '{}' is not a dataset (a named datatype or another kind of object)",
+                       path.string(), name);
+  }
+  return fmt::format("{}: no dataset '{}'{}", path.string(), name, root_listing(file));
+}
+
 Handle open_dataset(hid_t file, const std::filesystem::path& path, const std::string& name) {
-  LONGNET_CHECK(dataset_exists(file, path, name), "{}: no dataset '{}'{}", path.string(), name,
-                root_listing(file));
+  if (!dataset_exists(file, path, name)) throw Error(why_not_a_dataset(file, path, name));
   return {LONGNET_HDF5(H5Dopen2(file, name.c_str(), H5P_DEFAULT), where_dataset(path, name)),
           H5Dclose};
 }
