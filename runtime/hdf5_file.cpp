@@ -80,7 +80,17 @@ class Handle {
 
 // HDF5 prints its whole error stack to stderr by default; we report the cause ourselves,
 // once, through Error. Idempotent and cheap, so every entry point calls it.
-void silence_hdf5_error_printing() { H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr); }
+//
+// It also keeps HDF5 from closing files at exit (H5dont_atexit, which only works before
+// the library's first use, hence here): a file whose H5Fclose failed (a full disk while
+// flushing) stays in HDF5's table half torn down, and the library's atexit handler then
+// closes it again and segfaults after the error was reported. Every file this class
+// opens is closed by its owner, so the handler has nothing else to do.
+void silence_hdf5_error_printing() {
+  static const bool no_atexit = [] { return H5dont_atexit() >= 0; }();
+  (void)no_atexit;
+  H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
+}
 
 std::string where_dataset(const std::filesystem::path& path, const std::string& name) {
   return fmt::format("{}: dataset '{}'", path.string(), name);
