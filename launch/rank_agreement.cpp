@@ -3,8 +3,8 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include <algorithm>
 #include <cstdint>
-#include <map>
 #include <span>
 
 #include "comm/collective_step.hpp"
@@ -71,12 +71,19 @@ void require_ranks_agree(Communicator& comm, const std::vector<RankFact>& facts,
     if (!differ) continue;
     // Same outcome on every rank: the gathered hashes are the same everywhere.
     const std::vector<std::string> values = gather_values(comm, facts[i].value);
-    // Ranks grouped by value: "ranks 0, 2 have 200, rank 1 has 100".
-    std::map<std::string, std::vector<int>> by_value;
-    for (int r = 0; r < comm.size(); ++r)
-      by_value[values[static_cast<std::size_t>(r)]].push_back(r);
+    // Ranks grouped by value, in rank order: "ranks 0, 2 have '200', rank 1 has '100'".
+    std::vector<std::pair<std::string, std::vector<int>>> groups;
+    for (int r = 0; r < comm.size(); ++r) {
+      const std::string& value = values[static_cast<std::size_t>(r)];
+      auto group = std::ranges::find_if(groups, [&](const auto& g) { return g.first == value; });
+      if (group == groups.end()) {
+        groups.push_back({value, {r}});
+      } else {
+        group->second.push_back(r);
+      }
+    }
     std::vector<std::string> parts;
-    for (const auto& [value, ranks] : by_value) {
+    for (const auto& [value, ranks] : groups) {
       parts.push_back(fmt::format("{} {} {} '{}'", ranks.size() == 1 ? "rank" : "ranks",
                                   fmt::join(ranks, ", "), ranks.size() == 1 ? "has" : "have",
                                   value));
