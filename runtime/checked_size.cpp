@@ -35,14 +35,18 @@ int64_t checked_byte_count(int64_t elements, int64_t element_bytes, std::string_
 }
 
 int64_t physical_memory_bytes() {
-  const long pages = ::sysconf(_SC_PHYS_PAGES);
-  const long page_size = ::sysconf(_SC_PAGESIZE);
-  if (pages <= 0 || page_size <= 0) return 0;
-  int64_t bytes = 0;
-  if (__builtin_mul_overflow(static_cast<int64_t>(pages), static_cast<int64_t>(page_size),
-                             &bytes)) {
-    return std::numeric_limits<int64_t>::max();
-  }
+  // Asked once: every tensor's construction checks against it.
+  static const int64_t bytes = [] {
+    const long pages = ::sysconf(_SC_PHYS_PAGES);
+    const long page_size = ::sysconf(_SC_PAGESIZE);
+    if (pages <= 0 || page_size <= 0) return int64_t{0};
+    int64_t product = 0;
+    if (__builtin_mul_overflow(static_cast<int64_t>(pages), static_cast<int64_t>(page_size),
+                               &product)) {
+      return std::numeric_limits<int64_t>::max();
+    }
+    return product;
+  }();
   return bytes;
 }
 
