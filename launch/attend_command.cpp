@@ -12,6 +12,7 @@
 
 #include "kernels/dilated_attention_factory.hpp"
 #include "launch/attend_io.hpp"
+#include "launch/thread_limit.hpp"
 #include "runtime/hdf5_file.hpp"
 
 #include <CLI/CLI.hpp>
@@ -29,6 +30,7 @@
 #ifdef LONGNET_HAVE_MPI
 #include "comm/communicator_factory.hpp"
 #include "comm/collective_step.hpp"
+#include "launch/rank_agreement.hpp"
 #include "launch/traffic_report.hpp"
 #include "model/sequence_parallel_attention.hpp"
 #endif
@@ -103,17 +105,19 @@ void read_inputs(const AttendOptions& options, [[maybe_unused]] Ranks& ranks, Ru
 #endif
   run.first_token = begin;
   run.local = {run.shape.batch, end - begin, run.shape.heads, run.shape.head_dim};
+  check_attend_memory(run.local, run.has_dout);
   run.q = file.read_tensor_f32_slice("q", 1, begin, end);
   run.k = file.read_tensor_f32_slice("k", 1, begin, end);
   run.v = file.read_tensor_f32_slice("v", 1, begin, end);
   if (run.has_dout) run.dout = file.read_tensor_f32_slice("do", 1, begin, end);
+  if (!options.allow_nonfinite) check_inputs_finite(run.q, run.k, run.v, run.dout, begin);
 }
 
 // Rank 0 creates the file and its datasets, then each rank writes its slice in turn
 // (serial HDF5: one writer at a time), then rank 0 renames the file into place.
 void write_outputs(const AttendOptions& options, const std::string& backend, Ranks& ranks,
                    const Run& run) {
-  const long tag = ranks.broadcast(static_cast<long>(::getpid()));
+  const long tag = ranks.broadcast(static_cast<long>(AtomicOutputFile::random_nonce()));
   std::optional<TemporaryOutput> temporary;  // rank 0's; removes the file unless committed
   ranks.together([&] {
     if (ranks.rank() != 0) return;
@@ -127,7 +131,7 @@ void write_outputs(const AttendOptions& options, const std::string& backend, Ran
     write_config_attributes(file, run.config, backend);
     file.close();
   });
-  const std::filesystem::path path = fmt::format("{}.tmp.{}", options.output.string(), tag);
+  const std::filesystem::path path = AtomicOutputFile::temporary_path(options.output, tag);
   for (int writer = 0; writer < ranks.size(); ++writer) {
     ranks.together([&] {
       if (ranks.rank() != writer) return;
@@ -220,7 +224,7 @@ void run_attend(const AttendOptions& options, std::ostream& out) {
     LONGNET_CHECK(cpu_isa_available(isa),
                   "--isa {}: this processor or build cannot run it; the best available is {}",
                   cpu_isa_name(isa), cpu_isa_name(available_cpu_isas().back()));
-    check_output_path(options.output);
+    check_output_path(options.output, options.input);
     check_device_options(options, ranks.size());
     if (options.threads > 0) omp_set_num_threads(options.threads);
     // The CPU op: sequence parallelism and --device cpu run on it.
@@ -230,6 +234,10 @@ void run_attend(const AttendOptions& options, std::ostream& out) {
     }
     read_inputs(options, ranks, run);
   });
+#ifdef LONGNET_HAVE_MPI
+  require_ranks_agree(ranks.world(), attend_facts(options.output, run.config, run.shape, run.has_dout),
+                      "input file and options");
+#endif
   run.o = Tensor(qkv_shape(run.local), DType::float32);
   run.lse = Tensor(lse_shape(run.local), DType::float32);
   if (run.has_dout) {
@@ -305,7 +313,7 @@ void add_attend_command(CLI::App& app) {
   command
       ->add_option("--threads", options->threads,
                    "OpenMP threads (default: OpenMP's, i.e. OMP_NUM_THREADS or all cores)")
-      ->check(CLI::Range(1, 1 << 16));
+      ->check(openmp_threads_validator());
   command->add_option("--device", options->device, "cpu or cuda (one GPU, one rank)")
       ->capture_default_str();
   command->add_option("--dtype", options->dtype,
@@ -313,6 +321,8 @@ void add_attend_command(CLI::App& app) {
                       "the file's float32 values are rounded to it)")
       ->capture_default_str();
   command->add_flag("--quiet", options->quiet, "print nothing on success");
+  command->add_flag("--allow-nonfinite", options->allow_nonfinite,
+                    "compute on inputs holding NaN or Inf (refused by default; see the README)");
 #ifdef LONGNET_HAVE_MPI
   command->add_flag("--stats", options->stats,
                     "print the bytes each rank sent and received per pattern, and its compute "

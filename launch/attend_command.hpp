@@ -35,6 +35,7 @@ struct AttendOptions {
   std::string isa;               // --isa; empty: default_cpu_isa()
   int threads = 0;               // --threads; 0: OpenMP's default (OMP_NUM_THREADS)
   bool quiet = false;            // --quiet: no summary on success
+  bool allow_nonfinite = false;  // --allow-nonfinite: skip the NaN/Inf check of the inputs
   bool stats = false;            // --stats: bytes moved per rank and pattern, time split
   std::string device = "cpu";    // --device: cpu or cuda
   std::string dtype = "float32"; // --dtype: float32, bfloat16 or float16 (cuda only)

@@ -2,8 +2,12 @@
 // for the file contract): shared by the single-process and the MPI paths.
 #include "launch/attend_io.hpp"
 
+#include "runtime/checked_size.hpp"
+
 #include <fmt/format.h>
 #include <unistd.h>
+
+#include <cmath>
 
 namespace longnet {
 namespace {
@@ -80,26 +84,13 @@ AttentionShape read_attend_shape(const H5File& file, bool* has_dout) {
   const AttentionShape shape{q[0], q[1], q[2], q[3]};
   in_file(file.path(), [&] {
     validate_shape(shape);
+    // Every product the kernels and the plan form from it (B*N*H*D elements, their
+    // bytes) must fit in 64 bits: a wrapped count would pass every later check.
+    const int64_t elements = checked_element_count(q, "dataset 'q'");
+    checked_byte_count(elements, 8 * sizeof(float), "dataset 'q' (with k, v, o and gradients)");
     return 0;
   });
   return shape;
-}
-
-TemporaryOutput::TemporaryOutput(std::filesystem::path target, long tag)
-    : target_(std::move(target)), path_(fmt::format("{}.tmp.{}", target_.string(), tag)) {}
-
-TemporaryOutput::~TemporaryOutput() {
-  if (committed_) return;
-  std::error_code ignored;
-  std::filesystem::remove(path_, ignored);
-}
-
-void TemporaryOutput::commit() {
-  std::error_code ec;
-  std::filesystem::rename(path_, target_, ec);
-  LONGNET_CHECK(!ec, "cannot move '{}' into place as '{}': {}", path_.string(), target_.string(),
-                ec.message());
-  committed_ = true;
 }
 
 void write_config_attributes(H5File& file, const DilatedAttentionConfig& config,
@@ -117,9 +108,8 @@ void write_config_attributes(H5File& file, const DilatedAttentionConfig& config,
   file.write_attr_string("backend", backend);
 }
 
-// Refuses an output path whose directory is missing before any work is done; whether
-// the directory is writable is learnt when the temporary file is created.
-void check_output_path(const std::filesystem::path& output) {
+void check_output_path(const std::filesystem::path& output, const std::filesystem::path& input) {
+  LONGNET_CHECK(!output.empty(), "--out is empty; give the path of the output file");
   const std::filesystem::path directory =
       output.has_parent_path() ? output.parent_path() : std::filesystem::path(".");
   std::error_code ec;
@@ -128,6 +118,69 @@ void check_output_path(const std::filesystem::path& output) {
                 directory.string());
   LONGNET_CHECK(!std::filesystem::is_directory(output, ec),
                 "cannot write '{}': it is a directory; --out must name a file", output.string());
+  // equivalent() compares device and inode, so another spelling or a link is caught.
+  const bool same = std::filesystem::exists(output, ec) && std::filesystem::exists(input, ec) &&
+                    std::filesystem::equivalent(output, input, ec) && !ec;
+  LONGNET_CHECK(!same,
+                "--out '{}' is the input file '{}'; the input would be replaced by the output: "
+                "write the output elsewhere",
+                output.string(), input.string());
+  // The one sure test of writability (permissions, a read-only mount, root or not):
+  // create a temporary there, as the write will, and remove it.
+  AtomicOutputFile probe(output);
+}
+
+void check_attend_memory(const AttentionShape& local, bool has_dout) {
+  const Shape qkv{local.batch, local.tokens, local.heads, local.head_dim};
+  const int64_t elements = checked_element_count(qkv, "the attend tensors");
+  const int64_t rows = checked_element_count(std::span(qkv).first(3), "lse");
+  const int64_t tensors = has_dout ? 8 : 4;  // q, k, v, o (+ do, dq, dk, dv)
+  const int64_t floats = checked_mul(elements, tensors, "the attend tensors") + rows;
+  check_host_allocatable(checked_byte_count(floats, sizeof(float), "the attend tensors"),
+                         fmt::format("attention on {} per rank", local.describe()));
+}
+
+void check_finite(const Tensor& tensor, const std::string& name, int64_t first_token) {
+  const std::span<const float> values = tensor.span<float>();
+  const int64_t count = static_cast<int64_t>(values.size());
+  int64_t first = count;  // none
+#pragma omp parallel for reduction(min : first) schedule(static)
+  for (int64_t i = 0; i < count; ++i) {
+    if (!std::isfinite(values[i]) && i < first) first = i;
+  }
+  if (first == count) return;
+  // [b, n, h, d] from the row-major index within the shard.
+  const Shape& s = tensor.shape();
+  int64_t rest = first;
+  const int64_t d = rest % s[3];
+  rest /= s[3];
+  const int64_t h = rest % s[2];
+  rest /= s[2];
+  const int64_t n = rest % s[1] + first_token;
+  const int64_t b = rest / s[1];
+  fail("input '{}' holds {} at [{}, {}, {}, {}] (the first non-finite value); attention on it "
+       "would spread NaN to every row that sees it: fix the input, or pass --allow-nonfinite to "
+       "compute anyway",
+       name, values[static_cast<std::size_t>(first)], b, n, h, d);
+}
+
+void check_inputs_finite(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& dout,
+                         int64_t first_token) {
+  check_finite(q, "q", first_token);
+  check_finite(k, "k", first_token);
+  check_finite(v, "v", first_token);
+  if (dout.defined()) check_finite(dout, "do", first_token);
+}
+
+std::vector<RankFact> attend_facts(const std::filesystem::path& output,
+                                   const DilatedAttentionConfig& config,
+                                   const AttentionShape& shape, bool has_dout) {
+  return {
+      {"the shape [B, N, H, D]", shape.describe()},
+      {"the configuration", config.describe()},
+      {"whether the input holds do", has_dout ? "yes" : "no"},
+      {"--out", std::filesystem::absolute(output).lexically_normal().string()},
+  };
 }
 
 }  // namespace longnet

@@ -4,6 +4,8 @@
 #pragma once
 
 #include "kernels/dilated_attention_config.hpp"
+#include "launch/rank_agreement.hpp"
+#include "runtime/atomic_output_file.hpp"
 #include "runtime/hdf5_file.hpp"
 
 #include <filesystem>
@@ -20,32 +22,36 @@ Shape check_attend_dataset(const H5File& file, const std::string& name, const Sh
 // Checks q, k, v (and do, when present: *has_dout says) and returns the shape.
 AttentionShape read_attend_shape(const H5File& file, bool* has_dout);
 
-// Refuses an output path whose directory is missing before any work is done; whether
-// the directory is writable is learnt when the temporary file is created.
-void check_output_path(const std::filesystem::path& output);
+// Refuses, before any work is done, an output that cannot be written or must not be:
+// an empty path, a missing directory, a directory, the input itself (the same file
+// under another name or through a link too: same device and inode), or a directory
+// this process cannot create files in (found by creating and removing a temporary).
+void check_output_path(const std::filesystem::path& output, const std::filesystem::path& input);
+
+// Refuses a run whose tensors (q, k, v, o, lse and, with do, do and the three
+// gradients, for this rank's `local` shard) cannot fit in this machine's memory, before
+// any of them is allocated.
+void check_attend_memory(const AttentionShape& local, bool has_dout);
+
+// Refuses a tensor holding NaN or Inf, naming it and the first such element as
+// [b, n, h, d] in the whole sequence (`first_token` is the shard's first token).
+void check_finite(const Tensor& tensor, const std::string& name, int64_t first_token);
+
+// check_finite on q, k, v and, when defined, dout ("do").
+void check_inputs_finite(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& dout,
+                         int64_t first_token);
+
+// What every rank of an MPI run must see alike (launch/rank_agreement.hpp): the shape,
+// the configuration, whether do was given, and the output path.
+std::vector<RankFact> attend_facts(const std::filesystem::path& output,
+                                   const DilatedAttentionConfig& config,
+                                   const AttentionShape& shape, bool has_dout);
 
 // The configuration and the backend's name as root attributes of an output file.
 void write_config_attributes(H5File& file, const DilatedAttentionConfig& config,
                              const std::string& backend);
 
-// A file under construction, "<target>.tmp.<tag>" in the target's directory: removed on
-// destruction unless commit() renamed it into place, so that a failed run leaves
-// neither a partial output nor a stray temporary.
-class TemporaryOutput {
- public:
-  TemporaryOutput(std::filesystem::path target, long tag);
-  TemporaryOutput(const TemporaryOutput&) = delete;
-  TemporaryOutput& operator=(const TemporaryOutput&) = delete;
-  ~TemporaryOutput();
-
-  const std::filesystem::path& path() const { return path_; }
-  // rename(2) within one directory is atomic: readers see the old file or the new one.
-  void commit();
-
- private:
-  std::filesystem::path target_;
-  std::filesystem::path path_;
-  bool committed_ = false;
-};
+// The output under construction: see runtime/atomic_output_file.hpp.
+using TemporaryOutput = AtomicOutputFile;
 
 }  // namespace longnet

@@ -1,5 +1,6 @@
 #include "runtime/tensor.hpp"
 
+#include "runtime/checked_size.hpp"
 #include "runtime/device_memory.hpp"
 
 #include <fmt/format.h>
@@ -29,17 +30,14 @@ std::shared_ptr<void> allocate_host(std::size_t bytes) {
 
 std::string shape_string(const Shape& shape) { return fmt::format("[{}]", fmt::join(shape, ", ")); }
 
-int64_t shape_numel(const Shape& shape) {
-  int64_t n = 1;
-  for (int64_t extent : shape) {
-    LONGNET_CHECK(extent >= 0, "negative extent in shape {}", shape_string(shape));
-    n *= extent;
-  }
-  return n;
-}
+int64_t shape_numel(const Shape& shape) { return checked_element_count(shape, "tensor"); }
 
 Tensor::Tensor(Shape shape, DType dtype, Device device)
     : shape_(std::move(shape)), numel_(shape_numel(shape_)), dtype_(dtype), device_(device) {
+  // Checked here so that nbytes() never wraps for a tensor that exists.
+  const int64_t bytes = checked_byte_count(numel_, static_cast<int64_t>(dtype_size(dtype_)),
+                                           "tensor of shape " + shape_string(shape_));
+  if (device == Device::cpu) check_host_allocatable(bytes, "a tensor of shape " + shape_string(shape_));
   storage_ = device == Device::cpu ? allocate_host(nbytes()) : allocate_device(nbytes());
 }
 

@@ -10,6 +10,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
@@ -167,6 +168,53 @@ TEST_F(AttendMpiFixture, MoreRanksThanTokensIsRefusedOnceAndLeavesNothing) {
     files.insert(entry.path().filename().string());
   }
   EXPECT_EQ(files, (std::set<std::string>{"in.h5"}));
+}
+
+// Ranks that read different inputs or options (mpirun's MPMD form gives each rank its
+// own command line) must fail together, naming what differs, the ranks and the values:
+// before, different N or patterns spun forever in mismatched collectives and different
+// H or --out failed at write time with confusing messages.
+TEST_F(AttendMpiFixture, RanksThatDisagreeFailNamingTheRanksAndTheValues) {
+  const MpiCase base{"base", {1, 40, 2, 8}, {8, 16}, {1, 2}, true, "interleaved", false};
+  MpiCase longer = base, other_patterns = base, more_heads = base;
+  longer.shape[1] = 48;
+  other_patterns.w = {8, 32};
+  more_heads.shape[2] = 3;
+  write_input(work("in.h5"), base);
+  write_input(work("longer.h5"), longer);
+  write_input(work("patterns.h5"), other_patterns);
+  write_input(work("heads.h5"), more_heads);
+  struct Case {
+    const char* rank1_input;
+    const char* rank1_output;
+    std::string keyword;
+  };
+  for (const Case& c : {Case{"longer.h5", "out.h5", "ranks disagree on the shape"},
+                        Case{"patterns.h5", "out.h5", "ranks disagree on the configuration"},
+                        Case{"heads.h5", "out.h5", "rank 1 has 'B=1 N=40 H=3 D=8'"},
+                        Case{"in.h5", "elsewhere.h5", "rank 1 has '" + work("elsewhere.h5").string()}}) {
+    SCOPED_TRACE(c.rank1_input);
+    std::vector<std::string> argv{LONGNET_MPIEXEC, "-n", "1"};
+    const std::string oversubscribe = LONGNET_MPIEXEC_OVERSUBSCRIBE;
+    if (!oversubscribe.empty()) argv.push_back(oversubscribe);
+    for (const std::string& part :
+         {std::string(LONGNET_BINARY), std::string("attend"), std::string("--in"),
+          work("in.h5").string(), std::string("--out"), work("out.h5").string(),
+          std::string(":"), std::string("-n"), std::string("1"), std::string(LONGNET_BINARY),
+          std::string("attend"), std::string("--in"), work(c.rank1_input).string(),
+          std::string("--out"), work(c.rank1_output).string()}) {
+      argv.push_back(part);
+    }
+    const auto result = testing::run_process(argv, root_ / "logs");
+    EXPECT_EQ(result.status, 2) << result.err;
+    EXPECT_THAT(result.err, HasSubstr(c.keyword));
+    EXPECT_THAT(result.err, HasSubstr("rank 0 has"));
+    // Once (rank 0 reports an error every rank agreed on), whatever mpirun adds.
+    const std::string error = "longnet attend: error: ";
+    EXPECT_EQ(result.err.find(error), result.err.rfind(error)) << result.err;
+    EXPECT_FALSE(fs::exists(work("out.h5")));
+    EXPECT_FALSE(fs::exists(work("elsewhere.h5")));
+  }
 }
 
 }  // namespace

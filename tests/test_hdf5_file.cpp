@@ -350,5 +350,29 @@ TEST_F(Hdf5FileTest, FailuresPrintNothing) {
   EXPECT_EQ(::testing::internal::GetCapturedStderr(), "");
 }
 
+TEST_F(Hdf5FileTest, TypedFormsStoreWhatTheNamedFunctionsStore) {
+  H5File f = H5File::create(file("typed.h5"));
+  f.write_attr<int64_t>("i", -5);
+  f.write_attr<uint64_t>("u", uint64_t{1} << 63);
+  f.write_attr<double>("d", 0.25);
+  f.write_attr<std::string>("s", "grouped");
+  f.write_attr<std::vector<int64_t>>("a", {8, 16});
+  const std::vector<uint8_t> bytes{1, 2, 255};
+  const std::vector<uint64_t> offsets{0, uint64_t{1} << 40};
+  f.write_dataset<uint8_t>("bytes", bytes);
+  f.write_dataset<uint64_t>("offsets", offsets);
+  f.close();
+  const H5File g = H5File::open_read(file("typed.h5"));
+  EXPECT_EQ(g.read_attr<int64_t>("i"), -5);
+  EXPECT_EQ(g.read_attr_int64("i"), -5);
+  EXPECT_EQ(g.read_attr<uint64_t>("u"), uint64_t{1} << 63);
+  EXPECT_EQ(g.read_attr<double>("d"), 0.25);
+  EXPECT_EQ(g.read_attr<std::string>("s"), "grouped");
+  EXPECT_EQ(g.read_attr<std::vector<int64_t>>("a"), (std::vector<int64_t>{8, 16}));
+  EXPECT_EQ(g.read_dataset<uint8_t>("bytes"), bytes);
+  EXPECT_EQ(g.read_dataset_u64("offsets"), offsets);
+  EXPECT_THROW(g.read_dataset<uint64_t>("bytes"), Error);  // uint8 is not read as uint64
+}
+
 }  // namespace
 }  // namespace longnet

@@ -1,5 +1,6 @@
 // Tensors: the 16-bit storage types' conversions, casts, poisoning, and device tensors
 // refusing clearly where no device exists.
+#include "runtime/checked_size.hpp"
 #include "runtime/device_memory.hpp"
 #include "runtime/tensor.hpp"
 
@@ -83,6 +84,35 @@ TEST(Tensor, DeviceTensorWithoutADeviceIsAClearError) {
     EXPECT_THAT(e.what(), ::testing::AnyOf(::testing::HasSubstr("cudaMalloc"),
                                            ::testing::HasSubstr("no CUDA")));
   }
+}
+
+// ---- sizes that cannot wrap ----------------------------------------------------------
+
+TEST(CheckedSize, ProductsThatOverflowAreErrorsNamingTheDimensions) {
+  EXPECT_EQ(checked_element_count(Shape{2, 3, 4}, "x"), 24);
+  EXPECT_EQ(checked_element_count(Shape{}, "x"), 1);
+  EXPECT_EQ(checked_element_count(Shape{0, int64_t{1} << 62, 8}, "x"), 0);
+  // 2^62 * 4 is 2^64: it wrapped to 0 before, and every later check passed.
+  EXPECT_THAT([] { checked_element_count(Shape{1, int64_t{1} << 62, 4, 1}, "dataset 'q'"); },
+              ::testing::ThrowsMessage<Error>(::testing::AllOf(
+                  ::testing::HasSubstr("dataset 'q'"),
+                  ::testing::HasSubstr("[1, 4611686018427387904, 4, 1]"),
+                  ::testing::HasSubstr("overflows"))));
+  EXPECT_THROW(checked_element_count(Shape{2, -1}, "x"), Error);
+  EXPECT_EQ(checked_mul(int64_t{1} << 31, int64_t{1} << 31, "x"), int64_t{1} << 62);
+  EXPECT_THROW(checked_mul(int64_t{1} << 32, int64_t{1} << 31, "x"), Error);
+  EXPECT_THROW(checked_byte_count(int64_t{1} << 62, 4, "x"), Error);
+}
+
+TEST(CheckedSize, TensorsWhoseSizeWrapsOrExceedsMemoryAreRefusedBeforeAllocating) {
+  EXPECT_THAT([] { Tensor(Shape{1, int64_t{1} << 62, 4, 1}, DType::float32); },
+              ::testing::ThrowsMessage<Error>(::testing::HasSubstr("overflows")));
+  // 2^61 floats: no wrap in the count, but 2^63 bytes do wrap.
+  EXPECT_THROW(Tensor(Shape{int64_t{1} << 61}, DType::float32), Error);
+  // 2^50 floats (4 PiB): representable, but no machine has the memory.
+  EXPECT_THAT([] { Tensor(Shape{int64_t{1} << 50}, DType::float32); },
+              ::testing::ThrowsMessage<Error>(::testing::HasSubstr("GiB of memory")));
+  EXPECT_THROW(Tensor::zeros(Shape{1, 2, 3}).view(Shape{int64_t{1} << 62, 4}), Error);
 }
 
 }  // namespace
