@@ -157,16 +157,15 @@ double learning_rate(const OptimizerSection& opt, int64_t step) {
 
 TrainResult train(const TrainConfig& config, Communicator& world, const TrainOptions& options) {
   SignalScope signals;  // from the start: a preemption during setup is honoured too
-  try {
-    validate(config);  // the same verdict on every rank
-  } catch (const Error& e) {
-    throw AgreedError(e.what());
-  }
-  if (options.stop_at && *options.stop_at < 1) {
-    throw AgreedError(fmt::format("--stop-at {} must be a step >= 1: it is the last step to "
-                                  "train before stopping with a checkpoint",
-                                  *options.stop_at));
-  }
+  // Together: a rank whose config alone is invalid must not leave the others waiting in
+  // the agreement below.
+  run_collectively(world, [&] {
+    validate(config);
+    LONGNET_CHECK(!options.stop_at || *options.stop_at >= 1,
+                  "--stop-at {} must be a step >= 1: it is the last step to train before "
+                  "stopping with a checkpoint",
+                  options.stop_at.value_or(0));
+  });
   // Before any collective that depends on them: the same config, options and (below)
   // data on every rank.
   agree_on_config(world, config, options);
@@ -268,6 +267,11 @@ TrainResult train(const TrainConfig& config, Communicator& world, const TrainOpt
     }
   }
   result.first_step = step;
+  if (options.stop_at && *options.stop_at <= step) {
+    throw AgreedError(fmt::format("--stop-at {} is not after step {}, where the run resumes: "
+                                  "nothing would be trained; give a later step",
+                                  *options.stop_at, step));
+  }
 
   say(fmt::format("longnet train: {} ranks = {} data-parallel x {} sequence-parallel; {} "
                   "parameters; train {} tokens, val {} tokens; unigram entropy {:.4f} nats "

@@ -43,6 +43,11 @@ DirectoryLock::DirectoryLock(const fs::path& dir) : file_(lock_file_of(dir)) {
   fs::create_directories(dir, ec);
   LONGNET_CHECK(!ec && fs::is_directory(dir), "cannot create checkpoint directory '{}': {}",
                 dir.string(), ec ? ec.message() : std::string("a file of that name exists"));
+  // A lock file may already exist in a directory that is no longer writable.
+  LONGNET_CHECK(::access(dir.c_str(), W_OK | X_OK) == 0,
+                "cannot write in checkpoint directory '{}': {}; make it writable or set "
+                "checkpoint.dir to another directory",
+                dir.string(), std::strerror(errno));
   // O_NOFOLLOW: a link planted as the lock file is refused, never written through.
   fd_ = ::open(file_.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644);
   LONGNET_CHECK(fd_ >= 0,

@@ -230,6 +230,9 @@ TEST(ResumeConfig, AChangedSeedIsRefusedAChangedLearningRateIsAllowed) {
   TrainConfig reseeded = c;
   reseeded.seed = 7;
   EXPECT_THAT(train_error(reseeded, *world, resume), HasSubstr("seed (1234 -> 7)"));
+  TrainOptions too_early = resume;
+  too_early.stop_at = 2;
+  EXPECT_THAT(train_error(c, *world, too_early), HasSubstr("--stop-at 2 is not after step 2"));
   TrainConfig retuned = c;
   retuned.optimizer.lr = 5e-4;
   retuned.optimizer.min_lr = 5e-5;

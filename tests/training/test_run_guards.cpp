@@ -82,6 +82,16 @@ TEST(DirectoryLock, AnUncreatableDirectoryIsRefused) {
               HasSubstr("cannot create checkpoint directory"));
 }
 
+TEST(DirectoryLock, AReadOnlyDirectoryIsRefusedEvenWithALockFileInIt) {
+  if (::geteuid() == 0) GTEST_SKIP() << "root writes read-only directories";
+  const TempDir tmp;
+  { const DirectoryLock earlier(tmp / "ckpt"); }  // leaves ckpt/.lock behind
+  fs::permissions(tmp / "ckpt", fs::perms::owner_read | fs::perms::owner_exec);
+  const std::string message = error_of([&] { DirectoryLock lock(tmp / "ckpt"); });
+  fs::permissions(tmp / "ckpt", fs::perms::owner_all);
+  EXPECT_THAT(message, HasSubstr("cannot write in checkpoint directory"));
+}
+
 TEST(DirectoryLock, ALinkPlantedAsTheLockFileIsNotWrittenThrough) {
   const TempDir tmp;
   write_file(tmp / "victim", "precious");
