@@ -43,7 +43,8 @@ std::vector<std::string> differences(const std::vector<int64_t>& all,
   for (int r = 1; r < ranks; ++r) {
     for (std::size_t i = 0; i < n; ++i) {
       const int64_t mine = all[static_cast<std::size_t>(r) * n + i], root = all[i];
-      if (mine != root) out.push_back(fmt::format("rank {} has {} = {} (rank 0: {})", r, names[i], mine, root));
+      if (mine != root)
+        out.push_back(fmt::format("rank {} has {} = {} (rank 0: {})", r, names[i], mine, root));
     }
   }
   return out;
@@ -52,16 +53,27 @@ std::vector<std::string> differences(const std::vector<int64_t>& all,
 }  // namespace
 
 void agree_on_config(Communicator& world, const TrainConfig& config, const TrainOptions& options) {
-  static constexpr std::array<const char*, 13> kNames = {
-      "data.seq_len",      "data.batch_size", "data.grad_accum", "model.dim",
-      "model.layers",      "model.heads",     "model.ffn_dim",   "parallel.sp",
-      "optimizer.max_steps", "seed",          "--stop-at",       "--resume (fingerprint)",
-      "config (fingerprint of every field)"};
+  static constexpr std::array<const char*, 13> kNames = {"data.seq_len",
+                                                         "data.batch_size",
+                                                         "data.grad_accum",
+                                                         "model.dim",
+                                                         "model.layers",
+                                                         "model.heads",
+                                                         "model.ffn_dim",
+                                                         "parallel.sp",
+                                                         "optimizer.max_steps",
+                                                         "seed",
+                                                         "--stop-at",
+                                                         "--resume (fingerprint)",
+                                                         "config (fingerprint of every field)"};
   const std::vector<int64_t> mine = {
-      config.data.seq_len, config.data.batch_size, config.data.grad_accum, config.model.dim,
-      config.model.layers, config.model.heads, config.model.ffn_dim, config.parallel.sp,
-      config.optimizer.max_steps, static_cast<int64_t>(config.seed), options.stop_at.value_or(-1),
-      fingerprint(options.resume), fingerprint(to_toml(config))};
+      config.data.seq_len,          config.data.batch_size,
+      config.data.grad_accum,       config.model.dim,
+      config.model.layers,          config.model.heads,
+      config.model.ffn_dim,         config.parallel.sp,
+      config.optimizer.max_steps,   static_cast<int64_t>(config.seed),
+      options.stop_at.value_or(-1), fingerprint(options.resume),
+      fingerprint(to_toml(config))};
   const auto found = differences(gather(world, mine, "config agreement"), kNames, world.size());
   if (found.empty()) return;
   throw AgreedError(fmt::format(
@@ -73,8 +85,8 @@ void agree_on_config(Communicator& world, const TrainConfig& config, const Train
 
 void agree_on_data(Communicator& world, int64_t train_tokens, int64_t val_tokens) {
   static constexpr std::array<const char*, 2> kNames = {"train tokens", "val tokens"};
-  const auto found =
-      differences(gather(world, {train_tokens, val_tokens}, "data agreement"), kNames, world.size());
+  const auto found = differences(gather(world, {train_tokens, val_tokens}, "data agreement"),
+                                 kNames, world.size());
   if (found.empty()) return;
   throw AgreedError(fmt::format(
       "the ranks read different token data: {}; data.dir must hold the same train.h5 and "
@@ -100,7 +112,8 @@ std::optional<fs::path> agree_on_resume_file(Communicator& world, const std::str
   chosen.assign(bytes.begin(), bytes.end());
   if (chosen.empty()) {
     run_collectively(world, [&] {
-      LONGNET_CHECK(!own, "rank 0 finds no checkpoint in '{}' but this rank finds '{}': the "
+      LONGNET_CHECK(!own,
+                    "rank 0 finds no checkpoint in '{}' but this rank finds '{}': the "
                     "checkpoint directory differs between nodes (node-local, or a stale "
                     "network file system); resume from a directory every rank sees alike",
                     dir.string(), own ? own->string() : "");
@@ -140,7 +153,8 @@ void check_resume_config(const TrainConfig& saved, const TrainConfig& now, const
   for (const ConfigChange& c : changes) {
     say(fmt::format("resume: {} changed from {} to {}{}", c.field, c.old_value, c.new_value,
                     c.refused ? " (not allowed)" : ""));
-    if (c.refused) refused.push_back(fmt::format("{} ({} -> {})", c.field, c.old_value, c.new_value));
+    if (c.refused)
+      refused.push_back(fmt::format("{} ({} -> {})", c.field, c.old_value, c.new_value));
   }
   if (refused.empty()) return;
   throw AgreedError(fmt::format(

@@ -32,8 +32,9 @@ void agree_on_data(Communicator& world, int64_t train_tokens, int64_t val_tokens
 // picks the newest complete checkpoint in `dir` and broadcasts its path; a rank whose own
 // newest differs says so and loads rank 0's) or a file. Every rank must see the chosen
 // file, or the job stops naming the rank and the file. nullopt: "auto" found nothing.
-std::optional<std::filesystem::path> agree_on_resume_file(
-    Communicator& world, const std::string& resume, const std::filesystem::path& dir);
+std::optional<std::filesystem::path> agree_on_resume_file(Communicator& world,
+                                                          const std::string& resume,
+                                                          const std::filesystem::path& dir);
 
 // Every rank resumed at the same step (copies of one checkpoint name can differ between
 // node-local directories).

@@ -20,7 +20,7 @@
 namespace longnet {
 
 struct ConfigChange {
-  std::string field;  // "optimizer.lr", "seed"
+  std::string field;                 // "optimizer.lr", "seed"
   std::string old_value, new_value;  // as TOML writes them
   bool refused = false;              // a resume with this change is an error
 };

@@ -74,8 +74,8 @@ DirectoryLock::DirectoryLock(const fs::path& dir) : file_(lock_file_of(dir)) {
     const int error = errno;
     ::close(fd_);
     fd_ = -1;
-    fail("cannot write the lock file '{}': {}; make the checkpoint directory writable", file_.string(),
-         std::strerror(error));
+    fail("cannot write the lock file '{}': {}; make the checkpoint directory writable",
+         file_.string(), std::strerror(error));
   }
 }
 

@@ -12,8 +12,10 @@ namespace longnet {
 JsonLog::JsonLog(const std::string& path) : path_(path) {
   LONGNET_CHECK(!path.empty(), "--log-json needs a file name");
   file_ = std::fopen(path.c_str(), "a");
-  LONGNET_CHECK(file_ != nullptr, "cannot write the JSON log '{}': {}; give --log-json a "
-                "writable file", path, std::strerror(errno));
+  LONGNET_CHECK(file_ != nullptr,
+                "cannot write the JSON log '{}': {}; give --log-json a "
+                "writable file",
+                path, std::strerror(errno));
 }
 
 JsonLog::~JsonLog() {

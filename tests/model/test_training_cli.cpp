@@ -25,7 +25,8 @@ class TrainCliTest : public ::testing::Test {
  protected:
   void SetUp() override {
     const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-    root_ = fs::temp_directory_path() / fmt::format("longnet_train_cli_{}_{}", info->name(), ::getpid());
+    root_ = fs::temp_directory_path() /
+            fmt::format("longnet_train_cli_{}_{}", info->name(), ::getpid());
     fs::remove_all(root_);
     fs::create_directories(root_ / "src");
     fs::create_directories(root_ / "logs");

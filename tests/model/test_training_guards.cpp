@@ -3,13 +3,6 @@
 // unwritable output is refused before training; ranks that disagree on the config or
 // see different newest checkpoints are stopped or made to agree; a resume under a
 // changed config says what changed and refuses what would make it meaningless.
-#include "comm/collective_step.hpp"
-#include "comm/mpi_communicator.hpp"
-#include "model/trainer.hpp"
-#include "model/training/checkpoint.hpp"
-#include "model/training/directory_lock.hpp"
-#include "model/training/token_shards.hpp"
-
 #include <fmt/format.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -17,6 +10,13 @@
 
 #include <filesystem>
 #include <fstream>
+
+#include "comm/collective_step.hpp"
+#include "comm/mpi_communicator.hpp"
+#include "model/trainer.hpp"
+#include "model/training/checkpoint.hpp"
+#include "model/training/directory_lock.hpp"
+#include "model/training/token_shards.hpp"
 
 namespace longnet {
 namespace {
@@ -124,7 +124,8 @@ TEST(Divergence, ANonFiniteLossStopsTheRunAndNoNaNCheckpointIsWritten) {
   const TrainConfig c = diverging(*world, root);
   const std::string message = train_error(c, *world, resume_auto());
   EXPECT_THAT(message, HasSubstr("the training diverged"));
-  EXPECT_THAT(message, ::testing::ContainsRegex("step 2: the (loss|gradient norm) is (-?nan|-?inf)"));
+  EXPECT_THAT(message,
+              ::testing::ContainsRegex("step 2: the (loss|gradient norm) is (-?nan|-?inf)"));
   EXPECT_THAT(message, HasSubstr("on_nonfinite = \"skip\""));
   // Nothing was checkpointed after the divergence: the newest checkpoint is the one the
   // run resumed from, and the message names it.

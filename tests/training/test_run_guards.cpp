@@ -22,11 +22,11 @@ namespace longnet {
 namespace {
 
 namespace fs = std::filesystem;
+using ::testing::HasSubstr;
 using testing_support::error_of;
 using testing_support::read_file;
 using testing_support::TempDir;
 using testing_support::write_file;
-using ::testing::HasSubstr;
 
 std::string host_name() {
   char name[256] = {};
@@ -99,7 +99,8 @@ TEST(DirectoryLock, ALinkPlantedAsTheLockFileIsNotWrittenThrough) {
   fs::create_symlink(tmp / "victim", lock_file_of(tmp / "ckpt"));
   EXPECT_THAT(error_of([&] { DirectoryLock lock(tmp / "ckpt"); }),
               HasSubstr("cannot write in checkpoint directory"));
-  EXPECT_TRUE(read_file(tmp / "victim") == "precious") << "the file behind the link was overwritten";
+  EXPECT_TRUE(read_file(tmp / "victim") == "precious")
+      << "the file behind the link was overwritten";
 }
 
 // ---- temporaries -----------------------------------------------------------------------
@@ -125,7 +126,8 @@ TEST(PrivateTemporary, ACheckpointWriteNeverFollowsAPlantedLink) {
   fs::create_symlink(tmp / "victim", tmp / "ckpt" / ".tmp_ckpt_00000002.abcdef");
   const fs::path written = write_checkpoint(tmp / "ckpt", small_state(3), 2);
   EXPECT_EQ(read_checkpoint(written).step, 3);
-  EXPECT_TRUE(read_file(tmp / "victim") == "precious") << "the file behind the link was overwritten";
+  EXPECT_TRUE(read_file(tmp / "victim") == "precious")
+      << "the file behind the link was overwritten";
   // Stale-temporary cleanup leaves links (and their targets) alone.
   EXPECT_TRUE(fs::exists(tmp / "victim"));
 }
@@ -144,7 +146,8 @@ TEST(PrivateTemporary, DataPrepareNeverFollowsAPlantedLink) {
   options.val_fraction = 0;
   const PrepareSummary summary = prepare_token_data(options);
   EXPECT_EQ(summary.train_tokens, 22);
-  EXPECT_TRUE(read_file(tmp / "victim") == "precious") << "the file behind the link was overwritten";
+  EXPECT_TRUE(read_file(tmp / "victim") == "precious")
+      << "the file behind the link was overwritten";
 }
 
 // ---- outputs refused before the work --------------------------------------------------
