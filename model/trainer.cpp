@@ -268,9 +268,10 @@ TrainResult train(const TrainConfig& config, Communicator& world, const TrainOpt
   }
   result.first_step = step;
   if (options.stop_at && *options.stop_at <= step) {
-    throw AgreedError(fmt::format("--stop-at {} is not after step {}, where the run resumes: "
-                                  "nothing would be trained; give a later step",
-                                  *options.stop_at, step));
+    throw AgreedError(
+        fmt::format("--stop-at {} is not after step {}, where the run resumes: "
+                    "nothing would be trained; give a later step",
+                    *options.stop_at, step));
   }
 
   say(fmt::format("longnet train: {} ranks = {} data-parallel x {} sequence-parallel; {} "
@@ -285,7 +286,6 @@ TrainResult train(const TrainConfig& config, Communicator& world, const TrainOpt
                   train_data.size(), val_data.size(), train_data.unigram_entropy_nats(),
                   train_data.unigram_entropy_bits()));
   say(describe(config));
-
 
   // This rank's slice of a [B, seq_len + 1] window batch: inputs and next-token targets.
   std::vector<int32_t> window, tokens(static_cast<std::size_t>(batch * local_tokens)),
@@ -410,10 +410,10 @@ TrainResult train(const TrainConfig& config, Communicator& world, const TrainOpt
     const bool skipped_now = !std::isfinite(mean_loss) || !std::isfinite(norm);
     if (skipped_now) {
       consecutive_skips += 1;
-      const std::string what = fmt::format(
-          "step {}: the {} is {} (loss {}, gradient norm {})", step + 1,
-          std::isfinite(mean_loss) ? "gradient norm" : "loss",
-          std::isfinite(mean_loss) ? norm : mean_loss, mean_loss, norm);
+      const std::string what =
+          fmt::format("step {}: the {} is {} (loss {}, gradient norm {})", step + 1,
+                      std::isfinite(mean_loss) ? "gradient norm" : "loss",
+                      std::isfinite(mean_loss) ? norm : mean_loss, mean_loss, norm);
       const auto newest = latest_checkpoint(config.checkpoint.dir);
       const std::string last = newest ? newest->string() : std::string("none");
       if (config.optimizer.on_nonfinite == "stop" ||
@@ -429,12 +429,12 @@ TrainResult train(const TrainConfig& config, Communicator& world, const TrainOpt
                               consecutive_skips - 1, config.optimizer.max_skipped_steps)
                 : "",
             last,
-            config.optimizer.on_nonfinite == "stop"
-                ? " (or set optimizer.on_nonfinite = \"skip\")"
-                : ""));
+            config.optimizer.on_nonfinite == "stop" ? " (or set optimizer.on_nonfinite = \"skip\")"
+                                                    : ""));
       }
       result.skipped_steps += 1;
-      say(fmt::format("{}: step skipped (optimizer.on_nonfinite = \"skip\"; {} in a row, {} "
+      say(
+          fmt::format("{}: step skipped (optimizer.on_nonfinite = \"skip\"; {} in a row, {} "
                       "in all)",
                       what, consecutive_skips, result.skipped_steps));
     } else {
@@ -454,9 +454,10 @@ TrainResult train(const TrainConfig& config, Communicator& world, const TrainOpt
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     const double rate = static_cast<double>(step - start_step) * tokens_per_step / elapsed;
     if (json) {
-      json->write(fmt::format(R"({{"step": {}, "loss": {:.6f}, "lr": {:.6g}, "grad_norm": {:.6g}, "tokens_per_s": {:.1f}, "elapsed_s": {:.2f}{}}})",
-                              step, mean_loss, adam.lr, norm, rate, elapsed,
-                              skipped_now ? R"(, "skipped": true)" : ""));
+      json->write(fmt::format(
+          R"({{"step": {}, "loss": {:.6f}, "lr": {:.6g}, "grad_norm": {:.6g}, "tokens_per_s": {:.1f}, "elapsed_s": {:.2f}{}}})",
+          step, mean_loss, adam.lr, norm, rate, elapsed,
+          skipped_now ? R"(, "skipped": true)" : ""));
     }
     if (step % config.log.every == 0 || step == end_step) {
       const double eta = static_cast<double>(end_step - step) * tokens_per_step / rate;
@@ -499,8 +500,9 @@ TrainResult train(const TrainConfig& config, Communicator& world, const TrainOpt
     }
     say(fmt::format("validation loss by position in the sequence (nats/byte){}", buckets));
     if (json) {
-      json->write(fmt::format(R"({{"step": {}, "final_validation_loss": {:.6f}, "unigram_entropy": {:.6f}}})",
-                              step, val, result.unigram_entropy_nats));
+      json->write(fmt::format(
+          R"({{"step": {}, "final_validation_loss": {:.6f}, "unigram_entropy": {:.6f}}})", step,
+          val, result.unigram_entropy_nats));
     }
   }
   // A log that could not be written fails the run, after the training it did not stop.
@@ -508,9 +510,10 @@ TrainResult train(const TrainConfig& config, Communicator& world, const TrainOpt
     if (!leader) return;
     if (json) json->close();
     if (json && json->failure()) {
-      fail("{}: the training finished (last checkpoint at step {}), but its JSON log is "
-           "incomplete; free space or choose another --log-json file",
-           *json->failure(), step);
+      fail(
+          "{}: the training finished (last checkpoint at step {}), but its JSON log is "
+          "incomplete; free space or choose another --log-json file",
+          *json->failure(), step);
     }
     LONGNET_CHECK(options.quiet || (std::fflush(stdout) == 0 && !std::ferror(stdout)),
                   "cannot write the progress log (standard output): the training finished "

@@ -308,8 +308,8 @@ const std::vector<Field>& fields() {
     f.push_back(
         integer("optimizer", "warmup_steps", o(&OptimizerSection::warmup_steps), {0, kMaxInt}));
     f.push_back(integer("optimizer", "max_steps", o(&OptimizerSection::max_steps), {1, kMaxInt}));
-    f.push_back(string("optimizer", "on_nonfinite", o(&OptimizerSection::on_nonfinite),
-                       {"stop", "skip"}));
+    f.push_back(
+        string("optimizer", "on_nonfinite", o(&OptimizerSection::on_nonfinite), {"stop", "skip"}));
     f.push_back(integer("optimizer", "max_skipped_steps", o(&OptimizerSection::max_skipped_steps),
                         {1, kMaxInt}));
 
@@ -419,8 +419,8 @@ namespace {
 void check_sizes(const TrainConfig& c) {
   const DataSection& d = c.data;
   const ModelSection& m = c.model;
-  const auto window = checked_product({{"data.batch_size", d.batch_size},
-                                       {"data.seq_len + 1", d.seq_len + 1}});
+  const auto window =
+      checked_product({{"data.batch_size", d.batch_size}, {"data.seq_len + 1", d.seq_len + 1}});
   LONGNET_CHECK(window && *window <= kMaxWindowTokens,
                 "data.seq_len = {} with data.batch_size = {} makes a batch window of {} tokens; "
                 "the limit is {} (2^36): lower data.seq_len or data.batch_size",
