@@ -87,6 +87,17 @@ TEST_F(TrainCliTest, AProgressLogThatCannotBeWrittenFailsTheRun) {
   EXPECT_TRUE(fs::exists(root_ / "ckpt" / "ckpt_00000003.h5")) << "the training itself finished";
 }
 
+TEST_F(TrainCliTest, DataPrepareWithItsSummaryLostToAFullDiskFails) {
+  if (!fs::exists("/dev/full")) GTEST_SKIP() << "no /dev/full";
+  const RunResult r = run_process(
+      {"/bin/sh", "-c",
+       fmt::format("exec '{}' data prepare -q --val-fraction 0.2 -i '{}' -o '{}' >/dev/full",
+                   LONGNET_BINARY, (root_ / "src").string(), (root_ / "data").string())},
+      root_ / "logs");
+  EXPECT_EQ(r.status, 2) << r.err;
+  EXPECT_THAT(r.err, HasSubstr("cannot write the summary to standard output"));
+}
+
 TEST_F(TrainCliTest, DataPrepareIntoAnUncreatableDirectoryIsRefused) {
   const RunResult r = longnet({"data", "prepare", "-q", "-i", (root_ / "src").string(), "-o",
                                (root_ / "src" / "f00.go" / "sub").string()});
