@@ -454,9 +454,11 @@ TrainResult train(const TrainConfig& config, Communicator& world, const TrainOpt
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     const double rate = static_cast<double>(step - start_step) * tokens_per_step / elapsed;
     if (json) {
+      // JSON has no NaN or Infinity: a skipped step's values are null.
       json->write(fmt::format(
-          R"({{"step": {}, "loss": {:.6f}, "lr": {:.6g}, "grad_norm": {:.6g}, "tokens_per_s": {:.1f}, "elapsed_s": {:.2f}{}}})",
-          step, mean_loss, adam.lr, norm, rate, elapsed,
+          R"({{"step": {}, "loss": {}, "lr": {:.6g}, "grad_norm": {}, "tokens_per_s": {:.1f}, "elapsed_s": {:.2f}{}}})",
+          step, skipped_now ? "null" : fmt::format("{:.6f}", mean_loss), adam.lr,
+          skipped_now ? "null" : fmt::format("{:.6g}", norm), rate, elapsed,
           skipped_now ? R"(, "skipped": true)" : ""));
     }
     if (step % config.log.every == 0 || step == end_step) {

@@ -145,7 +145,9 @@ TEST(Divergence, SkipModeCountsSkippedStepsAndStopsAfterTooManyInARow) {
   c.optimizer.on_nonfinite = "skip";
   c.optimizer.max_skipped_steps = 3;
   // The skipped steps leave the state as it was, so each next step overflows again.
-  const std::string message = train_error(c, *world, resume_auto());
+  TrainOptions o = resume_auto();
+  o.log_json = (root / "log.json").string();
+  const std::string message = train_error(c, *world, o);
   EXPECT_THAT(message, HasSubstr("step 5: the"));
   EXPECT_THAT(message, HasSubstr("after 3 skipped steps in a row"));
   if (world->rank() == 0) {
@@ -155,6 +157,16 @@ TEST(Divergence, SkipModeCountsSkippedStepsAndStopsAfterTooManyInARow) {
     const CheckpointState state = read_checkpoint(*newest);
     EXPECT_EQ(state.step, 4);
     EXPECT_NO_THROW(check_checkpoint_finite(state));
+    // Each skipped step is logged as such, with null (JSON has no NaN) for its values.
+    std::ifstream log(root / "log.json");
+    std::vector<std::string> lines;
+    for (std::string line; std::getline(log, line);) lines.push_back(line);
+    ASSERT_EQ(lines.size(), 3u);
+    for (std::size_t i = 0; i < lines.size(); ++i) {
+      EXPECT_THAT(lines[i], HasSubstr(fmt::format(R"({{"step": {}, "loss": null,)", i + 2)));
+      EXPECT_THAT(lines[i], HasSubstr(R"("grad_norm": null)"));
+      EXPECT_THAT(lines[i], HasSubstr(R"("skipped": true)"));
+    }
   }
   world->barrier();
 }
