@@ -103,6 +103,23 @@ struct Split {
   int64_t files = 0;
 };
 
+// ".train.h5.tmp-": what every temporary of a split's file starts with.
+std::string temporary_prefix(const fs::path& out_dir, std::string_view split) {
+  return fmt::format(".{}.tmp-", token_split_path(out_dir, split).filename().string());
+}
+
+// Deletes temporaries that killed runs left in out_dir: regular files only (a link of
+// such a name, and what it points to, are left alone), named as a split's temporary.
+void remove_stale_temporaries(const fs::path& out_dir) {
+  std::error_code ec;
+  for (const fs::directory_entry& entry : fs::directory_iterator(out_dir, ec)) {
+    const std::string name = entry.path().filename().string();
+    const bool ours = name.starts_with(temporary_prefix(out_dir, "train")) ||
+                      name.starts_with(temporary_prefix(out_dir, "val"));
+    if (ours && is_regular_file_not_link(entry.path())) fs::remove(entry.path(), ec);
+  }
+}
+
 // The temporaries of both splits, created (mkstemp: unpredictable names, never a
 // planted link) before any input is read, which also proves the output directory
 // writable before the work; removed unless renamed into place.
@@ -110,8 +127,7 @@ class Temporaries {
  public:
   explicit Temporaries(const fs::path& out_dir) {
     for (std::string_view split : {"train", "val"}) {
-      paths_.push_back(create_private_temporary(
-          out_dir, fmt::format(".{}.tmp-", token_split_path(out_dir, split).filename().string())));
+      paths_.push_back(create_private_temporary(out_dir, temporary_prefix(out_dir, split)));
     }
   }
   ~Temporaries() {
@@ -263,6 +279,7 @@ PrepareSummary prepare_token_data(const PrepareOptions& options) {
     fs::rename(train_tmp, summary.train_path);
     fs::rename(val_tmp, summary.val_path);
     temporaries->renamed();
+    remove_stale_temporaries(options.out_dir);
   } catch (const std::exception& e) {
     fail("cannot write the token data to '{}': {}", options.out_dir.string(), e.what());
   }

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <limits>
@@ -148,6 +149,29 @@ TEST(PrivateTemporary, DataPrepareNeverFollowsAPlantedLink) {
   EXPECT_EQ(summary.train_tokens, 22);
   EXPECT_TRUE(read_file(tmp / "victim") == "precious")
       << "the file behind the link was overwritten";
+}
+
+TEST(PrivateTemporary, DataPrepareRemovesStaleTemporariesButNotLinks) {
+  const TempDir tmp;
+  write_file(tmp / "victim", "precious");
+  write_file(tmp / "src" / "a.go", "package a\n");
+  write_file(tmp / "out" / ".train.h5.tmp-Ab3xYz", "left by a killed run");
+  write_file(tmp / "out" / ".val.h5.tmp-4242", "left by an older version");
+  write_file(tmp / "out" / "notes.txt", "not ours");
+  fs::create_symlink(tmp / "victim", tmp / "out" / ".train.h5.tmp-planted");
+  PrepareOptions options;
+  options.inputs = {tmp / "src"};
+  options.out_dir = tmp / "out";
+  options.val_fraction = 0;
+  prepare_token_data(options);
+  std::vector<std::string> names;
+  for (const auto& entry : fs::directory_iterator(tmp / "out")) {
+    names.push_back(entry.path().filename().string());
+  }
+  std::ranges::sort(names);
+  EXPECT_EQ(names,
+            (std::vector<std::string>{".train.h5.tmp-planted", "notes.txt", "train.h5", "val.h5"}));
+  EXPECT_TRUE(read_file(tmp / "victim") == "precious");
 }
 
 // ---- outputs refused before the work --------------------------------------------------
