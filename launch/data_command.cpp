@@ -4,10 +4,13 @@
 
 #include <fmt/format.h>
 
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <memory>
 
 #include "model/training/token_shards.hpp"
+#include "runtime/error.hpp"
 
 namespace longnet {
 
@@ -44,6 +47,11 @@ void add_data_command(CLI::App& app) {
       };
     }
     fmt::print("{}\n", prepare_token_data(run).describe());
+    // Buffered output fails only when flushed: a summary lost to a full disk is an error.
+    LONGNET_CHECK(std::fflush(stdout) == 0 && !std::ferror(stdout),
+                  "cannot write the summary to standard output: {} (the token data was "
+                  "written)",
+                  std::strerror(errno));
   });
 }
 

@@ -6,7 +6,10 @@
 #include "model/attention_core.hpp"
 #include "model/longnet_decoder.hpp"
 #include "model/ops/model_ops.hpp"
+#include "model/trainer_agreement.hpp"
 #include "model/training/checkpoint.hpp"
+#include "model/training/directory_lock.hpp"
+#include "model/training/json_log.hpp"
 #include "model/training/token_dataset.hpp"
 #include "runtime/error.hpp"
 
@@ -16,7 +19,6 @@
 #include <chrono>
 #include <cmath>
 #include <csignal>
-#include <fstream>
 #include <numbers>
 
 namespace longnet {
@@ -155,11 +157,18 @@ double learning_rate(const OptimizerSection& opt, int64_t step) {
 
 TrainResult train(const TrainConfig& config, Communicator& world, const TrainOptions& options) {
   SignalScope signals;  // from the start: a preemption during setup is honoured too
-  try {
-    validate(config);  // the same verdict on every rank
-  } catch (const Error& e) {
-    throw AgreedError(e.what());
-  }
+  // Together: a rank whose config alone is invalid must not leave the others waiting in
+  // the agreement below.
+  run_collectively(world, [&] {
+    validate(config);
+    LONGNET_CHECK(!options.stop_at || *options.stop_at >= 1,
+                  "--stop-at {} must be a step >= 1: it is the last step to train before "
+                  "stopping with a checkpoint",
+                  options.stop_at.value_or(0));
+  });
+  // Before any collective that depends on them: the same config, options and (below)
+  // data on every rank.
+  agree_on_config(world, config, options);
   const int world_size = world.size(), rank = world.rank();
   const int64_t sp = config.parallel.sp;
   if (world_size % sp != 0) {
@@ -191,6 +200,17 @@ TrainResult train(const TrainConfig& config, Communicator& world, const TrainOpt
                                          *kernels);
   const int64_t first = core->first_token(), local_tokens = core->local_shape().tokens;
 
+  // Outputs first, before any work they would waste: rank 0 locks the checkpoint
+  // directory (one run per directory; refused when it cannot be created or written) and
+  // opens the JSON log.
+  std::optional<DirectoryLock> checkpoint_lock;
+  std::optional<JsonLog> json;
+  run_collectively(world, [&] {
+    if (!leader) return;
+    checkpoint_lock.emplace(config.checkpoint.dir);
+    if (!options.log_json.empty()) json.emplace(options.log_json);
+  });
+
   // Steps that can fail on some ranks only (files) fail on all of them together.
   std::optional<TokenDataset> train_split, val_split;
   run_collectively(world, [&] {
@@ -199,6 +219,7 @@ TrainResult train(const TrainConfig& config, Communicator& world, const TrainOpt
   });
   const TokenDataset& train_data = *train_split;
   const TokenDataset& val_data = *val_split;
+  agree_on_data(world, train_data.size(), val_data.size());
 
   LongNetDecoder model(model_config, DType::float32, config.seed);
   std::vector<Parameter*> params = model.parameters();
@@ -212,30 +233,26 @@ TrainResult train(const TrainConfig& config, Communicator& world, const TrainOpt
   result.unigram_entropy_nats = train_data.unigram_entropy_nats();
   int64_t step = 0;
   if (!options.resume.empty()) {
-    std::optional<std::filesystem::path> file;
-    if (options.resume == "auto") {
-      file = latest_checkpoint(config.checkpoint.dir);
-      if (!file) say(fmt::format("resume auto: no checkpoint in {}; starting at step 0",
-                                 config.checkpoint.dir));
-    } else {
-      file = options.resume;
+    // Rank 0 chooses; every rank loads that file or the job stops saying why.
+    const std::optional<std::filesystem::path> file =
+        agree_on_resume_file(world, options.resume, config.checkpoint.dir);
+    if (!file) {
+      say(fmt::format("resume auto: no checkpoint in {}; starting at step 0",
+                      config.checkpoint.dir));
     }
     if (file) {
       CheckpointState state;
       run_collectively(world, [&] { state = read_checkpoint(*file); });
+      agree_on_resumed_step(world, state.step, *file);
       std::vector<NamedTensor> current = named(params, [&] {
         std::vector<Tensor> v;
         for (Parameter* p : params) v.push_back(p->value);
         return v;
       }());
       run_collectively(world, [&] { check_checkpoint_matches(state, current); });
-      const TrainConfig saved = parse_train_config_string(state.config_toml);
-      if (!(saved.model == config.model)) {
-        throw AgreedError(fmt::format(
-            "checkpoint {} was written for another model (its [model] section differs from "
-            "this config's); resume with the config it was trained with",
-            file->string()));
-      }
+      TrainConfig saved;
+      run_collectively(world, [&] { saved = parse_train_config_string(state.config_toml); });
+      check_resume_config(saved, config, *file, say);
       // By name, not by position: a file's tensors may come back in another order (one
       // rewritten by h5py, say), and check_checkpoint_matches matches names.
       for (std::size_t i = 0; i < params.size(); ++i) {
@@ -250,6 +267,12 @@ TrainResult train(const TrainConfig& config, Communicator& world, const TrainOpt
     }
   }
   result.first_step = step;
+  if (options.stop_at && *options.stop_at <= step) {
+    throw AgreedError(
+        fmt::format("--stop-at {} is not after step {}, where the run resumes: "
+                    "nothing would be trained; give a later step",
+                    *options.stop_at, step));
+  }
 
   say(fmt::format("longnet train: {} ranks = {} data-parallel x {} sequence-parallel; {} "
                   "parameters; train {} tokens, val {} tokens; unigram entropy {:.4f} nats "
@@ -263,12 +286,6 @@ TrainResult train(const TrainConfig& config, Communicator& world, const TrainOpt
                   train_data.size(), val_data.size(), train_data.unigram_entropy_nats(),
                   train_data.unigram_entropy_bits()));
   say(describe(config));
-
-  std::ofstream json;
-  if (leader && !options.log_json.empty()) {
-    json.open(options.log_json, std::ios::app);
-    LONGNET_CHECK(json.good(), "cannot write the JSON log '{}'", options.log_json);
-  }
 
   // This rank's slice of a [B, seq_len + 1] window batch: inputs and next-token targets.
   std::vector<int32_t> window, tokens(static_cast<std::size_t>(batch * local_tokens)),
@@ -299,6 +316,7 @@ TrainResult train(const TrainConfig& config, Communicator& world, const TrainOpt
       state.adam_v = named(params, adam_v);
       state.rng_state = {config.seed};
       state.data_position = static_cast<uint64_t>(completed);
+      check_checkpoint_finite(state);
       const auto path = write_checkpoint(config.checkpoint.dir, state,
                                          static_cast<int>(config.checkpoint.keep_last));
       say(fmt::format("checkpoint: {} (step {})", path.string(), completed));
@@ -355,6 +373,7 @@ TrainResult train(const TrainConfig& config, Communicator& world, const TrainOpt
   const int64_t start_step = step;
   const int64_t end_step = std::min(config.optimizer.max_steps,
                                     options.stop_at.value_or(config.optimizer.max_steps));
+  int64_t consecutive_skips = 0;
   while (step < end_step) {
     model.zero_grads();
     double loss_sum = 0;
@@ -385,14 +404,48 @@ TrainResult train(const TrainConfig& config, Communicator& world, const TrainOpt
     double norm2 = 0;
     for (Parameter* p : params) norm2 += ops->sum_of_squares(p->grad);
     const double norm = std::sqrt(norm2);
-    if (config.optimizer.grad_clip > 0 && norm > config.optimizer.grad_clip) {
-      for (Parameter* p : params) ops->scale(p->grad, config.optimizer.grad_clip / norm);
-    }
     AdamWSettings adam = adam_base;
     adam.lr = learning_rate(config.optimizer, step);
-    for (std::size_t i = 0; i < params.size(); ++i) {
-      ops->adamw_step(params[i]->value, params[i]->grad, adam_m[i], adam_v[i], step + 1, adam,
-                      params[i]->weight_decay);
+    // Loss and gradients are all-reduced: every rank reaches the same verdict.
+    const bool skipped_now = !std::isfinite(mean_loss) || !std::isfinite(norm);
+    if (skipped_now) {
+      consecutive_skips += 1;
+      const std::string what =
+          fmt::format("step {}: the {} is {} (loss {}, gradient norm {})", step + 1,
+                      std::isfinite(mean_loss) ? "gradient norm" : "loss",
+                      std::isfinite(mean_loss) ? norm : mean_loss, mean_loss, norm);
+      const auto newest = latest_checkpoint(config.checkpoint.dir);
+      const std::string last = newest ? newest->string() : std::string("none");
+      if (config.optimizer.on_nonfinite == "stop" ||
+          consecutive_skips > config.optimizer.max_skipped_steps) {
+        throw AgreedError(fmt::format(
+            "{}{}: the training diverged and stops without writing a checkpoint of this "
+            "state (the newest checkpoint: {}); lower optimizer.lr or set "
+            "optimizer.grad_clip, then resume from that checkpoint{}",
+            what,
+            config.optimizer.on_nonfinite == "skip"
+                ? fmt::format(", after {} skipped steps in a row (optimizer.max_skipped_steps "
+                              "= {})",
+                              consecutive_skips - 1, config.optimizer.max_skipped_steps)
+                : "",
+            last,
+            config.optimizer.on_nonfinite == "stop" ? " (or set optimizer.on_nonfinite = \"skip\")"
+                                                    : ""));
+      }
+      result.skipped_steps += 1;
+      say(
+          fmt::format("{}: step skipped (optimizer.on_nonfinite = \"skip\"; {} in a row, {} "
+                      "in all)",
+                      what, consecutive_skips, result.skipped_steps));
+    } else {
+      consecutive_skips = 0;
+      if (config.optimizer.grad_clip > 0 && norm > config.optimizer.grad_clip) {
+        for (Parameter* p : params) ops->scale(p->grad, config.optimizer.grad_clip / norm);
+      }
+      for (std::size_t i = 0; i < params.size(); ++i) {
+        ops->adamw_step(params[i]->value, params[i]->grad, adam_m[i], adam_v[i], step + 1, adam,
+                        params[i]->weight_decay);
+      }
     }
     ++step;
     result.steps.push_back({step, mean_loss, adam.lr});
@@ -400,11 +453,13 @@ TrainResult train(const TrainConfig& config, Communicator& world, const TrainOpt
     const double elapsed =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     const double rate = static_cast<double>(step - start_step) * tokens_per_step / elapsed;
-    if (json.is_open()) {
-      json << fmt::format(R"({{"step": {}, "loss": {:.6f}, "lr": {:.6g}, "grad_norm": {:.6g}, "tokens_per_s": {:.1f}, "elapsed_s": {:.2f}}})",
-                          step, mean_loss, adam.lr, norm, rate, elapsed)
-           << '\n';
-      json.flush();
+    if (json) {
+      // JSON has no NaN or Infinity: a skipped step's values are null.
+      json->write(fmt::format(
+          R"({{"step": {}, "loss": {}, "lr": {:.6g}, "grad_norm": {}, "tokens_per_s": {:.1f}, "elapsed_s": {:.2f}{}}})",
+          step, skipped_now ? "null" : fmt::format("{:.6f}", mean_loss), adam.lr,
+          skipped_now ? "null" : fmt::format("{:.6g}", norm), rate, elapsed,
+          skipped_now ? R"(, "skipped": true)" : ""));
     }
     if (step % config.log.every == 0 || step == end_step) {
       const double eta = static_cast<double>(end_step - step) * tokens_per_step / rate;
@@ -417,9 +472,7 @@ TrainResult train(const TrainConfig& config, Communicator& world, const TrainOpt
       const double val = validate_model();
       say(fmt::format("step {:>6} | validation loss {:.4f} nats/byte ({:.4f} bits)", step, val,
                       val / std::numbers::ln2));
-      if (json.is_open()) {
-        json << fmt::format(R"({{"step": {}, "validation_loss": {:.6f}}})", step, val) << '\n';
-      }
+      if (json) json->write(fmt::format(R"({{"step": {}, "validation_loss": {:.6f}}})", step, val));
     }
     const bool stop_now = loss[1] > 0;
     if (stop_now || (config.checkpoint.every > 0 && step % config.checkpoint.every == 0) ||
@@ -448,12 +501,27 @@ TrainResult train(const TrainConfig& config, Communicator& world, const TrainOpt
                              result.validation_by_position[static_cast<std::size_t>(b)]);
     }
     say(fmt::format("validation loss by position in the sequence (nats/byte){}", buckets));
-    if (json.is_open()) {
-      json << fmt::format(R"({{"step": {}, "final_validation_loss": {:.6f}, "unigram_entropy": {:.6f}}})",
-                          step, val, result.unigram_entropy_nats)
-           << '\n';
+    if (json) {
+      json->write(fmt::format(
+          R"({{"step": {}, "final_validation_loss": {:.6f}, "unigram_entropy": {:.6f}}})", step,
+          val, result.unigram_entropy_nats));
     }
   }
+  // A log that could not be written fails the run, after the training it did not stop.
+  run_collectively(world, [&] {
+    if (!leader) return;
+    if (json) json->close();
+    if (json && json->failure()) {
+      fail(
+          "{}: the training finished (last checkpoint at step {}), but its JSON log is "
+          "incomplete; free space or choose another --log-json file",
+          *json->failure(), step);
+    }
+    LONGNET_CHECK(options.quiet || (std::fflush(stdout) == 0 && !std::ferror(stdout)),
+                  "cannot write the progress log (standard output): the training finished "
+                  "(last checkpoint at step {}), but its log is incomplete",
+                  step);
+  });
   return result;
 }
 

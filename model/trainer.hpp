@@ -28,7 +28,7 @@ namespace longnet {
 struct TrainOptions {
   std::string resume;             // "" (start fresh), "auto" (newest checkpoint, if any), or a file
   std::string log_json;           // JSON-lines log of every record (rank 0), or ""
-  std::optional<int64_t> stop_at;  // stop (with a checkpoint) once this step is done (tests)
+  std::optional<int64_t> stop_at;  // stop (with a checkpoint) once this step is done; >= 1
   bool quiet = false;             // no progress lines (tests)
 };
 
@@ -42,6 +42,7 @@ struct TrainResult {
   int64_t first_step = 0;  // the step training started from (after a resume)
   int64_t last_step = 0;   // steps completed
   bool interrupted = false;  // stopped by SIGTERM / SIGUSR1 (checkpoint written)
+  int64_t skipped_steps = 0;  // steps skipped for a non-finite loss or gradient norm
   std::vector<TrainRecord> steps;
   double validation_loss = 0;                 // at the end (nats per token)
   std::vector<double> validation_by_position;  // mean loss per position bucket
@@ -50,7 +51,10 @@ struct TrainResult {
 };
 
 // Collective over `world`. Throws AgreedError for problems every rank sees alike (a bad
-// config, a missing corpus, a mismatched checkpoint).
+// config, a missing corpus, a mismatched checkpoint, ranks that disagree on the config,
+// data or checkpoint, a checkpoint directory locked by another run or not writable, a
+// diverged run: a NaN or infinite loss or gradient norm with optimizer.on_nonfinite =
+// "stop", or too many skipped steps, a JSON log that could not be written).
 TrainResult train(const TrainConfig& config, Communicator& world, const TrainOptions& options);
 
 // The learning rate at `step` (0-based): linear warmup to lr, then cosine to min_lr at

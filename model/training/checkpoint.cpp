@@ -12,11 +12,13 @@
 #include <array>
 #include <cerrno>
 #include <charconv>
+#include <cmath>
 #include <cstring>
 #include <map>
 #include <span>
 
 #include "model/training/counter_hash.hpp"
+#include "model/training/private_file.hpp"
 #include "runtime/error.hpp"
 #include "runtime/hdf5_file.hpp"
 
@@ -65,7 +67,8 @@ int64_t checkpoint_step(std::string_view name) {
   return error == std::errc() && end == digits.data() + digits.size() ? step : -1;
 }
 
-// The step of a temporary ".tmp_ckpt_<digits>.<pid>.h5", or -1 for any other name.
+// The step of a temporary ".tmp_ckpt_<digits>.<random>", or -1 for any other name (the
+// ".tmp_ckpt_<digits>.<pid>.h5" of older versions parses too, so those are cleaned up).
 int64_t temporary_step(std::string_view name) {
   if (!name.starts_with(kTemporaryPrefix)) return -1;
   const std::string_view rest = name.substr(kTemporaryPrefix.size());
@@ -81,7 +84,9 @@ std::vector<std::pair<int64_t, fs::path>> files_by_step(const fs::path& dir,
   std::error_code ec;
   for (const fs::directory_entry& entry : fs::directory_iterator(dir, ec)) {
     const int64_t step = step_of(entry.path().filename().string());
-    if (step >= 0 && entry.is_regular_file(ec)) found.emplace_back(step, entry.path());
+    // Not entry.is_regular_file(), which follows links: a link named like a checkpoint is
+    // neither read as one nor deleted through.
+    if (step >= 0 && is_regular_file_not_link(entry.path())) found.emplace_back(step, entry.path());
   }
   std::ranges::sort(found);
   return found;
@@ -249,6 +254,23 @@ void check_state(const CheckpointState& s) {
   }
 }
 
+}  // namespace
+
+void check_checkpoint_finite(const CheckpointState& s) {
+  for (const TensorGroup& group : kTensorGroups) {
+    for (const NamedTensor& t : s.*group.tensors) {
+      const auto values = t.tensor.span<float>();
+      const auto bad = std::ranges::find_if(values, [](float v) { return !std::isfinite(v); });
+      LONGNET_CHECK(bad == values.end(),
+                    "refusing to write checkpoint of step {}: {}/{} holds {} at flat index {} "
+                    "(the training diverged); the older checkpoints are kept",
+                    s.step, group.name, t.name, *bad, bad - values.begin());
+    }
+  }
+}
+
+namespace {
+
 // ---- durability ------------------------------------------------------------------------
 
 // Makes a rename in `dir` durable: the directory entry itself must reach the disk.
@@ -277,6 +299,7 @@ void prune(const fs::path& dir, int keep_last, const fs::path& just_written, int
     LONGNET_CHECK(!ec, "cannot delete old checkpoint '{}': {}", complete[i].second.string(),
                   ec.message());
   }
+  // files_by_step lists regular files only: a link of that name is left alone.
   for (const auto& [old_step, path] : files_by_step(dir, temporary_step)) {
     if (old_step <= step) fs::remove(path, ec);  // best effort: it is never read
   }
@@ -299,10 +322,12 @@ fs::path write_checkpoint(const fs::path& dir, const CheckpointState& state, int
                 dir.string(), ec ? ec.message() : std::string("a file of that name exists"));
 
   const fs::path final_path = dir / checkpoint_file_name(state.step);
-  // The pid keeps two writers of one step (a misconfigured job) from sharing a temporary.
-  const fs::path temporary_path =
-      dir / fmt::format("{}{:08}.{}{}", kTemporaryPrefix, state.step, ::getpid(), kSuffix);
+  // An unpredictable name, created exclusively: no planted link is followed, and two
+  // writers of one step never share a temporary.
+  fs::path temporary_path;
   try {
+    temporary_path =
+        create_private_temporary(dir, fmt::format("{}{:08}.", kTemporaryPrefix, state.step));
     H5File file = H5File::create_with_user_block(temporary_path, kHeaderBytes);
     file.write_attr_string(layout::kFormat, kFormatName);
     file.write_attr_int64(layout::kVersion, kFormatVersion);
@@ -319,7 +344,7 @@ fs::path write_checkpoint(const fs::path& dir, const CheckpointState& state, int
     seal(temporary_path);  // the header, then fsync
     fs::rename(temporary_path, final_path);
   } catch (const std::exception& e) {
-    fs::remove(temporary_path, ec);
+    if (!temporary_path.empty()) fs::remove(temporary_path, ec);
     fail("cannot write checkpoint '{}': {}", final_path.string(), e.what());
   }
   fsync_directory(dir);

@@ -18,7 +18,8 @@
 // the library. With the header, a truncated or damaged file is an error naming the file.
 // A checkpoint edited on purpose (with h5py) must be resealed (reseal_checkpoint).
 //
-// Atomicity: the file is written under a temporary name in DIR (".tmp_ckpt_*"),
+// Atomicity: the file is written under a temporary name in DIR (".tmp_ckpt_<step>.<six
+// random characters>", created by mkstemp: never an existing file or a planted link),
 // flushed, closed and fsync'ed, then renamed to its final name and the directory
 // fsync'ed. A job killed at any moment leaves either the previous checkpoints and a
 // stray temporary, or the new checkpoint complete; latest_checkpoint() never returns a
@@ -79,6 +80,13 @@ std::string checkpoint_file_name(int64_t step);
 // checkpoints beyond keep_last (keep_last >= 1). Creates DIR if needed. Returns the path.
 std::filesystem::path write_checkpoint(const std::filesystem::path& dir,
                                        const CheckpointState& state, int keep_last);
+
+// Throws longnet::Error naming the first NaN or infinity in the parameters or moments.
+// The trainer calls it before write_checkpoint: a checkpoint of a diverged run would be
+// resumed from and would push the last good one out of keep_last, so none is written,
+// and pruning never deletes the newest finite checkpoint. (write_checkpoint itself stores
+// any values bit for bit.)
+void check_checkpoint_finite(const CheckpointState& state);
 
 // The newest complete checkpoint in dir (by step; temporaries ignored), or nullopt when
 // there is none or dir does not exist.

@@ -14,8 +14,10 @@
 #include <cstring>
 #include <fstream>
 #include <numbers>
+#include <optional>
 
 #include "model/training/counter_hash.hpp"
+#include "model/training/private_file.hpp"
 #include "runtime/error.hpp"
 #include "runtime/hdf5_file.hpp"
 
@@ -101,10 +103,48 @@ struct Split {
   int64_t files = 0;
 };
 
-fs::path temporary_path(const fs::path& final_path) {
-  return final_path.parent_path() /
-         fmt::format(".{}.tmp-{}", final_path.filename().string(), ::getpid());
+// ".train.h5.tmp-": what every temporary of a split's file starts with.
+std::string temporary_prefix(const fs::path& out_dir, std::string_view split) {
+  return fmt::format(".{}.tmp-", token_split_path(out_dir, split).filename().string());
 }
+
+// Deletes temporaries that killed runs left in out_dir: regular files only (a link of
+// such a name, and what it points to, are left alone), named as a split's temporary.
+void remove_stale_temporaries(const fs::path& out_dir) {
+  std::error_code ec;
+  for (const fs::directory_entry& entry : fs::directory_iterator(out_dir, ec)) {
+    const std::string name = entry.path().filename().string();
+    const bool ours = name.starts_with(temporary_prefix(out_dir, "train")) ||
+                      name.starts_with(temporary_prefix(out_dir, "val"));
+    if (ours && is_regular_file_not_link(entry.path())) fs::remove(entry.path(), ec);
+  }
+}
+
+// The temporaries of both splits, created (mkstemp: unpredictable names, never a
+// planted link) before any input is read, which also proves the output directory
+// writable before the work; removed unless renamed into place.
+class Temporaries {
+ public:
+  explicit Temporaries(const fs::path& out_dir) {
+    for (std::string_view split : {"train", "val"}) {
+      paths_.push_back(create_private_temporary(out_dir, temporary_prefix(out_dir, split)));
+    }
+  }
+  ~Temporaries() {
+    std::error_code ec;
+    for (const fs::path& p : paths_) {
+      if (!p.empty()) fs::remove(p, ec);
+    }
+  }
+  Temporaries(const Temporaries&) = delete;
+  Temporaries& operator=(const Temporaries&) = delete;
+  const fs::path& train() const { return paths_[0]; }
+  const fs::path& val() const { return paths_[1]; }
+  void renamed() { paths_.clear(); }
+
+ private:
+  std::vector<fs::path> paths_;
+};
 
 void write_split(const fs::path& file, const Split& split, const ByteEntropy& entropy,
                  const PrepareOptions& options, const std::string& source) {
@@ -165,6 +205,19 @@ PrepareSummary prepare_token_data(const PrepareOptions& options) {
                 "--val-fraction {} is out of range: expected a number in [0, 1)",
                 options.val_fraction);
   LONGNET_CHECK(!options.out_dir.empty(), "no output directory: pass --out DIR");
+  // The output first: a directory that cannot be created or written is refused before
+  // the inputs are read.
+  std::error_code ec;
+  fs::create_directories(options.out_dir, ec);
+  LONGNET_CHECK(!ec && fs::is_directory(options.out_dir), "cannot create output directory '{}': {}",
+                options.out_dir.string(),
+                ec ? ec.message() : std::string("a file of that name exists"));
+  std::optional<Temporaries> temporaries;
+  try {
+    temporaries.emplace(options.out_dir);
+  } catch (const Error& e) {
+    fail("cannot write in output directory '{}': {}", options.out_dir.string(), e.what());
+  }
 
   const bool default_corpus = options.inputs.empty();
   const std::vector<fs::path> inputs =
@@ -214,15 +267,10 @@ PrepareSummary prepare_token_data(const PrepareOptions& options) {
                 "--val-fraction, add files, or try another --seed",
                 files.size(), options.val_fraction);
 
-  std::error_code ec;
-  fs::create_directories(options.out_dir, ec);
-  LONGNET_CHECK(!ec && fs::is_directory(options.out_dir), "cannot create output directory '{}': {}",
-                options.out_dir.string(),
-                ec ? ec.message() : std::string("a file of that name exists"));
   summary.train_path = token_split_path(options.out_dir, "train");
   summary.val_path = token_split_path(options.out_dir, "val");
-  const fs::path train_tmp = temporary_path(summary.train_path);
-  const fs::path val_tmp = temporary_path(summary.val_path);
+  const fs::path train_tmp = temporaries->train();
+  const fs::path val_tmp = temporaries->val();
   // The train entropy goes both into train.h5 and into the summary: count it once.
   summary.train_entropy = unigram_entropy(train.tokens);
   try {
@@ -230,9 +278,9 @@ PrepareSummary prepare_token_data(const PrepareOptions& options) {
     write_split(val_tmp, val, unigram_entropy(val.tokens), options, source);
     fs::rename(train_tmp, summary.train_path);
     fs::rename(val_tmp, summary.val_path);
+    temporaries->renamed();
+    remove_stale_temporaries(options.out_dir);
   } catch (const std::exception& e) {
-    fs::remove(train_tmp, ec);
-    fs::remove(val_tmp, ec);
     fail("cannot write the token data to '{}': {}", options.out_dir.string(), e.what());
   }
 

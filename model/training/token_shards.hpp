@@ -17,7 +17,10 @@
 //   unigram_entropy_bits, unigram_entropy_nats (of this split's byte frequencies: the
 //   loss, per byte, of a model that learned only those frequencies)
 // Both files are written under temporary names and renamed, so a failed run leaves no
-// half-written split behind.
+// half-written split behind. The temporaries (".train.h5.tmp-XXXXXX") are made by
+// mkstemp before any input is read: unpredictable names that never open a planted link,
+// and an output directory that cannot be written is refused before the work. A
+// successful run deletes the temporaries killed runs left (regular files only).
 #pragma once
 
 #include <cstdint>

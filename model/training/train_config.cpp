@@ -17,6 +17,7 @@
 #include <limits>
 #include <sstream>
 
+#include "model/training/config_sizes.hpp"
 #include "runtime/error.hpp"
 
 namespace longnet {
@@ -307,6 +308,10 @@ const std::vector<Field>& fields() {
     f.push_back(
         integer("optimizer", "warmup_steps", o(&OptimizerSection::warmup_steps), {0, kMaxInt}));
     f.push_back(integer("optimizer", "max_steps", o(&OptimizerSection::max_steps), {1, kMaxInt}));
+    f.push_back(
+        string("optimizer", "on_nonfinite", o(&OptimizerSection::on_nonfinite), {"stop", "skip"}));
+    f.push_back(integer("optimizer", "max_skipped_steps", o(&OptimizerSection::max_skipped_steps),
+                        {1, kMaxInt}));
 
     f.push_back(integer("parallel", "sp", in(&C::parallel, &ParallelSection::sp), {1, 65536}));
 
@@ -449,6 +454,7 @@ void validate(const TrainConfig& c) {
                 "parallel.sp = {} exceeds data.seq_len = {}: every sequence-parallel rank needs "
                 "at least one token",
                 c.parallel.sp, c.data.seq_len);
+  check_config_sizes(c);
 }
 
 // ---- entry points ------------------------------------------------------------------------

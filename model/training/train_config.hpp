@@ -67,6 +67,12 @@ struct OptimizerSection {
   double grad_clip = 1.0;  // global gradient-norm clip; 0 disables
   int64_t warmup_steps = 50;
   int64_t max_steps = 1000;
+  // A step whose loss or gradient norm is NaN or infinite: "stop" ends the run with an
+  // error (exit status 2) and no checkpoint of that state; "skip" leaves the parameters
+  // and moments unchanged and goes on with the next batch, and more than
+  // max_skipped_steps such steps in a row end the run as "stop" does.
+  std::string on_nonfinite = "stop";  // "stop" or "skip"
+  int64_t max_skipped_steps = 10;
 
   bool operator==(const OptimizerSection&) const = default;
 };
@@ -126,7 +132,11 @@ void apply_override(TrainConfig& config, std::string_view assignment);
 // Applies every override in order, then validate(); all or nothing. What `--set` uses.
 void apply_overrides(TrainConfig& config, std::span<const std::string> assignments);
 
-// Throws longnet::Error naming the first violated cross-field rule.
+// Throws longnet::Error naming the first violated cross-field rule. Sizes are checked
+// too, before anything is allocated: a batch window of data.batch_size x (data.seq_len
+// + 1) tokens above kMaxWindowTokens, or an activation whose byte count overflows int64,
+// is refused naming the fields.
+inline constexpr int64_t kMaxWindowTokens = int64_t{1} << 36;  // 256 GiB of int32 tokens
 void validate(const TrainConfig& config);
 
 // Every field, as TOML that parse_train_config_string turns back into `config` exactly.

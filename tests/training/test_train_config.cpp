@@ -136,7 +136,19 @@ INSTANTIATE_TEST_SUITE_P(
         CrossFieldCase{"WarmupLongerThanTraining", "[optimizer]\nwarmup_steps = 1400\n",
                        "optimizer.warmup_steps = 1400 exceeds optimizer.max_steps = 1000"},
         CrossFieldCase{"MoreRanksThanTokens", "[data]\nseq_len = 4\n[parallel]\nsp = 8\n",
-                       "parallel.sp = 8 exceeds data.seq_len = 4"}),
+                       "parallel.sp = 8 exceeds data.seq_len = 4"},
+        // Refused before anything is allocated, naming the field and the limit.
+        CrossFieldCase{"HugeSequence", "[data]\nseq_len = 1099511627776\n",
+                       "data.seq_len = 1099511627776 with data.batch_size = 4 makes a batch "
+                       "window of 4398046511108 tokens; the limit is 68719476736"},
+        CrossFieldCase{"ActivationBytesOverflow",
+                       "[data]\nseq_len = 65536\nbatch_size = 65536\n[model]\n"
+                       "vocab_size = 2147483647\n",
+                       "data.batch_size (65536) x data.seq_len / parallel.sp (65536) x "
+                       "max(model.dim, ffn_dim, vocab_size) (2147483647) x bytes per float (4) "
+                       "overflows"},
+        CrossFieldCase{"UnknownNonFiniteChoice", "[optimizer]\non_nonfinite = \"ignore\"\n",
+                       "on_nonfinite"}),
     [](const auto& test_info) { return test_info.param.name; });
 
 TEST(TrainConfig, OddHeadDimIsFineWithoutXpos) {

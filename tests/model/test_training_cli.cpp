@@ -1,0 +1,109 @@
+// `longnet train` and `longnet data prepare` as a user runs them (the real binary, one
+// process): refusals before the work, and a progress log that cannot be written is an
+// error, not a silent success.
+#include <fmt/format.h>
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "tests/run_process.hpp"
+
+namespace longnet {
+namespace {
+
+namespace fs = std::filesystem;
+using ::testing::HasSubstr;
+using testing::run_process;
+using testing::RunResult;
+
+class TrainCliTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
+    root_ = fs::temp_directory_path() /
+            fmt::format("longnet_train_cli_{}_{}", info->name(), ::getpid());
+    fs::remove_all(root_);
+    fs::create_directories(root_ / "src");
+    fs::create_directories(root_ / "logs");
+    for (int f = 0; f < 30; ++f) {
+      std::ofstream out(root_ / "src" / fmt::format("f{:02}.go", f));
+      for (int line = 0; line < 40; ++line) out << fmt::format("func f{}_{}() {{}}\n", f, line);
+    }
+  }
+  void TearDown() override { fs::remove_all(root_); }
+
+  RunResult longnet(std::vector<std::string> args) {
+    args.insert(args.begin(), LONGNET_BINARY);
+    return run_process(args, root_ / "logs");
+  }
+  RunResult prepare() {
+    return longnet({"data", "prepare", "-q", "-i", (root_ / "src").string(), "-o",
+                    (root_ / "data").string(), "--val-fraction", "0.2"});
+  }
+  // A tiny model that trains 3 steps in well under a second.
+  std::vector<std::string> train_args() {
+    std::vector<std::string> args = {"train"};
+    for (const std::string& s :
+         {"model.dim=16", "model.heads=2", "model.layers=1", "model.ffn_dim=32",
+          "model.segment_lengths=16,32", "model.dilation_rates=1,2", "model.rel_pos_buckets=8",
+          "model.rel_pos_max_distance=32", "data.seq_len=32", "data.batch_size=2",
+          "optimizer.max_steps=3", "optimizer.warmup_steps=1", "eval.every=0", "eval.batches=1"}) {
+      args.insert(args.end(), {"--set", s});
+    }
+    args.insert(args.end(), {"--set", "data.dir=" + (root_ / "data").string(), "--set",
+                             "checkpoint.dir=" + (root_ / "ckpt").string()});
+    return args;
+  }
+
+  fs::path root_;
+};
+
+TEST_F(TrainCliTest, StopAtZeroOrNegativeIsRefused) {
+  ASSERT_EQ(prepare().status, 0);
+  for (const char* stop : {"0", "-2"}) {
+    std::vector<std::string> args = train_args();
+    args.insert(args.end(), {"--stop-at", stop});
+    const RunResult r = longnet(args);
+    EXPECT_EQ(r.status, 2) << r.err;
+    EXPECT_THAT(r.err, HasSubstr(fmt::format("--stop-at {} must be a step >= 1", stop)));
+    EXPECT_FALSE(fs::exists(root_ / "ckpt" / "ckpt_00000003.h5"));
+  }
+}
+
+// Standard output on a full disk: the training completes, the status says the log is lost.
+TEST_F(TrainCliTest, AProgressLogThatCannotBeWrittenFailsTheRun) {
+  if (!fs::exists("/dev/full")) GTEST_SKIP() << "no /dev/full";
+  ASSERT_EQ(prepare().status, 0);
+  std::string command = fmt::format("exec '{}'", LONGNET_BINARY);
+  for (const std::string& a : train_args()) command += " '" + a + "'";
+  const RunResult r = run_process({"/bin/sh", "-c", command + " >/dev/full"}, root_ / "logs");
+  EXPECT_EQ(r.status, 2) << r.err;
+  EXPECT_THAT(r.err, HasSubstr("cannot write the progress log (standard output)"));
+  EXPECT_TRUE(fs::exists(root_ / "ckpt" / "ckpt_00000003.h5")) << "the training itself finished";
+}
+
+TEST_F(TrainCliTest, DataPrepareWithItsSummaryLostToAFullDiskFails) {
+  if (!fs::exists("/dev/full")) GTEST_SKIP() << "no /dev/full";
+  const RunResult r = run_process(
+      {"/bin/sh", "-c",
+       fmt::format("exec '{}' data prepare -q --val-fraction 0.2 -i '{}' -o '{}' >/dev/full",
+                   LONGNET_BINARY, (root_ / "src").string(), (root_ / "data").string())},
+      root_ / "logs");
+  EXPECT_EQ(r.status, 2) << r.err;
+  EXPECT_THAT(r.err, HasSubstr("cannot write the summary to standard output"));
+}
+
+TEST_F(TrainCliTest, DataPrepareIntoAnUncreatableDirectoryIsRefused) {
+  const RunResult r = longnet({"data", "prepare", "-q", "-i", (root_ / "src").string(), "-o",
+                               (root_ / "src" / "f00.go" / "sub").string()});
+  EXPECT_EQ(r.status, 2) << r.err;
+  EXPECT_THAT(r.err, HasSubstr("cannot create output directory"));
+}
+
+}  // namespace
+}  // namespace longnet
