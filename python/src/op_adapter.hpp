@@ -1,0 +1,48 @@
+// The one place where the Python extension meets the C++ attention op. Everything the
+// bindings (module.cpp) need from kernels/ goes through these functions, so a change of
+// the op's interface is absorbed here alone.
+#pragma once
+
+#include "runtime/tensor.hpp"
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace longnet::python {
+
+// Memory owned by the caller's framework (a NumPy array or a torch tensor), already checked
+// to be dense and row-major; `name` is the Python argument's name, for errors.
+struct ArrayView {
+  const char* name = "";
+  void* data = nullptr;
+  Shape shape;
+  DType dtype = DType::float32;
+  Device device = Device::cpu;
+  int device_id = 0;
+};
+
+struct AttentionCall {
+  std::vector<int64_t> segment_lengths;
+  std::vector<int64_t> dilation_rates;
+  bool causal = false;
+  std::string head_offsets = "interleaved";
+  std::optional<double> scale;
+  // The caller's CUDA stream (cudaStream_t as an integer; 0: the legacy default stream).
+  uintptr_t stream = 0;
+};
+
+// o [B, N, H, D] and lse [B, N, H] are overwritten; q, k, v [B, N, H, D].
+void attention_forward(const AttentionCall& call, const ArrayView& q, const ArrayView& k,
+                       const ArrayView& v, const ArrayView& o, const ArrayView& lse);
+// The exact gradient; dq, dk, dv overwritten.
+void attention_backward(const AttentionCall& call, const ArrayView& q, const ArrayView& k,
+                        const ArrayView& v, const ArrayView& o, const ArrayView& lse,
+                        const ArrayView& dout, const ArrayView& dq, const ArrayView& dk,
+                        const ArrayView& dv);
+
+// Whether this build holds the CUDA kernels.
+bool cuda_kernels_built();
+
+}  // namespace longnet::python
