@@ -25,12 +25,19 @@ __all__ = [
     "__version__",
     "cuda_kernels_built",
     "dilated_attention",
+    "sequence_shard",
 ]
 
 
 def cuda_kernels_built() -> bool:
     """Whether this build of the package holds the CUDA kernels."""
     return bool(_C.cuda_kernels_built())
+
+
+def sequence_shard(tokens: int, world: int, rank: int) -> tuple:
+    """The tokens [begin, end) that `rank` of `world` holds under ``distributed=``: the
+    balanced split (the first ``tokens % world`` ranks hold one more)."""
+    return tuple(_C.sequence_shard(int(tokens), int(world), int(rank)))
 
 
 def __getattr__(name: str) -> Any:

@@ -112,3 +112,26 @@ if _torch_version() >= (2, 4):  # pragma: no cover - the Debian torch here is 1.
 
     _op.register_autograd(_autograd, setup_context=_setup_context)
     _custom_op = _op
+
+
+class SequenceParallelFunction(torch.autograd.Function):
+    """The sequence-parallel op (longnet._C.SequenceParallel) with the exact backward;
+    forward and backward are collective over the op's communicator."""
+
+    @staticmethod
+    def forward(ctx, q, k, v, op):  # type: ignore[override]
+        q, k, v = q.detach(), k.detach(), v.detach()
+        out = torch.empty(q.shape, dtype=q.dtype, device=q.device)
+        lse = torch.empty(q.shape[:3], dtype=q.dtype, device=q.device)
+        op.forward(q, k, v, out, lse)
+        ctx.save_for_backward(q, k, v, out, lse)
+        ctx.op = op
+        ctx.mark_non_differentiable(lse)
+        return out, lse
+
+    @staticmethod
+    def backward(ctx, grad_out, grad_lse):  # type: ignore[override]
+        q, k, v, out, lse = ctx.saved_tensors
+        dq, dk, dv = (torch.empty(q.shape, dtype=q.dtype, device=q.device) for _ in range(3))
+        ctx.op.backward(q, k, v, out, lse, grad_out.detach().contiguous(), dq, dk, dv)
+        return dq, dk, dv, None

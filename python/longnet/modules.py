@@ -8,6 +8,7 @@ from typing import List, Optional, Sequence, Union
 import torch
 from torch import nn
 
+from . import _C
 from ._ops import _as_list, dilated_attention
 
 IntOrInts = Union[int, Sequence[int]]
@@ -20,6 +21,19 @@ def _pick(name: str, value, alias_name: str, alias):
         raise ValueError(f"{name}={value!r} and its alias {alias_name}={alias!r} disagree: "
                          f"give only {name}")
     return alias
+
+
+def _communicator(distributed):
+    if distributed is None or distributed is False:
+        return None
+    if distributed is True:
+        from mpi4py import MPI
+
+        return MPI.COMM_WORLD
+    if not hasattr(distributed, "py2f") or not hasattr(distributed, "allreduce"):
+        raise TypeError(f"distributed must be False, True or an mpi4py communicator, got "
+                        f"{type(distributed).__name__}")
+    return distributed
 
 
 class DilatedAttention(nn.Module):
@@ -37,8 +51,10 @@ class DilatedAttention(nn.Module):
         causal: mask future tokens (the documents' misspelling ``casual`` is accepted,
             with a DeprecationWarning).
         use_xpos, use_rel_pos_bias: not available from Python yet (NotImplementedError).
-        distributed: False (alias ``Distributed``); sequence parallelism is not available
-            from Python yet (NotImplementedError otherwise).
+        distributed: False (alias ``Distributed``), or an mpi4py communicator (True:
+            ``MPI.COMM_WORLD``): run under ``mpirun -np P``, each rank passing its shard of
+            the tokens (``longnet.sequence_shard(tokens, P, rank)``); the result equals the
+            single-process one. CPU tensors.
         segment_lengths, dilation_rates: several patterns, instead of the single one.
         head_offsets: ``"interleaved"`` (the paper) or ``"grouped"`` (torchscale).
 
@@ -99,9 +115,8 @@ class DilatedAttention(nn.Module):
         if use_rel_pos_bias:
             raise NotImplementedError("use_rel_pos_bias=True is not available from Python yet "
                                       "(the C++ layer has it); use use_rel_pos_bias=False")
-        if distributed is not False and distributed is not None:
-            raise NotImplementedError("distributed=... (sequence parallelism from Python) is not "
-                                      "available yet; run `longnet attend` under mpirun instead")
+        self.distributed = _communicator(distributed)
+        self._sequence_parallel_ops: dict = {}
         self.dim, self.heads, self.causal = dim, heads, bool(causal)
         self.head_offsets = head_offsets
         self.q_proj = nn.Linear(dim, dim)
@@ -122,14 +137,42 @@ class DilatedAttention(nn.Module):
         q = self.q_proj(x).reshape(shape)
         k = self.k_proj(x).reshape(shape)
         v = self.v_proj(x).reshape(shape)
-        o, _ = dilated_attention(q, k, v, self.segment_lengths, self.dilation_rates,
-                                 causal=self.causal, head_offsets=self.head_offsets)
+        if self.distributed is None:
+            o, _ = dilated_attention(q, k, v, self.segment_lengths, self.dilation_rates,
+                                     causal=self.causal, head_offsets=self.head_offsets)
+        else:
+            from ._torch_op import SequenceParallelFunction
+
+            o, _ = SequenceParallelFunction.apply(q.contiguous(), k.contiguous(),
+                                                  v.contiguous(), self._sequence_parallel(shape))
         return self.out_proj(self.dropout(o.reshape(b, n, self.dim)))
+
+    def _sequence_parallel(self, local_shape):
+        # Collective: every rank computes the global length and checks its shard together,
+        # so a wrong split is an error on every rank rather than a hang.
+        comm = self.distributed
+        b, n_local, h, d = local_shape
+        tokens = comm.allreduce(n_local)
+        key = (b, tokens, h, d)
+        op = self._sequence_parallel_ops.get(key)
+        if op is None:
+            op = _C.SequenceParallel(comm.py2f(), self.segment_lengths, self.dilation_rates,
+                                     self.causal, self.head_offsets, None, list(key))
+            self._sequence_parallel_ops[key] = op
+        begin, end = op.shard
+        if comm.allreduce(int(end - begin != n_local)):
+            raise ValueError(f"distributed: rank {op.rank} holds {n_local} of {tokens} tokens, "
+                             f"but the balanced split gives it [{begin}, {end}): pass x[:, "
+                             f"begin:end] with (begin, end) = longnet.sequence_shard({tokens}, "
+                             f"{op.world_size}, rank) on every rank")
+        return op
 
     def extra_repr(self) -> str:
         return (f"dim={self.dim}, heads={self.heads}, segment_lengths={self.segment_lengths}, "
                 f"dilation_rates={self.dilation_rates}, causal={self.causal}, "
-                f"head_offsets={self.head_offsets!r}, dropout={self.dropout.p}")
+                f"head_offsets={self.head_offsets!r}, dropout={self.dropout.p}"
+                + (f", distributed=<{self.distributed.Get_size()} ranks>"
+                   if self.distributed is not None else ""))
 
 
 class MultiModalDilatedAttention(nn.Module):

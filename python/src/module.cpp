@@ -9,6 +9,7 @@
 #include <nanobind/nanobind.h>
 #include <nanobind/ndarray.h>
 #include <nanobind/stl/optional.h>
+#include <nanobind/stl/pair.h>
 #include <nanobind/stl/string.h>
 #include <nanobind/stl/vector.h>
 
@@ -133,6 +134,52 @@ NB_MODULE(_C, m) {
       nb::arg("head_offsets"), nb::arg("scale").none(), nb::arg("stream") = 0,
       "Writes dq, dk, dv [B, N, H, D] (preallocated by the caller): the exact gradient.");
 
+  using longnet::python::SequenceParallelOp;
+  nb::class_<SequenceParallelOp>(m, "SequenceParallel",
+                                 "Dilated attention with the sequence split across the ranks "
+                                 "of an MPI communicator (collective calls).")
+      .def(
+          "__init__",
+          [](SequenceParallelOp* self, int64_t fortran_comm, std::vector<int64_t> segment_lengths,
+             std::vector<int64_t> dilation_rates, bool causal, std::string head_offsets,
+             std::optional<double> scale, std::vector<int64_t> global_shape) {
+            AttentionCall call = make_call(std::move(segment_lengths), std::move(dilation_rates),
+                                           causal, std::move(head_offsets), scale, 0);
+            new (self) SequenceParallelOp(fortran_comm, std::move(call), std::move(global_shape));
+          },
+          nb::arg("fortran_comm"), nb::arg("segment_lengths"), nb::arg("dilation_rates"),
+          nb::arg("causal"), nb::arg("head_offsets"), nb::arg("scale").none(),
+          nb::arg("global_shape"))
+      .def_prop_ro("rank", &SequenceParallelOp::rank)
+      .def_prop_ro("world_size", &SequenceParallelOp::world_size)
+      .def_prop_ro("shard", &SequenceParallelOp::shard, "This rank's tokens [begin, end).")
+      .def(
+          "forward",
+          [](SequenceParallelOp& op, AnyArray q, AnyArray k, AnyArray v, OutArray o, OutArray lse) {
+            const ArrayView vq = view("q", q, 4), vk = view("k", k, 4), vv = view("v", v, 4),
+                            vo = view("out", o, 4), vlse = view("lse", lse, 3);
+            nb::gil_scoped_release release;
+            op.forward(vq, vk, vv, vo, vlse);
+          },
+          nb::arg("q").noconvert(), nb::arg("k").noconvert(), nb::arg("v").noconvert(),
+          nb::arg("out").noconvert(), nb::arg("lse").noconvert())
+      .def(
+          "backward",
+          [](SequenceParallelOp& op, AnyArray q, AnyArray k, AnyArray v, AnyArray o, AnyArray lse,
+             AnyArray dout, OutArray dq, OutArray dk, OutArray dv) {
+            const ArrayView vq = view("q", q, 4), vk = view("k", k, 4), vv = view("v", v, 4),
+                            vo = view("out", o, 4), vlse = view("lse", lse, 3),
+                            vdout = view("grad_out", dout, 4), vdq = view("dq", dq, 4),
+                            vdk = view("dk", dk, 4), vdv = view("dv", dv, 4);
+            nb::gil_scoped_release release;
+            op.backward(vq, vk, vv, vo, vlse, vdout, vdq, vdk, vdv);
+          },
+          nb::arg("q").noconvert(), nb::arg("k").noconvert(), nb::arg("v").noconvert(),
+          nb::arg("out").noconvert(), nb::arg("lse").noconvert(), nb::arg("grad_out").noconvert(),
+          nb::arg("dq").noconvert(), nb::arg("dk").noconvert(), nb::arg("dv").noconvert());
+  m.def("sequence_shard", &longnet::python::sequence_shard, nb::arg("tokens"), nb::arg("world"),
+        nb::arg("rank"), "The balanced split of tokens over world ranks: rank's (begin, end).");
+  m.def("mpi_built", &longnet::python::mpi_built, "Whether this build holds the MPI op.");
   m.def("cuda_kernels_built", &longnet::python::cuda_kernels_built,
         "Whether this build holds the CUDA kernels.");
   m.attr("__version__") = LONGNET_VERSION;

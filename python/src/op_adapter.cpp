@@ -8,6 +8,12 @@
 #include <cuda_runtime_api.h>
 #endif
 
+#ifdef LONGNET_HAVE_MPI
+#include "comm/mpi_communicator.hpp"
+#include "model/sequence_parallel_attention.hpp"
+#endif
+#include "model/sequence_parallel_plan.hpp"
+
 #include <map>
 #include <memory>
 #include <mutex>
@@ -107,6 +113,100 @@ void attention_backward(const AttentionCall& call, const ArrayView& q, const Arr
   kernels.backward(config, tq, tk, tv, to, tlse, tdout, tdq, tdk, tdv);
   kernels.synchronize();
 }
+
+std::pair<int64_t, int64_t> sequence_shard(int64_t tokens, int world, int rank) {
+  LONGNET_CHECK(world > 0 && rank >= 0 && rank < world,
+                "sequence_shard: rank {} is outside a world of {} ranks", rank, world);
+  const Shard shard = shard_of(tokens, world, rank);
+  return {shard.begin, shard.end};
+}
+
+#ifdef LONGNET_HAVE_MPI
+struct SequenceParallelOp::State {
+  std::unique_ptr<MpiCommunicator> world;
+  std::unique_ptr<SequenceParallelAttention> attention;
+};
+
+SequenceParallelOp::SequenceParallelOp(int64_t fortran_comm, AttentionCall call,
+                                       Shape global_shape)
+    : state_(std::make_unique<State>()) {
+  int initialized = 0, finalized = 0;
+  MPI_Initialized(&initialized);
+  MPI_Finalized(&finalized);
+  LONGNET_CHECK(initialized && !finalized,
+                "distributed: MPI is not running; import mpi4py.MPI (which starts it) and pass "
+                "a communicator such as MPI.COMM_WORLD");
+  LONGNET_CHECK(global_shape.size() == 4, "distributed: the global shape must be [B, N, H, D]");
+  const MPI_Comm comm = MPI_Comm_f2c(static_cast<MPI_Fint>(fortran_comm));
+  LONGNET_CHECK(comm != MPI_COMM_NULL, "distributed: the communicator is MPI_COMM_NULL");
+  const DilatedAttentionConfig config = to_config(call);
+  validate_config(config);
+  const AttentionShape shape{global_shape[0], global_shape[1], global_shape[2], global_shape[3]};
+  validate_shape(shape);
+  ArrayView cpu;
+  cpu.name = "q";
+  state_->world = MpiCommunicator::duplicate(comm, "python");
+  state_->attention = std::make_unique<SequenceParallelAttention>(*state_->world, config, shape,
+                                                                  kernels_for(cpu));
+}
+
+SequenceParallelOp::~SequenceParallelOp() = default;
+int SequenceParallelOp::rank() const { return state_->world->rank(); }
+int SequenceParallelOp::world_size() const { return state_->world->size(); }
+std::pair<int64_t, int64_t> SequenceParallelOp::shard() const {
+  return {state_->attention->shard().begin, state_->attention->shard().end};
+}
+
+void SequenceParallelOp::forward(const ArrayView& q, const ArrayView& k, const ArrayView& v,
+                                 const ArrayView& o, const ArrayView& lse) {
+  check_same_device(q, {&k, &v, &o, &lse});
+  LONGNET_CHECK(q.device == Device::cpu, "distributed: q must be on the CPU (the MPI "
+                "communicator moves host memory)");
+  const AttentionShape& local = state_->attention->local_shape();
+  const Tensor tq = to_tensor(q), tk = to_tensor(k), tv = to_tensor(v);
+  Tensor to = to_tensor(o), tlse = to_tensor(lse);
+  check_tensor(tq, qkv_shape(local), "q (this rank's shard)");
+  check_tensor(tk, qkv_shape(local), "k (this rank's shard)");
+  check_tensor(tv, qkv_shape(local), "v (this rank's shard)");
+  check_tensor(to, qkv_shape(local), o.name);
+  check_tensor(tlse, lse_shape(local), lse.name);
+  state_->attention->forward(tq, tk, tv, to, tlse);
+}
+
+void SequenceParallelOp::backward(const ArrayView& q, const ArrayView& k, const ArrayView& v,
+                                  const ArrayView& o, const ArrayView& lse,
+                                  const ArrayView& dout, const ArrayView& dq,
+                                  const ArrayView& dk, const ArrayView& dv) {
+  check_same_device(q, {&k, &v, &o, &lse, &dout, &dq, &dk, &dv});
+  LONGNET_CHECK(q.device == Device::cpu, "distributed: q must be on the CPU");
+  const Shape heads = qkv_shape(state_->attention->local_shape());
+  const Tensor tq = to_tensor(q), tk = to_tensor(k), tv = to_tensor(v), to = to_tensor(o),
+               tlse = to_tensor(lse), tdout = to_tensor(dout);
+  Tensor tdq = to_tensor(dq), tdk = to_tensor(dk), tdv = to_tensor(dv);
+  for (const auto* t : {&tq, &tk, &tv, &to, &tdout}) check_tensor(*t, heads, "a shard");
+  check_tensor(tdq, heads, dq.name);
+  check_tensor(tdk, heads, dk.name);
+  check_tensor(tdv, heads, dv.name);
+  state_->attention->backward(tq, tk, tv, to, tlse, tdout, tdq, tdk, tdv);
+}
+
+bool mpi_built() { return true; }
+#else
+struct SequenceParallelOp::State {};
+SequenceParallelOp::SequenceParallelOp(int64_t, AttentionCall, Shape) {
+  fail("distributed: this build of longnet has no MPI; rebuild with LONGNET_MPI=ON");
+}
+SequenceParallelOp::~SequenceParallelOp() = default;
+int SequenceParallelOp::rank() const { return 0; }
+int SequenceParallelOp::world_size() const { return 1; }
+std::pair<int64_t, int64_t> SequenceParallelOp::shard() const { return {0, 0}; }
+void SequenceParallelOp::forward(const ArrayView&, const ArrayView&, const ArrayView&,
+                                 const ArrayView&, const ArrayView&) {}
+void SequenceParallelOp::backward(const ArrayView&, const ArrayView&, const ArrayView&,
+                                  const ArrayView&, const ArrayView&, const ArrayView&,
+                                  const ArrayView&, const ArrayView&, const ArrayView&) {}
+bool mpi_built() { return false; }
+#endif
 
 bool cuda_kernels_built() {
 #ifdef LONGNET_HAVE_CUDA_KERNELS

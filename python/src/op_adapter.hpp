@@ -6,6 +6,7 @@
 #include "runtime/tensor.hpp"
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -44,5 +45,32 @@ void attention_backward(const AttentionCall& call, const ArrayView& q, const Arr
 
 // Whether this build holds the CUDA kernels.
 bool cuda_kernels_built();
+
+// The balanced split of `tokens` over `world` ranks: [begin, end) of `rank`.
+std::pair<int64_t, int64_t> sequence_shard(int64_t tokens, int world, int rank);
+
+// Dilated attention with the sequence split across the ranks of an MPI communicator
+// (model/sequence_parallel_attention.hpp), CPU tensors. Built only with MPI.
+class SequenceParallelOp {
+ public:
+  // Collective over the communicator whose Fortran handle (mpi4py's comm.py2f()) is given;
+  // global_shape is [B, all tokens, H, D], the same on every rank.
+  SequenceParallelOp(int64_t fortran_comm, AttentionCall call, Shape global_shape);
+  ~SequenceParallelOp();
+  int rank() const;
+  int world_size() const;
+  std::pair<int64_t, int64_t> shard() const;  // this rank's [begin, end)
+  // This rank's q, k, v, o [B, shard, H, D] and lse [B, shard, H]. Collective.
+  void forward(const ArrayView& q, const ArrayView& k, const ArrayView& v, const ArrayView& o,
+               const ArrayView& lse);
+  void backward(const ArrayView& q, const ArrayView& k, const ArrayView& v, const ArrayView& o,
+                const ArrayView& lse, const ArrayView& dout, const ArrayView& dq,
+                const ArrayView& dk, const ArrayView& dv);
+
+ private:
+  struct State;
+  std::unique_ptr<State> state_;
+};
+bool mpi_built();
 
 }  // namespace longnet::python
