@@ -16,11 +16,13 @@ from typing import Any
 
 from . import _C
 from ._ops import dilated_attention
+from .decoder import LongNetDecoder
 
 __version__: str = _C.__version__
 
 __all__ = [
     "DilatedAttention",
+    "LongNetDecoder",
     "MultiModalDilatedAttention",
     "__version__",
     "cuda_kernels_built",

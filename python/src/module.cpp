@@ -2,6 +2,7 @@
 // ndarray) with no conversion: a NumPy array or a torch tensor of the wrong dtype, layout
 // or device is an error naming the argument, never a silent copy. The C++ op is reached
 // only through op_adapter.hpp.
+#include "decoder_binding.hpp"
 #include "op_adapter.hpp"
 
 #include "runtime/error.hpp"
@@ -179,6 +180,7 @@ NB_MODULE(_C, m) {
           nb::arg("dq").noconvert(), nb::arg("dk").noconvert(), nb::arg("dv").noconvert());
   m.def("sequence_shard", &longnet::python::sequence_shard, nb::arg("tokens"), nb::arg("world"),
         nb::arg("rank"), "The balanced split of tokens over world ranks: rank's (begin, end).");
+  longnet::python::bind_decoder(m);
   m.def("mpi_built", &longnet::python::mpi_built, "Whether this build holds the MPI op.");
   m.def("cuda_kernels_built", &longnet::python::cuda_kernels_built,
         "Whether this build holds the CUDA kernels.");

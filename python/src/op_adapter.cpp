@@ -208,6 +208,13 @@ void SequenceParallelOp::backward(const ArrayView&, const ArrayView&, const Arra
 bool mpi_built() { return false; }
 #endif
 
+std::unique_ptr<AttentionCore> local_cpu_attention_core(const DilatedAttentionConfig& config,
+                                                        const AttentionShape& shape) {
+  ArrayView cpu;
+  cpu.name = "tokens";
+  return make_local_attention_core(config, shape, kernels_for(cpu));
+}
+
 bool cuda_kernels_built() {
 #ifdef LONGNET_HAVE_CUDA_KERNELS
   return true;

@@ -3,6 +3,7 @@
 // the op's interface is absorbed here alone.
 #pragma once
 
+#include "model/attention_core.hpp"
 #include "runtime/tensor.hpp"
 
 #include <cstdint>
@@ -72,5 +73,10 @@ class SequenceParallelOp {
   std::unique_ptr<State> state_;
 };
 bool mpi_built();
+
+// The attention step of the model layers on this process's CPU kernels (the local core of
+// model/attention_core.hpp), for the decoder binding.
+std::unique_ptr<AttentionCore> local_cpu_attention_core(const DilatedAttentionConfig& config,
+                                                        const AttentionShape& shape);
 
 }  // namespace longnet::python
