@@ -120,3 +120,32 @@ def test_numpy_and_torch_agree_without_copies():
     o_torch, _ = longnet.dilated_attention(q, q, q, 8, 2)
     o_numpy, _ = longnet.dilated_attention(q.numpy(), q.numpy(), q.numpy(), 8, 2)
     np.testing.assert_array_equal(o_torch.numpy(), o_numpy)
+
+
+@pytest.mark.skipif(not hasattr(torch, "library") or not hasattr(torch.library, "opcheck"),
+                    reason="torch.library.custom_op and opcheck need torch >= 2.4 (this is "
+                           f"{torch.__version__})")
+def test_custom_op_passes_opcheck():
+    q, k, v = (torch.randn(1, 16, 2, 8, requires_grad=True) for _ in range(3))
+    torch.library.opcheck(torch.ops.longnet.dilated_attention.default,
+                          (q, k, v, [8, 16], [1, 2], True, "interleaved", None))
+
+
+@pytest.mark.skipif(not (torch.cuda.is_available() and longnet.cuda_kernels_built()),
+                    reason="needs a GPU and a build with the CUDA kernels")
+def test_cuda_forward_and_backward_on_a_side_stream_equal_the_cpu():
+    torch.manual_seed(2)
+    cpu = [torch.randn(2, 64, 4, 32, requires_grad=True) for _ in range(3)]
+    o_cpu, lse_cpu = longnet.dilated_attention(*cpu, [16, 64], [1, 4], causal=True)
+    dout = torch.randn_like(o_cpu)
+    grads_cpu = torch.autograd.grad(o_cpu, cpu, dout)
+    stream = torch.cuda.Stream()
+    with torch.cuda.stream(stream):
+        gpu = [x.detach().cuda().requires_grad_() for x in cpu]
+        o, lse = longnet.dilated_attention(*gpu, [16, 64], [1, 4], causal=True)
+        grads = torch.autograd.grad(o, gpu, dout.cuda())
+    stream.synchronize()
+    torch.testing.assert_close(o.cpu(), o_cpu.detach(), atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(lse.cpu(), lse_cpu, atol=1e-4, rtol=1e-4)
+    for got, want in zip(grads, grads_cpu):
+        torch.testing.assert_close(got.cpu(), want, atol=1e-3, rtol=1e-3)
