@@ -5,7 +5,8 @@
 #
 #   bash launch/setup.sh [BUILD_DIR]        (default BUILD_DIR: build)
 #
-# Environment: LONGNET_CMAKE_ARGS adds CMake arguments (e.g. -DLONGNET_CUDA=OFF).
+# Environment: LONGNET_CMAKE_ARGS adds CMake arguments (e.g. -DLONGNET_CUDA=OFF), also to the
+# Python package's build; LONGNET_SKIP_PYTHON=1 skips the Python package (.venv).
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -54,11 +55,18 @@ cmake --build "$build_dir"
 # installed into it. --no-build-isolation reuses those two instead of downloading them
 # again for every build; the extension's build directory (build/python-*) and ccache make
 # a second run incremental.
+if [[ ${LONGNET_SKIP_PYTHON:-0} == 1 ]]; then
+  echo "setup: LONGNET_SKIP_PYTHON=1, so the Python package is not installed"
+  exit 0
+fi
 venv="$root/.venv"
 if [[ ! -x "$venv/bin/python" ]]; then
   /usr/bin/python3 -m venv --system-site-packages "$venv"
 fi
-"$venv/bin/python" -m pip install -q --disable-pip-version-check "nanobind>=2.0" "scikit-build-core>=0.10"
+# Only when missing: a machine without network access can reuse a prepared .venv.
+if ! "$venv/bin/python" -c "import nanobind, scikit_build_core" 2>/dev/null; then
+  "$venv/bin/python" -m pip install -q --disable-pip-version-check "nanobind>=2.0" "scikit-build-core>=0.10"
+fi
 # shellcheck disable=SC2086
 CMAKE_ARGS="${cuda_args[*]} ${LONGNET_CMAKE_ARGS:-}" \
   CMAKE_BUILD_PARALLEL_LEVEL=${CMAKE_BUILD_PARALLEL_LEVEL:-2} \
