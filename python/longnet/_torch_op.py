@@ -135,3 +135,54 @@ class SequenceParallelFunction(torch.autograd.Function):
         dq, dk, dv = (torch.empty(q.shape, dtype=q.dtype, device=q.device) for _ in range(3))
         ctx.op.backward(q, k, v, out, lse, grad_out.detach().contiguous(), dq, dk, dv)
         return dq, dk, dv, None
+
+
+class XposFunction(torch.autograd.Function):
+    """xPos of one pattern (model/xpos.hpp, the C++ layer's own code), CPU float32."""
+
+    @staticmethod
+    def forward(ctx, x, role, first_token, segment_length, scale_base):  # type: ignore[override]
+        x = x.detach().contiguous()
+        out = torch.empty(x.shape, dtype=x.dtype, device=x.device)
+        _C.xpos(x, out, role, first_token, segment_length, scale_base)
+        ctx.span = (role, first_token, segment_length, scale_base)
+        return out
+
+    @staticmethod
+    def backward(ctx, dy):  # type: ignore[override]
+        dx = torch.zeros(dy.shape, dtype=dy.dtype, device=dy.device)
+        _C.xpos_transpose_add(dy.detach().contiguous(), dx, *ctx.span)
+        return dx, None, None, None, None
+
+
+class PatternAttentionFunction(torch.autograd.Function):
+    """Dilated attention with one q and k per pattern and an optional relative-position
+    bias [H, 2L - 1] per pattern (the C++ layer's attention step), exact backward."""
+
+    @staticmethod
+    def forward(ctx, v, config, patterns, with_bias, *tensors):  # type: ignore[override]
+        w, r, causal, head_offsets, scale = config
+        qs = [t.detach().contiguous() for t in tensors[:patterns]]
+        ks = [t.detach().contiguous() for t in tensors[patterns:2 * patterns]]
+        biases = [t.detach().contiguous() for t in tensors[2 * patterns:]] if with_bias else []
+        v = v.detach()
+        out = torch.empty(v.shape, dtype=v.dtype, device=v.device)
+        lse = torch.empty(v.shape[:3], dtype=v.dtype, device=v.device)
+        _C.pattern_forward(qs, ks, v, biases, out, lse, w, r, causal, head_offsets, scale)
+        ctx.save_for_backward(v, out, lse, *qs, *ks, *biases)
+        ctx.config, ctx.patterns, ctx.with_bias = config, patterns, with_bias
+        ctx.mark_non_differentiable(lse)
+        return out, lse
+
+    @staticmethod
+    def backward(ctx, grad_out, grad_lse):  # type: ignore[override]
+        v, out, lse, *rest = ctx.saved_tensors
+        p = ctx.patterns
+        qs, ks, biases = rest[:p], rest[p:2 * p], rest[2 * p:]
+        dqs = [torch.zeros_like(t) for t in qs]
+        dks = [torch.zeros_like(t) for t in ks]
+        dbiases = [torch.zeros_like(t) for t in biases]
+        dv = torch.empty_like(v)
+        _C.pattern_backward(list(qs), list(ks), v, list(biases), out, lse,
+                            grad_out.detach().contiguous(), dqs, dks, dv, dbiases, *ctx.config)
+        return (dv, None, None, None, *dqs, *dks, *dbiases)

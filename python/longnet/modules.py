@@ -50,7 +50,11 @@ class DilatedAttention(nn.Module):
         dropout: dropout on the attention output before ``out_proj``, in [0, 1).
         causal: mask future tokens (the documents' misspelling ``casual`` is accepted,
             with a DeprecationWarning).
-        use_xpos, use_rel_pos_bias: not available from Python yet (NotImplementedError).
+        use_xpos: xPos on q and k, anchored per pattern at its segment centres
+            (``xpos_scale_base``), as the C++ layer does; CPU only.
+        use_rel_pos_bias: a learned T5-style bias table ``rel_pos_bias`` [heads,
+            ``rel_pos_buckets``] by the bucket of the token distance
+            (``rel_pos_max_distance``), added to the scores inside the kernels; CPU only.
         distributed: False (alias ``Distributed``), or an mpi4py communicator (True:
             ``MPI.COMM_WORLD``): run under ``mpirun -np P``, each rank passing its shard of
             the tokens (``longnet.sequence_shard(tokens, P, rank)``); the result equals the
@@ -68,7 +72,9 @@ class DilatedAttention(nn.Module):
                  segment_lengths: Optional[IntOrInts] = None,
                  dilation_rates: Optional[IntOrInts] = None, head_offsets: str = "interleaved",
                  d_model: Optional[int] = None, num_heads: Optional[int] = None,
-                 casual: Optional[bool] = None, Distributed=None) -> None:
+                 casual: Optional[bool] = None, Distributed=None,
+                 xpos_scale_base: float = 512.0, rel_pos_buckets: int = 32,
+                 rel_pos_max_distance: int = 128) -> None:
         super().__init__()
         dim = _pick("dim", dim, "d_model", d_model)
         heads = _pick("heads", heads, "num_heads", num_heads)
@@ -109,13 +115,21 @@ class DilatedAttention(nn.Module):
                              f"{head_offsets!r}")
         if not 0.0 <= float(dropout) < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {dropout}")
-        if use_xpos:
-            raise NotImplementedError("use_xpos=True is not available from Python yet (the C++ "
-                                      "layer has it); use use_xpos=False")
-        if use_rel_pos_bias:
-            raise NotImplementedError("use_rel_pos_bias=True is not available from Python yet "
-                                      "(the C++ layer has it); use use_rel_pos_bias=False")
         self.distributed = _communicator(distributed)
+        if (use_xpos or use_rel_pos_bias) and self.distributed is not None:
+            raise NotImplementedError("use_xpos / use_rel_pos_bias with distributed=... is not "
+                                      "available from Python yet (the C++ layer has it)")
+        if use_xpos and (dim // heads) % 2:
+            raise ValueError(f"use_xpos rotates pairs of elements: dim / heads = {dim // heads} "
+                             "must be even")
+        if not xpos_scale_base > 0:
+            raise ValueError(f"xpos_scale_base must be positive, got {xpos_scale_base}")
+        if use_rel_pos_bias and not (rel_pos_buckets >= 4
+                                     and rel_pos_max_distance > rel_pos_buckets // 2):
+            raise ValueError(f"rel_pos_buckets {rel_pos_buckets} must be >= 4 and "
+                             f"rel_pos_max_distance {rel_pos_max_distance} above half of them")
+        self.use_xpos, self.use_rel_pos_bias = bool(use_xpos), bool(use_rel_pos_bias)
+        self.xpos_scale_base = float(xpos_scale_base)
         self._sequence_parallel_ops: dict = {}
         self.dim, self.heads, self.causal = dim, heads, bool(causal)
         self.head_offsets = head_offsets
@@ -124,6 +138,17 @@ class DilatedAttention(nn.Module):
         self.v_proj = nn.Linear(dim, dim)
         self.out_proj = nn.Linear(dim, dim)
         self.dropout = nn.Dropout(float(dropout))
+        if self.use_rel_pos_bias:
+            # T5-style table [heads, buckets] by the bucket of the REAL token distance (the
+            # C++ layer's rel_pos_bias); each pattern reads it at its dilated distances.
+            self.rel_pos_bias = nn.Parameter(torch.randn(heads, rel_pos_buckets) * 0.02)
+            for p, (w, r) in enumerate(zip(self.segment_lengths, self.dilation_rates)):
+                rows = _C.bias_rows(w, r)
+                buckets = [_C.relative_position_bucket(-d * r, not self.causal, rel_pos_buckets,
+                                                       rel_pos_max_distance)
+                           for d in range(-(rows - 1), rows)]
+                self.register_buffer(f"_buckets_{p}", torch.tensor(buckets, dtype=torch.long),
+                                     persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x ``[batch, tokens, dim]`` -> ``[batch, tokens, dim]``."""
@@ -137,7 +162,9 @@ class DilatedAttention(nn.Module):
         q = self.q_proj(x).reshape(shape)
         k = self.k_proj(x).reshape(shape)
         v = self.v_proj(x).reshape(shape)
-        if self.distributed is None:
+        if self.use_xpos or self.use_rel_pos_bias:
+            o = self._pattern_attention(q, k, v)
+        elif self.distributed is None:
             o, _ = dilated_attention(q, k, v, self.segment_lengths, self.dilation_rates,
                                      causal=self.causal, head_offsets=self.head_offsets)
         else:
@@ -146,6 +173,25 @@ class DilatedAttention(nn.Module):
             o, _ = SequenceParallelFunction.apply(q.contiguous(), k.contiguous(),
                                                   v.contiguous(), self._sequence_parallel(shape))
         return self.out_proj(self.dropout(o.reshape(b, n, self.dim)))
+
+    def _pattern_attention(self, q, k, v):
+        from ._torch_op import PatternAttentionFunction, XposFunction
+
+        patterns = len(self.segment_lengths)
+        if self.use_xpos:
+            qs = [XposFunction.apply(q, "query", 0, w, self.xpos_scale_base)
+                  for w in self.segment_lengths]
+            ks = [XposFunction.apply(k, "key", 0, w, self.xpos_scale_base)
+                  for w in self.segment_lengths]
+        else:
+            qs, ks = [q] * patterns, [k] * patterns
+        biases = ([self.rel_pos_bias[:, getattr(self, f"_buckets_{p}")]
+                   for p in range(patterns)] if self.use_rel_pos_bias else [])
+        config = (self.segment_lengths, self.dilation_rates, self.causal, self.head_offsets,
+                  None)
+        o, _ = PatternAttentionFunction.apply(v.contiguous(), config, patterns,
+                                              self.use_rel_pos_bias, *qs, *ks, *biases)
+        return o
 
     def _sequence_parallel(self, local_shape):
         # Collective: every rank computes the global length and checks its shard together,
@@ -171,6 +217,8 @@ class DilatedAttention(nn.Module):
         return (f"dim={self.dim}, heads={self.heads}, segment_lengths={self.segment_lengths}, "
                 f"dilation_rates={self.dilation_rates}, causal={self.causal}, "
                 f"head_offsets={self.head_offsets!r}, dropout={self.dropout.p}"
+                + (", use_xpos=True" if self.use_xpos else "")
+                + (", use_rel_pos_bias=True" if self.use_rel_pos_bias else "")
                 + (f", distributed=<{self.distributed.Get_size()} ranks>"
                    if self.distributed is not None else ""))
 

@@ -3,6 +3,7 @@
 #include "decoder_binding.hpp"
 
 #include "model/longnet_decoder.hpp"
+#include "model/xpos.hpp"
 #include "model/training/checkpoint.hpp"
 #include "model/training/train_config.hpp"
 #include "op_adapter.hpp"
@@ -102,6 +103,47 @@ class Decoder {
 }  // namespace
 
 void bind_decoder(nb::module_& m) {
+  // xPos of model/xpos.hpp (float32 [B, T, H, D], host): forward writes out; transpose ADDS
+  // J^T dy into dx. role: "query" or "key".
+  using Host4 = nb::ndarray<float, nb::ndim<4>, nb::c_contig, nb::device::cpu>;
+  using HostIn4 = nb::ndarray<const float, nb::ndim<4>, nb::c_contig, nb::device::cpu>;
+  const auto span_of = [](int64_t first_token, int64_t segment_length, double scale_base) {
+    return XposSpan{first_token, segment_length, scale_base};
+  };
+  const auto role_of = [](const std::string& role) {
+    LONGNET_CHECK(role == "query" || role == "key", "xPos role must be query or key, got {}",
+                  role);
+    return role == "query" ? XposRole::query : XposRole::key;
+  };
+  const auto host = [](auto& a) {
+    Shape shape;
+    for (size_t i = 0; i < 4; ++i) shape.push_back(static_cast<int64_t>(a.shape(i)));
+    return Tensor::borrow(const_cast<float*>(a.data()), shape, DType::float32);
+  };
+  m.def(
+      "xpos",
+      [=](HostIn4 in, Host4 out, const std::string& role, int64_t first_token,
+          int64_t segment_length, double scale_base) {
+        const Tensor tin = host(in);
+        Tensor tout = host(out);
+        xpos_forward(tin, tout, role_of(role), span_of(first_token, segment_length, scale_base));
+      },
+      nb::arg("x").noconvert(), nb::arg("out").noconvert(), nb::arg("role"),
+      nb::arg("first_token"), nb::arg("segment_length"), nb::arg("scale_base"));
+  m.def(
+      "xpos_transpose_add",
+      [=](HostIn4 dy, Host4 dx, const std::string& role, int64_t first_token,
+          int64_t segment_length, double scale_base) {
+        const Tensor tdy = host(dy);
+        Tensor tdx = host(dx);
+        xpos_backward_accumulate(tdy, tdx, role_of(role),
+                                 span_of(first_token, segment_length, scale_base));
+      },
+      nb::arg("dy").noconvert(), nb::arg("dx").noconvert(), nb::arg("role"),
+      nb::arg("first_token"), nb::arg("segment_length"), nb::arg("scale_base"));
+  m.def("relative_position_bucket", &relative_position_bucket, nb::arg("relative"),
+        nb::arg("bidirectional"), nb::arg("buckets"), nb::arg("max_distance"));
+
   nb::class_<Decoder>(m, "Decoder", "A LongNet decoder loaded from a `longnet train` checkpoint.")
       .def(nb::init<const std::string&>(), nb::arg("path"))
       .def("forward", &Decoder::forward, nb::arg("tokens").noconvert(),

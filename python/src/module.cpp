@@ -49,7 +49,9 @@ template <typename Array> longnet::DType to_dtype(const char* name, const Array&
 // the array's memory.
 template <typename Array> ArrayView view(const char* name, const Array& a, size_t rank) {
   LONGNET_CHECK(a.ndim() == rank, "{} must have rank {} ({}), got shape {}", name, rank,
-                rank == 4 ? "[batch, tokens, heads, head_dim]" : "[batch, tokens, heads]",
+                rank == 4   ? "[batch, tokens, heads, head_dim]"
+                : rank == 3 ? "[batch, tokens, heads]"
+                            : "[heads, 2L - 1]",
                 shape_text(a));
   int64_t expected_stride = 1;
   for (size_t i = rank; i-- > 0;) {
@@ -134,6 +136,62 @@ NB_MODULE(_C, m) {
       nb::arg("segment_lengths"), nb::arg("dilation_rates"), nb::arg("causal"),
       nb::arg("head_offsets"), nb::arg("scale").none(), nb::arg("stream") = 0,
       "Writes dq, dk, dv [B, N, H, D] (preallocated by the caller): the exact gradient.");
+
+  const auto views = [](const char* name, const std::vector<AnyArray>& arrays, size_t rank) {
+    std::vector<ArrayView> out;
+    for (const AnyArray& a : arrays) out.push_back(view(name, a, rank));
+    return out;
+  };
+  const auto out_views = [](const char* name, const std::vector<OutArray>& arrays, size_t rank) {
+    std::vector<ArrayView> out;
+    for (const OutArray& a : arrays) out.push_back(view(name, a, rank));
+    return out;
+  };
+  m.def(
+      "pattern_forward",
+      [views](std::vector<AnyArray> qs, std::vector<AnyArray> ks, AnyArray v,
+              std::vector<AnyArray> biases, OutArray o, OutArray lse,
+              std::vector<int64_t> segment_lengths, std::vector<int64_t> dilation_rates,
+              bool causal, std::string head_offsets, std::optional<double> scale) {
+        const AttentionCall call = make_call(std::move(segment_lengths), std::move(dilation_rates),
+                                             causal, std::move(head_offsets), scale, 0);
+        const auto vqs = views("q", qs, 4), vks = views("k", ks, 4), vbs = views("bias", biases, 2);
+        const ArrayView vv = view("v", v, 4), vo = view("out", o, 4), vlse = view("lse", lse, 3);
+        nb::gil_scoped_release release;
+        longnet::python::pattern_attention_forward(call, vqs, vks, vv, vbs, vo, vlse);
+      },
+      nb::arg("qs"), nb::arg("ks"), nb::arg("v").noconvert(), nb::arg("biases"),
+      nb::arg("out").noconvert(), nb::arg("lse").noconvert(), nb::arg("segment_lengths"),
+      nb::arg("dilation_rates"), nb::arg("causal"), nb::arg("head_offsets"),
+      nb::arg("scale").none(),
+      "Attention with one q, k (and bias [H, 2L-1], or none) per pattern; writes out, lse.");
+  m.def(
+      "pattern_backward",
+      [views, out_views](std::vector<AnyArray> qs, std::vector<AnyArray> ks, AnyArray v,
+                         std::vector<AnyArray> biases, AnyArray o, AnyArray lse, AnyArray dout,
+                         std::vector<OutArray> dqs, std::vector<OutArray> dks, OutArray dv,
+                         std::vector<OutArray> dbiases, std::vector<int64_t> segment_lengths,
+                         std::vector<int64_t> dilation_rates, bool causal,
+                         std::string head_offsets, std::optional<double> scale) {
+        const AttentionCall call = make_call(std::move(segment_lengths), std::move(dilation_rates),
+                                             causal, std::move(head_offsets), scale, 0);
+        const auto vqs = views("q", qs, 4), vks = views("k", ks, 4), vbs = views("bias", biases, 2);
+        const auto vdqs = out_views("dq", dqs, 4), vdks = out_views("dk", dks, 4),
+                   vdbs = out_views("dbias", dbiases, 2);
+        const ArrayView vv = view("v", v, 4), vo = view("out", o, 4), vlse = view("lse", lse, 3),
+                        vdout = view("grad_out", dout, 4), vdv = view("dv", dv, 4);
+        nb::gil_scoped_release release;
+        longnet::python::pattern_attention_backward(call, vqs, vks, vv, vbs, vo, vlse, vdout,
+                                                    vdqs, vdks, vdv, vdbs);
+      },
+      nb::arg("qs"), nb::arg("ks"), nb::arg("v").noconvert(), nb::arg("biases"),
+      nb::arg("out").noconvert(), nb::arg("lse").noconvert(), nb::arg("grad_out").noconvert(),
+      nb::arg("dqs"), nb::arg("dks"), nb::arg("dv").noconvert(), nb::arg("dbiases"),
+      nb::arg("segment_lengths"), nb::arg("dilation_rates"), nb::arg("causal"),
+      nb::arg("head_offsets"), nb::arg("scale").none(),
+      "The exact gradient: ADDS into dqs, dks, dbiases (zeroed by the caller), writes dv.");
+  m.def("bias_rows", &longnet::python::bias_rows, nb::arg("segment_length"),
+        nb::arg("dilation_rate"), "L of a pattern's relative-bias rows [H, 2L - 1].");
 
   using longnet::python::SequenceParallelOp;
   nb::class_<SequenceParallelOp>(m, "SequenceParallel",

@@ -208,6 +208,107 @@ void SequenceParallelOp::backward(const ArrayView&, const ArrayView&, const Arra
 bool mpi_built() { return false; }
 #endif
 
+namespace {
+
+struct PatternCall {
+  DilatedAttentionConfig config;
+  std::vector<Tensor> qs, ks, biases, dqs, dks, dbiases;
+  std::vector<PatternOperands> operands;
+};
+
+PatternCall pattern_call(const AttentionCall& call, const std::vector<ArrayView>& qs,
+                         const std::vector<ArrayView>& ks, const std::vector<ArrayView>& biases) {
+  PatternCall c;
+  c.config = to_config(call);
+  validate_config(c.config);
+  const std::size_t patterns = c.config.patterns.size();
+  LONGNET_CHECK(qs.size() == patterns && ks.size() == patterns,
+                "one q and one k per pattern ({}), got {} and {}", patterns, qs.size(), ks.size());
+  LONGNET_CHECK(biases.empty() || biases.size() == patterns,
+                "biases: none or one per pattern ({}), got {}", patterns, biases.size());
+  for (std::size_t p = 0; p < patterns; ++p) {
+    c.qs.push_back(to_tensor(qs[p]));
+    c.ks.push_back(to_tensor(ks[p]));
+    if (!biases.empty()) c.biases.push_back(to_tensor(biases[p]));
+  }
+  return c;
+}
+
+void link_operands(PatternCall& c) {
+  c.operands.resize(c.qs.size());
+  for (std::size_t p = 0; p < c.qs.size(); ++p) {
+    c.operands[p].q = &c.qs[p];
+    c.operands[p].k = &c.ks[p];
+    if (!c.biases.empty()) c.operands[p].bias = &c.biases[p];
+    if (!c.dqs.empty()) c.operands[p].dq = &c.dqs[p];
+    if (!c.dks.empty()) c.operands[p].dk = &c.dks[p];
+    if (!c.dbiases.empty()) c.operands[p].dbias = &c.dbiases[p];
+  }
+}
+
+AttentionShape pattern_shape(const PatternCall& c, const Tensor& v) {
+  for (std::size_t p = 0; p < c.qs.size(); ++p) check_qkv(c.qs[p], c.ks[p], v);
+  LONGNET_CHECK(v.rank() == 4, "v must have rank 4");
+  return {v.dim(0), v.dim(1), v.dim(2), v.dim(3)};
+}
+
+}  // namespace
+
+void pattern_attention_forward(const AttentionCall& call, const std::vector<ArrayView>& qs,
+                               const std::vector<ArrayView>& ks, const ArrayView& v,
+                               const std::vector<ArrayView>& biases, const ArrayView& o,
+                               const ArrayView& lse) {
+  LONGNET_CHECK(v.device == Device::cpu, "per-pattern attention (xPos, bias) runs on the CPU");
+  PatternCall c = pattern_call(call, qs, ks, biases);
+  link_operands(c);
+  const Tensor tv = to_tensor(v);
+  const AttentionShape shape = pattern_shape(c, tv);
+  Tensor to = to_tensor(o), tlse = to_tensor(lse);
+  check_tensor(to, qkv_shape(shape), o.name);
+  check_tensor(tlse, lse_shape(shape), lse.name);
+  auto core = make_local_attention_core(c.config, shape, kernels_for(v));
+  core->forward(c.operands, tv, to, tlse);
+}
+
+void pattern_attention_backward(const AttentionCall& call, const std::vector<ArrayView>& qs,
+                                const std::vector<ArrayView>& ks, const ArrayView& v,
+                                const std::vector<ArrayView>& biases, const ArrayView& o,
+                                const ArrayView& lse, const ArrayView& dout,
+                                const std::vector<ArrayView>& dqs,
+                                const std::vector<ArrayView>& dks, const ArrayView& dv,
+                                const std::vector<ArrayView>& dbiases) {
+  LONGNET_CHECK(v.device == Device::cpu, "per-pattern attention (xPos, bias) runs on the CPU");
+  PatternCall c = pattern_call(call, qs, ks, biases);
+  LONGNET_CHECK(dqs.size() == qs.size() && dks.size() == ks.size() &&
+                    dbiases.size() == biases.size(),
+                "one dq, dk (and dbias with a bias) per pattern");
+  for (std::size_t p = 0; p < dqs.size(); ++p) {
+    c.dqs.push_back(to_tensor(dqs[p]));
+    c.dks.push_back(to_tensor(dks[p]));
+    check_tensor(c.dqs[p], c.qs[p].shape(), "dq");
+    check_tensor(c.dks[p], c.ks[p].shape(), "dk");
+  }
+  for (std::size_t p = 0; p < dbiases.size(); ++p) {
+    c.dbiases.push_back(to_tensor(dbiases[p]));
+    check_tensor(c.dbiases[p], c.biases[p].shape(), "dbias");
+  }
+  link_operands(c);
+  const Tensor tv = to_tensor(v), to = to_tensor(o), tlse = to_tensor(lse),
+               tdout = to_tensor(dout);
+  const AttentionShape shape = pattern_shape(c, tv);
+  Tensor tdv = to_tensor(dv);
+  check_tensor(to, qkv_shape(shape), o.name);
+  check_tensor(tlse, lse_shape(shape), lse.name);
+  check_tensor(tdout, qkv_shape(shape), dout.name);
+  check_tensor(tdv, qkv_shape(shape), dv.name);
+  auto core = make_local_attention_core(c.config, shape, kernels_for(v));
+  core->backward(c.operands, tv, to, tlse, tdout, tdv);
+}
+
+int64_t bias_rows(int64_t segment_length, int64_t dilation_rate) {
+  return relative_bias_rows(DilationPattern{segment_length, dilation_rate});
+}
+
 std::unique_ptr<AttentionCore> local_cpu_attention_core(const DilatedAttentionConfig& config,
                                                         const AttentionShape& shape) {
   ArrayView cpu;

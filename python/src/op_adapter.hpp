@@ -74,6 +74,24 @@ class SequenceParallelOp {
 };
 bool mpi_built();
 
+// Dilated attention where every pattern has its own q and k (xPos) and optionally a
+// relative position bias [H, 2L - 1] (model/pattern_operands.hpp), through the local
+// attention core. qs, ks (and biases, when not empty): one per pattern of call.
+void pattern_attention_forward(const AttentionCall& call, const std::vector<ArrayView>& qs,
+                               const std::vector<ArrayView>& ks, const ArrayView& v,
+                               const std::vector<ArrayView>& biases, const ArrayView& o,
+                               const ArrayView& lse);
+// dqs, dks, dbiases are ADDED to (zero them first); dv is overwritten.
+void pattern_attention_backward(const AttentionCall& call, const std::vector<ArrayView>& qs,
+                                const std::vector<ArrayView>& ks, const ArrayView& v,
+                                const std::vector<ArrayView>& biases, const ArrayView& o,
+                                const ArrayView& lse, const ArrayView& dout,
+                                const std::vector<ArrayView>& dqs,
+                                const std::vector<ArrayView>& dks, const ArrayView& dv,
+                                const std::vector<ArrayView>& dbiases);
+// L of a pattern's bias rows [H, 2L - 1] (kernels/attention_tasks.hpp).
+int64_t bias_rows(int64_t segment_length, int64_t dilation_rate);
+
 // The attention step of the model layers on this process's CPU kernels (the local core of
 // model/attention_core.hpp), for the decoder binding.
 std::unique_ptr<AttentionCore> local_cpu_attention_core(const DilatedAttentionConfig& config,

@@ -87,11 +87,11 @@ def test_module_arguments():
         DilatedAttention(dim=16, heads=2, dilation_rate=1, segment_size=-8)
     with pytest.raises(ValueError, match="dropout"):
         DilatedAttention(dim=16, heads=2, dilation_rate=1, segment_size=8, dropout=1.5)
-    with pytest.raises(NotImplementedError, match="use_xpos"):
-        DilatedAttention(dim=16, heads=2, dilation_rate=1, segment_size=8, use_xpos=True)
-    with pytest.raises(NotImplementedError, match="use_rel_pos_bias"):
+    with pytest.raises(ValueError, match="must be even"):
+        DilatedAttention(dim=18, heads=2, dilation_rate=1, segment_size=8, use_xpos=True)
+    with pytest.raises(ValueError, match="rel_pos_buckets 2"):
         DilatedAttention(dim=16, heads=2, dilation_rate=1, segment_size=8,
-                         use_rel_pos_bias=True)
+                         use_rel_pos_bias=True, rel_pos_buckets=2)
     layer = DilatedAttention(dim=16, heads=2, dilation_rate=1, segment_size=8)
     with pytest.raises(ValueError, match=r"x must have shape \[batch, tokens, dim=16\]"):
         layer(torch.zeros(2, 8, 12))
