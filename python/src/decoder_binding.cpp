@@ -2,18 +2,18 @@
 // forward on the CPU (logits and the summed token loss) for longnet.LongNetDecoder.
 #include "decoder_binding.hpp"
 
-#include "model/longnet_decoder.hpp"
-#include "model/xpos.hpp"
-#include "model/training/checkpoint.hpp"
-#include "model/training/train_config.hpp"
-#include "op_adapter.hpp"
-#include "runtime/error.hpp"
-
 #include <nanobind/ndarray.h>
 #include <nanobind/stl/string.h>
 
 #include <map>
 #include <memory>
+
+#include "model/longnet_decoder.hpp"
+#include "model/training/checkpoint.hpp"
+#include "model/training/train_config.hpp"
+#include "model/xpos.hpp"
+#include "op_adapter.hpp"
+#include "runtime/error.hpp"
 
 namespace nb = nanobind;
 
@@ -80,8 +80,8 @@ class Decoder {
     const AttentionShape shape{b, t, a.heads, a.head_dim()};
     std::unique_ptr<AttentionCore> core = local_cpu_attention_core(a.attention_config(), shape);
     DecoderActivations saved;
-    const double loss = model_->forward({tokens.data(), n}, {targets.data(), n}, *core, *ops_,
-                                        saved);
+    const double loss =
+        model_->forward({tokens.data(), n}, {targets.data(), n}, *core, *ops_, saved);
     Tensor out = Tensor::borrow(logits.data(), {b * t, config_.vocab_size}, DType::float32);
     ops_->linear_forward(saved.final_ln, embed_, nullptr, out);
     return loss;
@@ -111,8 +111,7 @@ void bind_decoder(nb::module_& m) {
     return XposSpan{first_token, segment_length, scale_base};
   };
   const auto role_of = [](const std::string& role) {
-    LONGNET_CHECK(role == "query" || role == "key", "xPos role must be query or key, got {}",
-                  role);
+    LONGNET_CHECK(role == "query" || role == "key", "xPos role must be query or key, got {}", role);
     return role == "query" ? XposRole::query : XposRole::key;
   };
   const auto host = [](auto& a) {
@@ -128,8 +127,8 @@ void bind_decoder(nb::module_& m) {
         Tensor tout = host(out);
         xpos_forward(tin, tout, role_of(role), span_of(first_token, segment_length, scale_base));
       },
-      nb::arg("x").noconvert(), nb::arg("out").noconvert(), nb::arg("role"),
-      nb::arg("first_token"), nb::arg("segment_length"), nb::arg("scale_base"));
+      nb::arg("x").noconvert(), nb::arg("out").noconvert(), nb::arg("role"), nb::arg("first_token"),
+      nb::arg("segment_length"), nb::arg("scale_base"));
   m.def(
       "xpos_transpose_add",
       [=](HostIn4 dy, Host4 dx, const std::string& role, int64_t first_token,
@@ -139,8 +138,8 @@ void bind_decoder(nb::module_& m) {
         xpos_backward_accumulate(tdy, tdx, role_of(role),
                                  span_of(first_token, segment_length, scale_base));
       },
-      nb::arg("dy").noconvert(), nb::arg("dx").noconvert(), nb::arg("role"),
-      nb::arg("first_token"), nb::arg("segment_length"), nb::arg("scale_base"));
+      nb::arg("dy").noconvert(), nb::arg("dx").noconvert(), nb::arg("role"), nb::arg("first_token"),
+      nb::arg("segment_length"), nb::arg("scale_base"));
   m.def("relative_position_bucket", &relative_position_bucket, nb::arg("relative"),
         nb::arg("bidirectional"), nb::arg("buckets"), nb::arg("max_distance"));
 

@@ -2,11 +2,7 @@
 // ndarray) with no conversion: a NumPy array or a torch tensor of the wrong dtype, layout
 // or device is an error naming the argument, never a silent copy. The C++ op is reached
 // only through op_adapter.hpp.
-#include "decoder_binding.hpp"
-#include "op_adapter.hpp"
-
-#include "runtime/error.hpp"
-
+#include <fmt/format.h>
 #include <nanobind/nanobind.h>
 #include <nanobind/ndarray.h>
 #include <nanobind/stl/optional.h>
@@ -14,9 +10,11 @@
 #include <nanobind/stl/string.h>
 #include <nanobind/stl/vector.h>
 
-#include <fmt/format.h>
-
 #include <string>
+
+#include "decoder_binding.hpp"
+#include "op_adapter.hpp"
+#include "runtime/error.hpp"
 
 namespace nb = nanobind;
 using longnet::python::ArrayView;
@@ -27,13 +25,15 @@ namespace {
 using AnyArray = nb::ndarray<nb::ro>;  // an input: read-only arrays are fine
 using OutArray = nb::ndarray<>;        // an output: must be writable
 
-template <typename Array> std::string shape_text(const Array& a) {
+template <typename Array>
+std::string shape_text(const Array& a) {
   std::string text = "[";
   for (size_t i = 0; i < a.ndim(); ++i) text += fmt::format("{}{}", i ? ", " : "", a.shape(i));
   return text + "]";
 }
 
-template <typename Array> longnet::DType to_dtype(const char* name, const Array& a) {
+template <typename Array>
+longnet::DType to_dtype(const char* name, const Array& a) {
   const nb::dlpack::dtype t = a.dtype();
   if (t == nb::dtype<float>()) return longnet::DType::float32;
   if (t == nb::dtype<double>()) return longnet::DType::float64;
@@ -41,13 +41,14 @@ template <typename Array> longnet::DType to_dtype(const char* name, const Array&
     return longnet::DType::bfloat16;
   if (t.code == static_cast<uint8_t>(nb::dlpack::dtype_code::Float) && t.bits == 16)
     return longnet::DType::float16;
-  longnet::fail("{} has an unsupported dtype (DLPack code {}, {} bits): use float32", name,
-                t.code, t.bits);
+  longnet::fail("{} has an unsupported dtype (DLPack code {}, {} bits): use float32", name, t.code,
+                t.bits);
 }
 
 // Checks what the C++ side cannot see (rank, row-major density, device kind) and wraps
 // the array's memory.
-template <typename Array> ArrayView view(const char* name, const Array& a, size_t rank) {
+template <typename Array>
+ArrayView view(const char* name, const Array& a, size_t rank) {
   LONGNET_CHECK(a.ndim() == rank, "{} must have rank {} ({}), got shape {}", name, rank,
                 rank == 4   ? "[batch, tokens, heads, head_dim]"
                 : rank == 3 ? "[batch, tokens, heads]"
@@ -81,8 +82,12 @@ template <typename Array> ArrayView view(const char* name, const Array& a, size_
 AttentionCall make_call(std::vector<int64_t> segment_lengths, std::vector<int64_t> dilation_rates,
                         bool causal, std::string head_offsets, std::optional<double> scale,
                         uintptr_t stream) {
-  return {std::move(segment_lengths), std::move(dilation_rates), causal,
-          std::move(head_offsets), scale, stream};
+  return {std::move(segment_lengths),
+          std::move(dilation_rates),
+          causal,
+          std::move(head_offsets),
+          scale,
+          stream};
 }
 
 }  // namespace
@@ -171,8 +176,8 @@ NB_MODULE(_C, m) {
                          std::vector<AnyArray> biases, AnyArray o, AnyArray lse, AnyArray dout,
                          std::vector<OutArray> dqs, std::vector<OutArray> dks, OutArray dv,
                          std::vector<OutArray> dbiases, std::vector<int64_t> segment_lengths,
-                         std::vector<int64_t> dilation_rates, bool causal,
-                         std::string head_offsets, std::optional<double> scale) {
+                         std::vector<int64_t> dilation_rates, bool causal, std::string head_offsets,
+                         std::optional<double> scale) {
         const AttentionCall call = make_call(std::move(segment_lengths), std::move(dilation_rates),
                                              causal, std::move(head_offsets), scale, 0);
         const auto vqs = views("q", qs, 4), vks = views("k", ks, 4), vbs = views("bias", biases, 2);
@@ -181,8 +186,8 @@ NB_MODULE(_C, m) {
         const ArrayView vv = view("v", v, 4), vo = view("out", o, 4), vlse = view("lse", lse, 3),
                         vdout = view("grad_out", dout, 4), vdv = view("dv", dv, 4);
         nb::gil_scoped_release release;
-        longnet::python::pattern_attention_backward(call, vqs, vks, vv, vbs, vo, vlse, vdout,
-                                                    vdqs, vdks, vdv, vdbs);
+        longnet::python::pattern_attention_backward(call, vqs, vks, vv, vbs, vo, vlse, vdout, vdqs,
+                                                    vdks, vdv, vdbs);
       },
       nb::arg("qs"), nb::arg("ks"), nb::arg("v").noconvert(), nb::arg("biases"),
       nb::arg("out").noconvert(), nb::arg("lse").noconvert(), nb::arg("grad_out").noconvert(),

@@ -3,20 +3,20 @@
 #include "kernels/cpu/dilated_attention_cpu.hpp"
 #include "kernels/dilated_attention.hpp"
 #ifdef LONGNET_HAVE_CUDA_KERNELS
-#include "kernels/cuda/dilated_attention_cuda.hpp"
-
 #include <cuda_runtime_api.h>
+
+#include "kernels/cuda/dilated_attention_cuda.hpp"
 #endif
 
 #ifdef LONGNET_HAVE_MPI
 #include "comm/mpi_communicator.hpp"
 #include "model/sequence_parallel_attention.hpp"
 #endif
-#include "model/sequence_parallel_plan.hpp"
-
 #include <map>
 #include <memory>
 #include <mutex>
+
+#include "model/sequence_parallel_plan.hpp"
 
 namespace longnet::python {
 namespace {
@@ -45,9 +45,10 @@ DilatedAttentionKernels& kernels_for(const ArrayView& q) {
   if (!slot) slot = make_cuda_dilated_attention(q.device_id);
   return *slot;
 #else
-  fail("{} is on a CUDA device, but this build of longnet has no CUDA kernels: rebuild the "
-       "package with the CUDA toolkit present (LONGNET_CUDA=ON), or move the tensors to the CPU",
-       q.name);
+  fail(
+      "{} is on a CUDA device, but this build of longnet has no CUDA kernels: rebuild the "
+      "package with the CUDA toolkit present (LONGNET_CUDA=ON), or move the tensors to the CPU",
+      q.name);
 #endif
 }
 
@@ -127,8 +128,7 @@ struct SequenceParallelOp::State {
   std::unique_ptr<SequenceParallelAttention> attention;
 };
 
-SequenceParallelOp::SequenceParallelOp(int64_t fortran_comm, AttentionCall call,
-                                       Shape global_shape)
+SequenceParallelOp::SequenceParallelOp(int64_t fortran_comm, AttentionCall call, Shape global_shape)
     : state_(std::make_unique<State>()) {
   int initialized = 0, finalized = 0;
   MPI_Initialized(&initialized);
@@ -146,8 +146,8 @@ SequenceParallelOp::SequenceParallelOp(int64_t fortran_comm, AttentionCall call,
   ArrayView cpu;
   cpu.name = "q";
   state_->world = MpiCommunicator::duplicate(comm, "python");
-  state_->attention = std::make_unique<SequenceParallelAttention>(*state_->world, config, shape,
-                                                                  kernels_for(cpu));
+  state_->attention =
+      std::make_unique<SequenceParallelAttention>(*state_->world, config, shape, kernels_for(cpu));
 }
 
 SequenceParallelOp::~SequenceParallelOp() = default;
@@ -160,7 +160,8 @@ std::pair<int64_t, int64_t> SequenceParallelOp::shard() const {
 void SequenceParallelOp::forward(const ArrayView& q, const ArrayView& k, const ArrayView& v,
                                  const ArrayView& o, const ArrayView& lse) {
   check_same_device(q, {&k, &v, &o, &lse});
-  LONGNET_CHECK(q.device == Device::cpu, "distributed: q must be on the CPU (the MPI "
+  LONGNET_CHECK(q.device == Device::cpu,
+                "distributed: q must be on the CPU (the MPI "
                 "communicator moves host memory)");
   const AttentionShape& local = state_->attention->local_shape();
   const Tensor tq = to_tensor(q), tk = to_tensor(k), tv = to_tensor(v);
@@ -174,9 +175,8 @@ void SequenceParallelOp::forward(const ArrayView& q, const ArrayView& k, const A
 }
 
 void SequenceParallelOp::backward(const ArrayView& q, const ArrayView& k, const ArrayView& v,
-                                  const ArrayView& o, const ArrayView& lse,
-                                  const ArrayView& dout, const ArrayView& dq,
-                                  const ArrayView& dk, const ArrayView& dv) {
+                                  const ArrayView& o, const ArrayView& lse, const ArrayView& dout,
+                                  const ArrayView& dq, const ArrayView& dk, const ArrayView& dv) {
   check_same_device(q, {&k, &v, &o, &lse, &dout, &dq, &dk, &dv});
   LONGNET_CHECK(q.device == Device::cpu, "distributed: q must be on the CPU");
   const Shape heads = qkv_shape(state_->attention->local_shape());
@@ -279,9 +279,9 @@ void pattern_attention_backward(const AttentionCall& call, const std::vector<Arr
                                 const std::vector<ArrayView>& dbiases) {
   LONGNET_CHECK(v.device == Device::cpu, "per-pattern attention (xPos, bias) runs on the CPU");
   PatternCall c = pattern_call(call, qs, ks, biases);
-  LONGNET_CHECK(dqs.size() == qs.size() && dks.size() == ks.size() &&
-                    dbiases.size() == biases.size(),
-                "one dq, dk (and dbias with a bias) per pattern");
+  LONGNET_CHECK(
+      dqs.size() == qs.size() && dks.size() == ks.size() && dbiases.size() == biases.size(),
+      "one dq, dk (and dbias with a bias) per pattern");
   for (std::size_t p = 0; p < dqs.size(); ++p) {
     c.dqs.push_back(to_tensor(dqs[p]));
     c.dks.push_back(to_tensor(dks[p]));
@@ -293,8 +293,7 @@ void pattern_attention_backward(const AttentionCall& call, const std::vector<Arr
     check_tensor(c.dbiases[p], c.biases[p].shape(), "dbias");
   }
   link_operands(c);
-  const Tensor tv = to_tensor(v), to = to_tensor(o), tlse = to_tensor(lse),
-               tdout = to_tensor(dout);
+  const Tensor tv = to_tensor(v), to = to_tensor(o), tlse = to_tensor(lse), tdout = to_tensor(dout);
   const AttentionShape shape = pattern_shape(c, tv);
   Tensor tdv = to_tensor(dv);
   check_tensor(to, qkv_shape(shape), o.name);

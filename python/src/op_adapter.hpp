@@ -3,14 +3,14 @@
 // the op's interface is absorbed here alone.
 #pragma once
 
-#include "model/attention_core.hpp"
-#include "runtime/tensor.hpp"
-
 #include <cstdint>
 #include <memory>
 #include <optional>
 #include <string>
 #include <vector>
+
+#include "model/attention_core.hpp"
+#include "runtime/tensor.hpp"
 
 namespace longnet::python {
 

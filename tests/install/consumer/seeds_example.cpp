@@ -3,14 +3,14 @@
 // shape, finite, and equal to the same computation done a second way (projections written
 // out here, attention through the op interface), which fails if the package links the
 // wrong code or the layer and the op disagree.
+#include <cmath>
+#include <cstdio>
+#include <string>
+
 #include "kernels/cpu/dilated_attention_cpu.hpp"
 #include "kernels/dilated_attention.hpp"
 #include "model/dilated_attention_layer.hpp"
 #include "runtime/random_fill.hpp"
-
-#include <cmath>
-#include <cstdio>
-#include <string>
 
 namespace {
 
@@ -54,7 +54,8 @@ int main() try {
   const longnet::Tensor x = longnet::random_tensor({batch, tokens, dim}, 2);
   const longnet::Tensor y = layer.forward(x, *core, *ops, saved);
   if (y.shape() != longnet::Shape{batch, tokens, dim}) {
-    std::fprintf(stderr, "y is %s, expected [4, 32, 512]\n", longnet::shape_string(y.shape()).c_str());
+    std::fprintf(stderr, "y is %s, expected [4, 32, 512]\n",
+                 longnet::shape_string(y.shape()).c_str());
     return 1;
   }
 
@@ -81,8 +82,8 @@ int main() try {
     worst = std::fmax(worst, std::fabs(got - want));
     largest = std::fmax(largest, std::fabs(want));
   }
-  std::printf("seeds example: y [4, 32, 512], max |y| %.3g, max |y - second path| %.3g\n",
-              largest, worst);
+  std::printf("seeds example: y [4, 32, 512], max |y| %.3g, max |y - second path| %.3g\n", largest,
+              worst);
   if (largest == 0 || worst > 1e-4 * largest + 1e-6) {
     std::fprintf(stderr, "the layer and the second path disagree (or y is all zero)\n");
     return 1;
