@@ -104,6 +104,7 @@ if _torch_version() >= (2, 4):  # pragma: no cover - the Debian torch here is 1.
         out, lse = output
         ctx.save_for_backward(q, k, v, out, lse)
         ctx.config = (w, r, causal, head_offsets, scale)
+        ctx.mark_non_differentiable(lse)  # as in DilatedAttentionFunction: no silent zero
 
     def _autograd(ctx, grad_out, grad_lse):
         q, k, v, out, lse = ctx.saved_tensors
