@@ -41,6 +41,20 @@ Tensor::Tensor(Shape shape, DType dtype, Device device)
   storage_ = device == Device::cpu ? allocate_host(nbytes()) : allocate_device(nbytes());
 }
 
+Tensor Tensor::borrow(void* data, Shape shape, DType dtype, Device device) {
+  Tensor t;
+  t.shape_ = std::move(shape);
+  t.numel_ = shape_numel(t.shape_);
+  t.dtype_ = dtype;
+  t.device_ = device;
+  LONGNET_CHECK(data != nullptr || t.numel_ == 0, "Tensor::borrow: null data for shape {}",
+                shape_string(t.shape_));
+  // A non-null handle even for empty arrays (defined() is true); the deleter does nothing.
+  static char empty;
+  t.storage_ = std::shared_ptr<void>(data != nullptr ? data : &empty, [](void*) {});
+  return t;
+}
+
 Tensor Tensor::zeros(Shape shape, DType dtype) { return filled(std::move(shape), 0.0, dtype); }
 
 Tensor Tensor::filled(Shape shape, double value, DType dtype) {

@@ -30,6 +30,9 @@ class Tensor {
   Tensor(Shape shape, DType dtype, Device device = Device::cpu);
 
   static Tensor zeros(Shape shape, DType dtype = DType::float32);
+  // A tensor over memory another owner keeps alive (e.g. a NumPy array or a torch tensor
+  // handed over by DLPack): no copy and no free; dense, row-major, of `shape` and `dtype`.
+  static Tensor borrow(void* data, Shape shape, DType dtype, Device device = Device::cpu);
   static Tensor filled(Shape shape, double value, DType dtype = DType::float32);
 
   const Shape& shape() const { return shape_; }
