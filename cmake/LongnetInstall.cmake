@@ -18,8 +18,9 @@ set(_longnet_include_dir "${CMAKE_INSTALL_INCLUDEDIR}/longnet")
 # Each library's name in the package (longnet_runtime -> longnet::runtime). The warnings
 # target is exported only because the static libraries name it privately (link-only).
 set(_longnet_exported
-  longnet_warnings longnet_runtime longnet_kernels longnet_kernels_cuda longnet_model_ops
-  longnet_model_ops_cuda longnet_training longnet_comm longnet_model)
+  longnet_warnings longnet_config longnet_runtime longnet_kernels longnet_kernels_cuda
+  longnet_attention longnet_model_ops longnet_model_ops_cuda longnet_training longnet_comm
+  longnet_model)
 set(_longnet_installed_targets)
 foreach(_target IN LISTS _longnet_exported)
   if(NOT TARGET ${_target})
@@ -55,6 +56,14 @@ foreach(_dir runtime kernels comm model)
     DESTINATION ${_longnet_include_dir}/${_dir}
     FILES_MATCHING PATTERN "*.hpp" PATTERN "*.h")
 endforeach()
+
+# The generated configuration header: the build tree's generated/longnet/config.hpp is
+# include/longnet/longnet/config.hpp installed, so "longnet/config.hpp" resolves from the
+# same include directory as every other header.
+set_target_properties(longnet_config PROPERTIES INTERFACE_INCLUDE_DIRECTORIES
+  "$<BUILD_INTERFACE:${PROJECT_BINARY_DIR}/generated>;$<INSTALL_INTERFACE:${_longnet_include_dir}>")
+install(FILES ${PROJECT_BINARY_DIR}/generated/longnet/config.hpp
+  DESTINATION ${_longnet_include_dir}/longnet)
 
 install(EXPORT longnetTargets NAMESPACE longnet:: DESTINATION ${LONGNET_INSTALL_CMAKEDIR})
 configure_package_config_file(${PROJECT_SOURCE_DIR}/cmake/longnetConfig.cmake.in

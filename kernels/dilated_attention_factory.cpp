@@ -11,24 +11,26 @@
 namespace longnet {
 namespace {
 
-std::unique_ptr<DilatedAttentionOp> make_cuda(DType dtype) {
+std::unique_ptr<DilatedAttentionOp> make_cuda(DType dtype, [[maybe_unused]] int cuda_device) {
 #ifdef LONGNET_HAVE_CUDA_KERNELS
   (void)dtype;
-  return make_cuda_dilated_attention();
+  return make_cuda_dilated_attention(cuda_device);
 #else
-  fail("no CUDA backend for {} inputs: this build has no CUDA kernels (configured with "
-       "LONGNET_CUDA=OFF or without nvcc); rebuild with nvcc on PATH",
-       dtype_name(dtype));
+  fail(
+      "no CUDA backend for {} inputs: this build has no CUDA kernels (configured with "
+      "LONGNET_CUDA=OFF or without nvcc); rebuild with nvcc on PATH",
+      dtype_name(dtype));
 #endif
 }
 
 }  // namespace
 
 std::unique_ptr<DilatedAttentionOp> make_dilated_attention(Device device, DType dtype,
-                                                           std::optional<CpuIsa> isa) {
+                                                           std::optional<CpuIsa> isa,
+                                                           int cuda_device) {
   std::unique_ptr<DilatedAttentionOp> op;
   if (device == Device::cuda) {
-    op = make_cuda(dtype);
+    op = make_cuda(dtype, cuda_device);
   } else {
     const CpuIsa chosen = isa.value_or(default_cpu_isa());
     LONGNET_CHECK(cpu_isa_available(chosen),

@@ -1,6 +1,6 @@
 #include "model/trainer.hpp"
 
-#include "kernels/cpu/dilated_attention_cpu.hpp"
+#include "kernels/dilated_attention_factory.hpp"
 #include "kernels/philox.hpp"
 #include "comm/collective_step.hpp"
 #include "model/attention_core.hpp"
@@ -189,7 +189,8 @@ TrainResult train(const TrainConfig& config, Communicator& world, const TrainOpt
   const int64_t batch = config.data.batch_size, seq_len = config.data.seq_len;
   const AttentionShape global_shape{batch, seq_len, model_config.attention.heads,
                                     model_config.attention.head_dim()};
-  auto kernels = make_cpu_dilated_attention();
+  // Training runs the CPU kernels in float32; the model's GPU path is not wired in yet.
+  auto kernels = make_dilated_attention(Device::cpu, DType::float32);
   auto ops = make_cpu_model_ops();
   std::unique_ptr<Communicator> sp_comm =
       world.split(static_cast<int>(group), rank % static_cast<int>(sp), fmt::format("sp{}", group));

@@ -1,11 +1,9 @@
 #include "op_adapter.hpp"
 
-#include "kernels/cpu/dilated_attention_cpu.hpp"
-#include "kernels/dilated_attention.hpp"
+#include "kernels/dilated_attention_factory.hpp"
+#include "longnet/config.hpp"
 #ifdef LONGNET_HAVE_CUDA_KERNELS
 #include <cuda_runtime_api.h>
-
-#include "kernels/cuda/dilated_attention_cuda.hpp"
 #endif
 
 #ifdef LONGNET_HAVE_MPI
@@ -15,6 +13,8 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
+#include <tuple>
 
 #include "model/sequence_parallel_plan.hpp"
 
@@ -30,26 +30,22 @@ Tensor to_tensor(const ArrayView& view) {
   return Tensor::borrow(view.data, view.shape, view.dtype, view.device);
 }
 
-// One backend per device, made on first use and kept (the CPU one picks its ISA once).
-DilatedAttentionKernels& kernels_for(const ArrayView& q) {
+// One backend per (device, index, dtype), made on first use and kept (the CPU one picks its
+// ISA once). The factory refuses a dtype the backend does not take, naming it.
+DilatedAttentionOp& kernels_for(const ArrayView& q) {
   static std::mutex mutex;
-  static std::unique_ptr<DilatedAttentionKernels> cpu;
-  static std::map<int, std::unique_ptr<DilatedAttentionKernels>> cuda;
+  static std::map<std::tuple<Device, int, DType>, std::unique_ptr<DilatedAttentionOp>> ops;
   std::lock_guard lock(mutex);
-  if (q.device == Device::cpu) {
-    if (!cpu) cpu = make_cpu_dilated_attention();
-    return *cpu;
-  }
-#ifdef LONGNET_HAVE_CUDA_KERNELS
-  auto& slot = cuda[q.device_id];
-  if (!slot) slot = make_cuda_dilated_attention(q.device_id);
-  return *slot;
-#else
-  fail(
-      "{} is on a CUDA device, but this build of longnet has no CUDA kernels: rebuild the "
-      "package with the CUDA toolkit present (LONGNET_CUDA=ON), or move the tensors to the CPU",
-      q.name);
+#ifndef LONGNET_HAVE_CUDA_KERNELS
+  LONGNET_CHECK(q.device != Device::cuda,
+                "{} is on a CUDA device, but this build of longnet has no CUDA kernels: rebuild "
+                "the package with the CUDA toolkit present (LONGNET_CUDA=ON), or move the "
+                "tensors to the CPU",
+                q.name);
 #endif
+  auto& slot = ops[{q.device, q.device_id, q.dtype}];
+  if (!slot) slot = make_dilated_attention(q.device, q.dtype, std::nullopt, q.device_id);
+  return *slot;
 }
 
 void check_same_device(const ArrayView& first, std::initializer_list<const ArrayView*> others) {
@@ -86,7 +82,7 @@ void attention_forward(const AttentionCall& call, const ArrayView& q, const Arra
   Tensor to = to_tensor(o), tlse = to_tensor(lse);
   check_tensor(to, qkv_shape(shape), o.name);
   check_tensor(tlse, lse_shape(shape), lse.name);
-  DilatedAttentionKernels& kernels = kernels_for(q);
+  DilatedAttentionOp& kernels = kernels_for(q);
   wait_for_caller_stream(call, q);
   kernels.forward(config, tq, tk, tv, to, tlse);
   kernels.synchronize();
@@ -109,7 +105,7 @@ void attention_backward(const AttentionCall& call, const ArrayView& q, const Arr
   check_tensor(tdq, qkv_shape(shape), dq.name);
   check_tensor(tdk, qkv_shape(shape), dk.name);
   check_tensor(tdv, qkv_shape(shape), dv.name);
-  DilatedAttentionKernels& kernels = kernels_for(q);
+  DilatedAttentionOp& kernels = kernels_for(q);
   wait_for_caller_stream(call, q);
   kernels.backward(config, tq, tk, tv, to, tlse, tdout, tdq, tdk, tdv);
   kernels.synchronize();

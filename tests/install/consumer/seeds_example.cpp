@@ -7,8 +7,7 @@
 #include <cstdio>
 #include <string>
 
-#include "kernels/cpu/dilated_attention_cpu.hpp"
-#include "kernels/dilated_attention.hpp"
+#include "kernels/dilated_attention_factory.hpp"
 #include "model/dilated_attention_layer.hpp"
 #include "runtime/random_fill.hpp"
 
@@ -43,7 +42,7 @@ const longnet::Parameter& find(longnet::DilatedAttention& layer, const std::stri
 int main() try {
   const int64_t batch = 4, tokens = 32, dim = 512, heads = 8;
   auto ops = longnet::make_cpu_model_ops();
-  auto kernels = longnet::make_cpu_dilated_attention();
+  auto kernels = longnet::make_dilated_attention(longnet::Device::cpu, longnet::DType::float32);
   auto config = longnet::DilatedAttentionLayerConfig::single(dim, heads, /*segment_size=*/16,
                                                              /*dilation_rate=*/2);
   longnet::DilatedAttention layer("attn", config, longnet::DType::float32, /*seed=*/1);
