@@ -8,9 +8,9 @@
 // of it. Output: a '#'-headed fixed-width table on stdout, the same rows as CSV and JSON.
 // FLOP convention (bench/README.md): 4*D per allowed (query, key) pair and head in the
 // forward, 2.5x that in the backward.
-#include "runtime/check_failed.hpp"
-#include "longnet/config.hpp"
 #include "bench/attention_benchmark.hpp"
+#include "longnet/config.hpp"
+#include "runtime/check_failed.hpp"
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
@@ -60,8 +60,7 @@ void run_cpu_attention_bench(const AttentionBenchOptions& opt) {
   constexpr double kTolerance = 1e-5;
   const auto config = opt.problem.config();
   validate_config(config);
-  auto kernels =
-      make_dilated_attention(Device::cpu, DType::float32, parse_cpu_isa_option(opt.isa));
+  auto kernels = make_dilated_attention(Device::cpu, DType::float32, parse_cpu_isa_option(opt.isa));
   const SgemmRate sgemm = measure_sgemm(opt.sgemm_size, opt.repeats);
   const bool do_forward = opt.direction != "bwd", do_backward = opt.direction != "fwd";
 
@@ -73,9 +72,9 @@ void run_cpu_attention_bench(const AttentionBenchOptions& opt) {
                              {"sgemm_gflops", fmt::format("{:.3f}", sgemm.gflops)},
                              {"repeats", std::to_string(opt.repeats)},
                              {"warmup", std::to_string(opt.warmup)}},
-                    .columns = {"backend", "N", "B", "H", "D", "segment_lengths",
-                                "dilation_rates", "causal", "direction", "median_ms", "gflops",
-                                "sgemm_gflops", "percent_sgemm", "check_error"},
+                    .columns = {"backend", "N", "B", "H", "D", "segment_lengths", "dilation_rates",
+                                "causal", "direction", "median_ms", "gflops", "sgemm_gflops",
+                                "percent_sgemm", "check_error"},
                     .text_columns = {"segment_lengths", "dilation_rates"}};
   fmt::print("# longnet bench attention: {} on {}\n", kernels->name(), machine_description());
   fmt::print("# config: {}  B={} H={} D={}  median of {} runs after {} warm-up\n",
@@ -93,10 +92,10 @@ void run_cpu_attention_bench(const AttentionBenchOptions& opt) {
     const auto sample = sample_rows(shape, opt.check_rows, 7);
     const SpotCheckError fwd_check = spot_check_forward(config, q, k, v, out.o, out.lse, sample);
     if (fwd_check.o > kTolerance || fwd_check.coverage_mismatches > 0) {
-      throw CheckFailed(fmt::format(
-          "forward check failed at N={}: relative error {:.3g} (> {:.1g}), {} coverage "
-          "mismatches; a wrong kernel is not timed",
-          n, fwd_check.o, kTolerance, fwd_check.coverage_mismatches));
+      throw CheckFailed(
+          fmt::format("forward check failed at N={}: relative error {:.3g} (> {:.1g}), {} coverage "
+                      "mismatches; a wrong kernel is not timed",
+                      n, fwd_check.o, kTolerance, fwd_check.coverage_mismatches));
     }
     auto report = [&](const char* dir, double ms, double flops, double err) {
       const double gflops = flops / (ms * 1e6), percent = 100.0 * gflops / sgemm.gflops;
@@ -140,8 +139,9 @@ void run_cpu_attention_bench(const AttentionBenchOptions& opt) {
 
 #ifndef LONGNET_HAVE_CUDA_KERNELS
 void run_cuda_attention_bench(const AttentionBenchOptions&) {
-  fail("--device cuda: this build has no CUDA kernels (configured with LONGNET_CUDA=OFF or "
-       "without nvcc); rebuild with nvcc on PATH or -DCMAKE_CUDA_COMPILER=.../nvcc");
+  fail(
+      "--device cuda: this build has no CUDA kernels (configured with LONGNET_CUDA=OFF or "
+      "without nvcc); rebuild with nvcc on PATH or -DCMAKE_CUDA_COMPILER=.../nvcc");
 }
 #endif
 
@@ -157,7 +157,8 @@ void add_attention_bench(CLI::App& bench) {
                   "patterns, B=1 H=16 D=128, 32K..1M tokens, bf16)")
       ->check(CLI::IsMember({"cpu", "cuda"}))
       ->capture_default_str();
-  cmd->add_option("--direction", opt->direction, "fwd, bwd or both (CPU; the CUDA table times both)")
+  cmd->add_option("--direction", opt->direction,
+                  "fwd, bwd or both (CPU; the CUDA table times both)")
       ->check(CLI::IsMember({"fwd", "bwd", "both"}))
       ->capture_default_str();
   cmd->add_option("--isa", opt->isa, "CPU: generic, avx2 or avx512 (default: best available)");

@@ -10,11 +10,11 @@ namespace longnet::bench {
 
 struct AttentionBenchOptions {
   ProblemOptions problem;
-  std::string device = "cpu";       // cpu or cuda
-  std::string direction = "both";   // fwd, bwd or both
-  std::string isa;                  // CPU copy; empty: the best this CPU runs
-  std::string dtype = "bfloat16";   // CUDA input type
-  bool deterministic_dq = true;     // CUDA: dq by its own kernel, not atomicAdd
+  std::string device = "cpu";      // cpu or cuda
+  std::string direction = "both";  // fwd, bwd or both
+  std::string isa;                 // CPU copy; empty: the best this CPU runs
+  std::string dtype = "bfloat16";  // CUDA input type
+  bool deterministic_dq = true;    // CUDA: dq by its own kernel, not atomicAdd
   int repeats = 5, warmup = 1, sgemm_size = 2048;
   int64_t check_rows = 32;
   std::string csv, json;

@@ -5,8 +5,7 @@ namespace longnet::bench {
 
 void add_bench_command(CLI::App& app) {
   CLI::App* bench = app.add_subcommand(
-      "bench",
-      "Benchmarks: each prints a '#'-headed table and writes CSV/JSON (bench/README.md)");
+      "bench", "Benchmarks: each prints a '#'-headed table and writes CSV/JSON (bench/README.md)");
   bench->require_subcommand(1);
   add_attention_bench(*bench);
 #ifdef LONGNET_HAVE_MPI

@@ -1,6 +1,6 @@
-// `longnet bench comm`: the communication benchmark, nccl-tests style: the all-gather and reduce-scatter (equal and
-// per-rank counts) that sequence-parallel attention uses, on MPI, or on NCCL where the
-// build has it and every rank has a GPU.
+// `longnet bench comm`: the communication benchmark, nccl-tests style: the all-gather and
+// reduce-scatter (equal and per-rank counts) that sequence-parallel attention uses, on MPI, or on
+// NCCL where the build has it and every rank has a GPU.
 //
 //   mpirun -np 4 build/launch/longnet bench comm --op all --uneven --max-bytes 16M
 //
@@ -13,15 +13,15 @@
 //
 // --backend nccl never falls back to MPI: without NCCL in the build or without a GPU
 // per rank it refuses, saying which, so a table labelled nccl is always NCCL's.
-#include "runtime/check_failed.hpp"
-#include "longnet/config.hpp"
+#include "bench/bench_commands.hpp"
 #include "bench/comm/collective.hpp"
 #include "bench/comm/driver.hpp"
-#include "bench/bench_commands.hpp"
 #include "bench/comm/report.hpp"
 #include "bench/result_table.hpp"
 #include "comm/collective_step.hpp"
 #include "comm/mpi_communicator.hpp"
+#include "longnet/config.hpp"
+#include "runtime/check_failed.hpp"
 #include "runtime/error.hpp"
 
 #ifdef LONGNET_HAVE_NCCL
@@ -32,10 +32,10 @@
 #include <nccl.h>
 #endif
 
-#include <CLI/CLI.hpp>
 #include <fmt/format.h>
 #include <mpi.h>
 #include <unistd.h>
+#include <CLI/CLI.hpp>
 
 #include <array>
 #include <cstdint>
@@ -108,8 +108,9 @@ std::string why_no_nccl(MpiCommunicator& world, int local_ranks) {
     reason = fmt::format("rank {} sees no CUDA device (cudaGetDeviceCount: {}; {} devices)",
                          world.rank(), cudaGetErrorString(status), devices);
   else if (devices < local_ranks)
-    reason = fmt::format("{} ranks share a node with {} CUDA device(s); NCCL needs one device per rank",
-                         local_ranks, devices);
+    reason =
+        fmt::format("{} ranks share a node with {} CUDA device(s); NCCL needs one device per rank",
+                    local_ranks, devices);
   std::vector<std::int32_t> failed{reason.empty() ? 0 : 1};
   world.all_reduce_in_place<std::int32_t>(failed, ReduceOp::max, "nccl check");
   if (reason.empty() && failed[0] != 0) reason = "another rank has no usable CUDA device";
@@ -120,14 +121,17 @@ std::string why_no_nccl(MpiCommunicator& world, int local_ranks) {
 Backend make_backend(const Options& opt, [[maybe_unused]] MpiCommunicator& control) {
   if (opt.backend == "mpi") return {MpiCommunicator::world("bench"), mpi_library(), ""};
 #ifndef LONGNET_HAVE_NCCL
-  throw AgreedError{"--backend nccl: this build has no NCCL (it was configured without LONGNET_CUDA "
-                "or NCCL was not found); not falling back to MPI, use --backend mpi for MPI"};
+  throw AgreedError{
+      "--backend nccl: this build has no NCCL (it was configured without LONGNET_CUDA "
+      "or NCCL was not found); not falling back to MPI, use --backend mpi for MPI"};
 #else
   const auto node = control.split_by_node("bench node");
   const std::string why = why_no_nccl(control, node->size());
   if (!why.empty())
-    throw AgreedError{fmt::format("--backend nccl: {}; not falling back to MPI, use --backend mpi for "
-                              "MPI", why)};
+    throw AgreedError{
+        fmt::format("--backend nccl: {}; not falling back to MPI, use --backend mpi for "
+                    "MPI",
+                    why)};
   const int device = node->rank();
   LONGNET_CUDA_CHECK(cudaSetDevice(device));
   cudaDeviceProp props{};
@@ -179,10 +183,10 @@ void run(const Options& opt) {
 
   std::vector<ResultRow> rows;
   for (const auto& collective : collectives) {
-    auto more = run_collective(*collective, *backend.comm, *control, driver,
-                               [&](const ResultRow& row) {
-                                 if (printer) print_row(row);
-                               });
+    auto more =
+        run_collective(*collective, *backend.comm, *control, driver, [&](const ResultRow& row) {
+          if (printer) print_row(row);
+        });
     rows.insert(rows.end(), more.begin(), more.end());
   }
   std::int64_t wrong = 0;
@@ -207,21 +211,26 @@ void add_comm_bench(CLI::App& bench) {
       "The collectives of sequence parallelism in the nccl-tests style (under mpirun; MPI, or "
       "NCCL with a GPU per rank)");
 
-  cmd->add_option("--op", opt->ops, "all_gather, all_gatherv, reduce_scatter, reduce_scatterv or all "
-                                  "(all_gather and reduce_scatter)")
+  cmd->add_option("--op", opt->ops,
+                  "all_gather, all_gatherv, reduce_scatter, reduce_scatterv or all "
+                  "(all_gather and reduce_scatter)")
       ->delimiter(',')
-      ->check(CLI::IsMember({"all_gather", "all_gatherv", "reduce_scatter", "reduce_scatterv", "all"}));
+      ->check(
+          CLI::IsMember({"all_gather", "all_gatherv", "reduce_scatter", "reduce_scatterv", "all"}));
   cmd->add_flag("--uneven", opt->uneven,
-               "also run the per-rank-count form of each op (rank j's block proportional to j+1)");
+                "also run the per-rank-count form of each op (rank j's block proportional to j+1)");
   cmd->add_option("--min-bytes,-b", opt->driver.min_bytes, "smallest size (e.g. 8, 1K, 4M)")
       ->transform(CLI::AsSizeValue(false));
   cmd->add_option("--max-bytes,-e", opt->driver.max_bytes, "largest size (e.g. 64M)")
       ->transform(CLI::AsSizeValue(false));
-  cmd->add_option("--step-factor,-f", opt->driver.step_factor, "multiply the size by this each step");
+  cmd->add_option("--step-factor,-f", opt->driver.step_factor,
+                  "multiply the size by this each step");
   cmd->add_option("--iters,-n", opt->driver.iters, "timed calls per size (median reported)");
-  cmd->add_option("--warmup,-w", opt->driver.warmup, "untimed calls per size before the timed ones");
+  cmd->add_option("--warmup,-w", opt->driver.warmup,
+                  "untimed calls per size before the timed ones");
   cmd->add_option("--dtype,-d", opt->dtype, "float, double, int32 or int64");
-  cmd->add_option("--backend", opt->backend, "mpi, or nccl (needs a build with NCCL and a GPU per rank)")
+  cmd->add_option("--backend", opt->backend,
+                  "mpi, or nccl (needs a build with NCCL and a GPU per rank)")
       ->check(CLI::IsMember({"mpi", "nccl"}));
   add_output_options(*cmd, opt->csv, opt->json);
   cmd->callback([opt] {

@@ -123,8 +123,8 @@ double CsvTable::number(std::size_t row, std::string_view column) const {
 int64_t CsvTable::integer(std::size_t row, std::string_view column) const {
   const std::string& cell = text(row, column);
   int64_t value = 0;
-  LONGNET_CHECK(parses_whole(cell, value),
-                "{}: column '{}': '{}' is not an integer", where(row), column, cell);
+  LONGNET_CHECK(parses_whole(cell, value), "{}: column '{}': '{}' is not an integer", where(row),
+                column, cell);
   return value;
 }
 

@@ -13,12 +13,12 @@
 
 #include <cstdio>
 
-#include "runtime/check_failed.hpp"
 #include "bench/attention_benchmark.hpp"
 #include "bench/result_table.hpp"
 #include "bench/timing.hpp"
 #include "kernels/cuda/dilated_attention_cuda.hpp"
 #include "kernels/dilated_attention_spot_check.hpp"
+#include "runtime/check_failed.hpp"
 #include "runtime/device_memory.hpp"
 #include "runtime/random_fill.hpp"
 
@@ -57,18 +57,18 @@ void run_cuda_attention_bench(const AttentionBenchOptions& opt) {
              opt.repeats, opt.warmup);
   fmt::print("# {:>9} {:>4} {:>11} {:>9} {:>10}\n", "N", "dir", "median_ms", "TFLOP/s",
              "check_err");
-  ResultTable table{.benchmark = "longnet bench attention --device cuda",
-                    .info = {{"backend", std::string(kernels->name())},
-                             {"dtype", std::string(dtype_name(dtype))},
-                             {"dq", opt.deterministic_dq ? "deterministic" : "atomic"},
-                             {"date", utc_now()},
-                             {"config", config.describe()},
-                             {"repeats", std::to_string(opt.repeats)},
-                             {"warmup", std::to_string(opt.warmup)}},
-                    .columns = {"backend", "dtype", "N", "B", "H", "D", "segment_lengths",
-                                "dilation_rates", "causal", "direction", "median_ms", "tflops",
-                                "check_error"},
-                    .text_columns = {"segments", "rates", "segment_lengths", "dilation_rates"}};
+  ResultTable table{
+      .benchmark = "longnet bench attention --device cuda",
+      .info = {{"backend", std::string(kernels->name())},
+               {"dtype", std::string(dtype_name(dtype))},
+               {"dq", opt.deterministic_dq ? "deterministic" : "atomic"},
+               {"date", utc_now()},
+               {"config", config.describe()},
+               {"repeats", std::to_string(opt.repeats)},
+               {"warmup", std::to_string(opt.warmup)}},
+      .columns = {"backend", "dtype", "N", "B", "H", "D", "segment_lengths", "dilation_rates",
+                  "causal", "direction", "median_ms", "tflops", "check_error"},
+      .text_columns = {"segments", "rates", "segment_lengths", "dilation_rates"}};
 
   for (int64_t n : opt.problem.tokens) {
     const AttentionShape shape = opt.problem.shape(n);

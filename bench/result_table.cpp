@@ -8,8 +8,8 @@
 #include <algorithm>
 #include <array>
 #include <charconv>
-#include <cmath>
 #include <chrono>
+#include <cmath>
 #include <ctime>
 #include <filesystem>
 #include <fstream>
@@ -86,8 +86,8 @@ void write_json(const ResultTable& table, const std::string& path) {
     out << (r ? ",\n    {" : "\n    {");
     for (std::size_t c = 0; c < table.columns.size(); ++c) {
       const std::string& cell = table.rows[r][c];
-      const bool text = std::ranges::find(table.text_columns, table.columns[c]) !=
-                        table.text_columns.end();
+      const bool text =
+          std::ranges::find(table.text_columns, table.columns[c]) != table.text_columns.end();
       out << (c ? ", " : "") << json_string(table.columns[c]) << ": "
           << (is_number(cell) && !text ? cell : json_string(cell));
     }

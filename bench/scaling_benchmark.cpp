@@ -32,7 +32,6 @@
 #include <thread>
 #include <tuple>
 
-#include "runtime/check_failed.hpp"
 #include "bench/bench_commands.hpp"
 #include "bench/problem_options.hpp"
 #include "bench/result_table.hpp"
@@ -42,6 +41,7 @@
 #include "comm/mpi_communicator.hpp"
 #include "kernels/dilated_attention_factory.hpp"
 #include "model/sequence_parallel_attention.hpp"
+#include "runtime/check_failed.hpp"
 
 namespace longnet::bench {
 namespace {
@@ -66,10 +66,10 @@ struct Options {
 
 // One direction of one group's measurement, as rank 0 of the group sees it.
 struct DirectionResult {
-  double time = 0;                 // s: slowest rank's median wall time of one call
-  double compute = 0, comm = 0;    // s: largest per-rank median
-  double sent = 0, received = 0;   // bytes per call: largest over ranks
-  double collectives = 0;          // collective calls per call: largest over ranks
+  double time = 0;                // s: slowest rank's median wall time of one call
+  double compute = 0, comm = 0;   // s: largest per-rank median
+  double sent = 0, received = 0;  // bytes per call: largest over ranks
+  double collectives = 0;         // collective calls per call: largest over ranks
 };
 
 struct GroupResult {
@@ -103,7 +103,8 @@ bool oversubscribes(MpiCommunicator& group) {
   CPU_ZERO(&mine);
   LONGNET_CHECK(sched_getaffinity(0, sizeof mine, &mine) == 0,
                 "sched_getaffinity failed: cannot tell which CPUs this rank may use");
-  std::vector<std::uint8_t> bytes(sizeof mine), all(sizeof mine * static_cast<std::size_t>(node->size()));
+  std::vector<std::uint8_t> bytes(sizeof mine),
+      all(sizeof mine * static_cast<std::size_t>(node->size()));
   std::memcpy(bytes.data(), &mine, sizeof mine);
   node->all_gather<std::uint8_t>(bytes, all, "affinity");
   cpu_set_t usable;
@@ -119,17 +120,15 @@ bool oversubscribes(MpiCommunicator& group) {
 }
 
 DirectionResult summarise(Communicator& group, const CallTimes& times,
-                          const std::vector<PatternTraffic>& traffic, int repeats,
-                          bool backward) {
+                          const std::vector<PatternTraffic>& traffic, int repeats, bool backward) {
   double sent = 0, received = 0, collectives = 0;
   for (const PatternTraffic& t : traffic) {
     sent += static_cast<double>(t.gather_sent + (backward ? t.scatter_sent : 0));
     received += static_cast<double>(t.gather_received + (backward ? t.scatter_received : 0));
     collectives += static_cast<double>(t.gather_calls + (backward ? t.scatter_calls : 0));
   }
-  std::vector<double> mine{median(times.wall), median(times.compute),
-                           median(times.communication), sent / repeats, received / repeats,
-                           collectives / repeats};
+  std::vector<double> mine{median(times.wall), median(times.compute), median(times.communication),
+                           sent / repeats,     received / repeats,    collectives / repeats};
   group.all_reduce_in_place<double>(mine, ReduceOp::max, "scaling summary");
   return {mine[0], mine[1], mine[2], mine[3], mine[4], mine[5]};
 }
@@ -174,14 +173,13 @@ void check_options(const Options& opt, int world) {
   LONGNET_CHECK(opt.problem.tokens.size() == 1,
                 "--tokens takes one value here (the strong-scaling sequence length), got {}",
                 opt.problem.tokens.size());
-  LONGNET_CHECK(opt.repeats >= 1 && opt.warmup >= 0 && opt.tokens_per_rank >= 1 &&
-                    opt.check.rows >= 1,
-                "--repeats {}, --tokens-per-rank {} and --check-rows {} must be >= 1, --warmup "
-                "{} >= 0",
-                opt.repeats, opt.tokens_per_rank, opt.check.rows, opt.warmup);
+  LONGNET_CHECK(
+      opt.repeats >= 1 && opt.warmup >= 0 && opt.tokens_per_rank >= 1 && opt.check.rows >= 1,
+      "--repeats {}, --tokens-per-rank {} and --check-rows {} must be >= 1, --warmup "
+      "{} >= 0",
+      opt.repeats, opt.tokens_per_rank, opt.check.rows, opt.warmup);
   for (const int p : opt.ranks) {
-    LONGNET_CHECK(p >= 1, "--ranks {}: a rank count must be at least 1",
-                  fmt::join(opt.ranks, ","));
+    LONGNET_CHECK(p >= 1, "--ranks {}: a rank count must be at least 1", fmt::join(opt.ranks, ","));
     LONGNET_CHECK(p <= world,
                   "--ranks {}: {} ranks asked, but the job has {} (start it with more ranks, "
                   "e.g. mpirun -np {}, or measure fewer)",
@@ -200,17 +198,18 @@ void print_header(const Options& opt, const DilatedAttentionOp& kernels, int wor
       "and dense (definitions: bench/README.md)\n");
   fmt::print("# job: {} MPI ranks, {}; kernels {} on {} per rank; {}\n", world, utc_now(),
              kernels.name(), machine_description(), affinity_note(0));
-  fmt::print("# dilated: {}; dense: one pattern w=N r=1 ({}); B={} H={} D={}\n",
-             config.describe(), config.causal ? "causal" : "non-causal", opt.problem.batch,
-             opt.problem.heads, opt.problem.head_dim);
+  fmt::print("# dilated: {}; dense: one pattern w=N r=1 ({}); B={} H={} D={}\n", config.describe(),
+             config.causal ? "causal" : "non-causal", opt.problem.batch, opt.problem.heads,
+             opt.problem.head_dim);
   fmt::print(
       "# weak: {} tokens per rank; strong: {} tokens; per call: median of {} after {} warm-up "
       "pair(s), each after a barrier; time = slowest rank, comp/comm = largest per-rank "
       "median; eff = tokens/s / (p x tokens/s at p=1); MB per rank per call (10^6 B)\n",
       opt.tokens_per_rank, opt.problem.tokens.front(), opt.repeats, opt.warmup);
-  fmt::print("# {:>6} {:>7} {:>3} {:>5} {:>9} {:>10} {:>10} {:>10} {:>12} {:>6} {:>9} {:>9} {:>5}\n",
-             "mode", "attn", "dir", "ranks", "N", "time_ms", "comp_ms", "comm_ms", "tokens/s",
-             "eff", "sent_MB", "recv_MB", "over");
+  fmt::print(
+      "# {:>6} {:>7} {:>3} {:>5} {:>9} {:>10} {:>10} {:>10} {:>12} {:>6} {:>9} {:>9} {:>5}\n",
+      "mode", "attn", "dir", "ranks", "N", "time_ms", "comp_ms", "comm_ms", "tokens/s", "eff",
+      "sent_MB", "recv_MB", "over");
   std::fflush(stdout);
 }
 
@@ -223,8 +222,7 @@ void run(const Options& opt) {
   } catch (const Error& e) {
     throw AgreedError(e.what());  // every rank read the same command line
   }
-  auto kernels =
-      make_dilated_attention(Device::cpu, DType::float32, parse_cpu_isa_option(opt.isa));
+  auto kernels = make_dilated_attention(Device::cpu, DType::float32, parse_cpu_isa_option(opt.isa));
   const bool printer = world->rank() == 0;
   if (printer) print_header(run_opt, *kernels, world->size());
 
@@ -236,12 +234,30 @@ void run(const Options& opt) {
                              {"dilated", run_opt.problem.config().describe()},
                              {"repeats", std::to_string(run_opt.repeats)},
                              {"warmup", std::to_string(run_opt.warmup)}},
-                    .columns = {"mode", "attention", "direction", "ranks", "tokens",
-                                "tokens_per_rank", "batch", "heads", "head_dim", "segments",
-                                "rates", "causal", "head_offsets", "time_ms", "compute_ms",
-                                "comm_ms", "tokens_per_s", "efficiency", "flops",
-                                "sent_bytes_per_rank", "recv_bytes_per_rank",
-                                "collectives_per_rank", "oversubscribed", "checked",
+                    .columns = {"mode",
+                                "attention",
+                                "direction",
+                                "ranks",
+                                "tokens",
+                                "tokens_per_rank",
+                                "batch",
+                                "heads",
+                                "head_dim",
+                                "segments",
+                                "rates",
+                                "causal",
+                                "head_offsets",
+                                "time_ms",
+                                "compute_ms",
+                                "comm_ms",
+                                "tokens_per_s",
+                                "efficiency",
+                                "flops",
+                                "sent_bytes_per_rank",
+                                "recv_bytes_per_rank",
+                                "collectives_per_rank",
+                                "oversubscribed",
+                                "checked",
                                 "check_error"},
                     .text_columns = {"segments", "rates", "segment_lengths", "dilation_rates"}};
   std::vector<std::string> modes;
@@ -281,8 +297,8 @@ void run(const Options& opt) {
         for (const auto& [direction, d] :
              {std::pair<std::string, const DirectionResult&>{"fwd", result.fwd},
               {"bwd", result.bwd}}) {
-          const double flops = direction == "fwd" ? forward_flops(config, shape)
-                                                  : backward_flops(config, shape);
+          const double flops =
+              direction == "fwd" ? forward_flops(config, shape) : backward_flops(config, shape);
           const double rate = static_cast<double>(shape.batch * tokens) / d.time;
           const auto key = std::make_tuple(mode, attention, direction);
           if (p == 1) one_rank_rate[key] = rate;
@@ -292,23 +308,34 @@ void run(const Options& opt) {
           fmt::print(
               "  {:>6} {:>7} {:>3} {:>5} {:>9} {:>10.2f} {:>10.2f} {:>10.2f} {:>12.0f} {:>6} "
               "{:>9.3f} {:>9.3f} {:>5}\n",
-              mode, attention, direction, p, tokens, 1e3 * d.time, 1e3 * d.compute,
-              1e3 * d.comm, rate, efficiency.empty() ? "-" : efficiency, d.sent / 1e6,
-              d.received / 1e6, result.oversubscribed ? "yes" : "no");
+              mode, attention, direction, p, tokens, 1e3 * d.time, 1e3 * d.compute, 1e3 * d.comm,
+              rate, efficiency.empty() ? "-" : efficiency, d.sent / 1e6, d.received / 1e6,
+              result.oversubscribed ? "yes" : "no");
           std::fflush(stdout);
-          table.add_row({mode, attention, direction, std::to_string(p), std::to_string(tokens),
-                         std::to_string(tokens / p), std::to_string(shape.batch),
-                         std::to_string(shape.heads), std::to_string(shape.head_dim),
+          table.add_row({mode,
+                         attention,
+                         direction,
+                         std::to_string(p),
+                         std::to_string(tokens),
+                         std::to_string(tokens / p),
+                         std::to_string(shape.batch),
+                         std::to_string(shape.heads),
+                         std::to_string(shape.head_dim),
                          pattern_list(config, &DilationPattern::segment_length),
                          pattern_list(config, &DilationPattern::dilation_rate),
                          config.causal ? "1" : "0",
                          std::string(head_offsets_name(config.head_offsets)),
-                         fmt::format("{:.4f}", 1e3 * d.time), fmt::format("{:.4f}", 1e3 * d.compute),
-                         fmt::format("{:.4f}", 1e3 * d.comm), fmt::format("{:.1f}", rate),
-                         efficiency, fmt::format("{:.6e}", flops),
-                         fmt::format("{:.0f}", d.sent), fmt::format("{:.0f}", d.received),
+                         fmt::format("{:.4f}", 1e3 * d.time),
+                         fmt::format("{:.4f}", 1e3 * d.compute),
+                         fmt::format("{:.4f}", 1e3 * d.comm),
+                         fmt::format("{:.1f}", rate),
+                         efficiency,
+                         fmt::format("{:.6e}", flops),
+                         fmt::format("{:.0f}", d.sent),
+                         fmt::format("{:.0f}", d.received),
                          fmt::format("{:.0f}", d.collectives),
-                         result.oversubscribed ? "1" : "0", result.check.ran ? "1" : "0",
+                         result.oversubscribed ? "1" : "0",
+                         result.check.ran ? "1" : "0",
                          fmt::format("{:.3e}", std::max({result.check.o, result.check.lse,
                                                          result.check.dq}))});
         }

@@ -8,8 +8,7 @@
 // so no vendor header is needed.
 extern "C" void sgemm_(const char* transa, const char* transb, const int* m, const int* n,
                        const int* k, const float* alpha, const float* a, const int* lda,
-                       const float* b, const int* ldb, const float* beta, float* c,
-                       const int* ldc);
+                       const float* b, const int* ldb, const float* beta, float* c, const int* ldc);
 
 namespace longnet::bench {
 
@@ -18,8 +17,8 @@ SgemmRate measure_sgemm(int size, int repeats) {
   std::vector<float> a(elements, 0.5f), b(elements, 0.25f), c(elements, 0.0f);
   const float alpha = 1.0f, beta = 0.0f;
   auto run = [&] {
-    sgemm_("N", "N", &size, &size, &size, &alpha, a.data(), &size, b.data(), &size, &beta,
-           c.data(), &size);
+    sgemm_("N", "N", &size, &size, &size, &alpha, a.data(), &size, b.data(), &size, &beta, c.data(),
+           &size);
   };
   SgemmRate rate;
   rate.size = size;

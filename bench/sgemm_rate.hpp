@@ -7,9 +7,9 @@
 namespace longnet::bench {
 
 struct SgemmRate {
-  int size = 0;             // n of the n x n x n product
+  int size = 0;  // n of the n x n x n product
   double median_ms = 0;
-  double gflops = 0;        // 2 n^3 / time
+  double gflops = 0;  // 2 n^3 / time
 };
 
 SgemmRate measure_sgemm(int size, int repeats);

@@ -33,7 +33,6 @@
 #include <cstdio>
 #include <memory>
 
-#include "runtime/check_failed.hpp"
 #include "bench/bench_commands.hpp"
 #include "bench/problem_options.hpp"
 #include "bench/result_table.hpp"
@@ -43,6 +42,7 @@
 #include "comm/communicator_factory.hpp"
 #include "kernels/dilated_attention_factory.hpp"
 #include "model/sequence_parallel_attention.hpp"
+#include "runtime/check_failed.hpp"
 
 namespace longnet::bench {
 namespace {
@@ -106,9 +106,8 @@ struct Tables {
 };
 
 // Returns false when the check failed (every rank alike).
-bool run_one(Communicator& world, DilatedAttentionOp& kernels,
-             const DilatedAttentionConfig& config, int64_t tokens, const Options& opt,
-             Tables& tables) {
+bool run_one(Communicator& world, DilatedAttentionOp& kernels, const DilatedAttentionConfig& config,
+             int64_t tokens, const Options& opt, Tables& tables) {
   const int size = world.size(), rank = world.rank();
   const bool printer = rank == 0;
   const AttentionShape shape = opt.problem.shape(tokens);
@@ -125,7 +124,8 @@ bool run_one(Communicator& world, DilatedAttentionOp& kernels,
           "check of {} sampled rows (o, lse, dq against float64 from the definition): "
           "o {:.2e}, lse {:.2e}, dq {:.2e} (max over ranks), {} coverage mismatches: {}\n",
           check.rows, check.o, check.lse, check.dq, check.coverage_mismatches,
-          check_ok ? "OK" : fmt::format("FAILED (tolerance {:.0e}); not timing", opt.check.tolerance));
+          check_ok ? "OK"
+                   : fmt::format("FAILED (tolerance {:.0e}); not timing", opt.check.tolerance));
     else
       fmt::print(
           "check SKIPPED: B*N*H*D = {} elements per tensor > --check-limit {} (every rank "
@@ -226,13 +226,12 @@ bool run_one(Communicator& world, DilatedAttentionOp& kernels,
                  pattern_label(config.patterns[p]), f[kFwdGatherSent], f[kFwdGatherReceived],
                  f[kBwdGatherSent], f[kBwdGatherReceived], f[kBwdScatterSent],
                  f[kBwdScatterReceived]);
-      tables.traffic.add_row({std::to_string(tokens), std::to_string(size), std::to_string(r),
-                              pattern_label(config.patterns[p]), std::to_string(f[kFwdGatherSent]),
-                              std::to_string(f[kFwdGatherReceived]),
-                              std::to_string(f[kBwdGatherSent]),
-                              std::to_string(f[kBwdGatherReceived]),
-                              std::to_string(f[kBwdScatterSent]),
-                              std::to_string(f[kBwdScatterReceived])});
+      tables.traffic.add_row(
+          {std::to_string(tokens), std::to_string(size), std::to_string(r),
+           pattern_label(config.patterns[p]), std::to_string(f[kFwdGatherSent]),
+           std::to_string(f[kFwdGatherReceived]), std::to_string(f[kBwdGatherSent]),
+           std::to_string(f[kBwdGatherReceived]), std::to_string(f[kBwdScatterSent]),
+           std::to_string(f[kBwdScatterReceived])});
     }
   }
   std::fflush(stdout);
@@ -240,23 +239,42 @@ bool run_one(Communicator& world, DilatedAttentionOp& kernels,
   auto ms = [](double seconds) { return fmt::format("{:.4f}", 1e3 * seconds); };
   auto bytes = [](double b) { return std::to_string(static_cast<int64_t>(b)); };
   for (int r = 0; r < size; ++r) {
-    tables.ranks.add_row(
-        {std::to_string(tokens), std::to_string(opt.problem.batch),
-         std::to_string(opt.problem.heads), std::to_string(opt.problem.head_dim),
-         std::to_string(size), fmt::format("{}", fmt::join(opt.problem.segments, " ")),
-         fmt::format("{}", fmt::join(opt.problem.rates, " ")), config.causal ? "1" : "0",
-         std::string(head_offsets_name(config.head_offsets)), std::to_string(r),
-         bytes(field(r, kShard)), ms(field(r, kFwdWall)), ms(field(r, kFwdCompute)),
-         ms(field(r, kFwdComm)), ms(field(r, kBwdWall)), ms(field(r, kBwdCompute)),
-         ms(field(r, kBwdComm)), ms(field(r, kFwdWallMean)), ms(field(r, kFwdComputeMean)),
-         ms(field(r, kFwdCommMean)), ms(field(r, kBwdWallMean)), ms(field(r, kBwdComputeMean)),
-         ms(field(r, kBwdCommMean)), bytes(field(r, kFwdSent)), bytes(field(r, kFwdReceived)),
-         bytes(field(r, kBwdSent)), bytes(field(r, kBwdReceived)), ms(fwd_max),
-         fmt::format("{:.1f}", global_tokens / fwd_max),
-         fmt::format("{:.3f}", fwd_flops / fwd_max / 1e9), ms(bwd_max),
-         fmt::format("{:.1f}", global_tokens / bwd_max),
-         fmt::format("{:.3f}", bwd_flops / bwd_max / 1e9), check.ran ? "1" : "0",
-         fmt::format("{:.3e}", check.o), fmt::format("{:.3e}", check.dq)});
+    tables.ranks.add_row({std::to_string(tokens),
+                          std::to_string(opt.problem.batch),
+                          std::to_string(opt.problem.heads),
+                          std::to_string(opt.problem.head_dim),
+                          std::to_string(size),
+                          fmt::format("{}", fmt::join(opt.problem.segments, " ")),
+                          fmt::format("{}", fmt::join(opt.problem.rates, " ")),
+                          config.causal ? "1" : "0",
+                          std::string(head_offsets_name(config.head_offsets)),
+                          std::to_string(r),
+                          bytes(field(r, kShard)),
+                          ms(field(r, kFwdWall)),
+                          ms(field(r, kFwdCompute)),
+                          ms(field(r, kFwdComm)),
+                          ms(field(r, kBwdWall)),
+                          ms(field(r, kBwdCompute)),
+                          ms(field(r, kBwdComm)),
+                          ms(field(r, kFwdWallMean)),
+                          ms(field(r, kFwdComputeMean)),
+                          ms(field(r, kFwdCommMean)),
+                          ms(field(r, kBwdWallMean)),
+                          ms(field(r, kBwdComputeMean)),
+                          ms(field(r, kBwdCommMean)),
+                          bytes(field(r, kFwdSent)),
+                          bytes(field(r, kFwdReceived)),
+                          bytes(field(r, kBwdSent)),
+                          bytes(field(r, kBwdReceived)),
+                          ms(fwd_max),
+                          fmt::format("{:.1f}", global_tokens / fwd_max),
+                          fmt::format("{:.3f}", fwd_flops / fwd_max / 1e9),
+                          ms(bwd_max),
+                          fmt::format("{:.1f}", global_tokens / bwd_max),
+                          fmt::format("{:.3f}", bwd_flops / bwd_max / 1e9),
+                          check.ran ? "1" : "0",
+                          fmt::format("{:.3e}", check.o),
+                          fmt::format("{:.3e}", check.dq)});
   }
   return true;
 }
@@ -265,8 +283,7 @@ void run(const Options& opt) {
   const auto config = opt.problem.config();
   validate_config(config);
   auto world = make_communicator("mpi", "sp bench");
-  auto kernels =
-      make_dilated_attention(Device::cpu, DType::float32, parse_cpu_isa_option(opt.isa));
+  auto kernels = make_dilated_attention(Device::cpu, DType::float32, parse_cpu_isa_option(opt.isa));
   const bool printer = world->rank() == 0;
 
   Tables tables;
@@ -278,15 +295,41 @@ void run(const Options& opt) {
                            {"config", config.describe()},
                            {"repeats", std::to_string(opt.repeats)},
                            {"warmup", std::to_string(opt.warmup)}},
-                  .columns = {"N", "B", "H", "D", "P", "segment_lengths", "dilation_rates",
-                              "causal", "head_offsets", "rank", "shard_tokens", "fwd_ms",
-                              "fwd_compute_ms", "fwd_comm_ms", "bwd_ms", "bwd_compute_ms",
-                              "bwd_comm_ms", "fwd_mean_ms", "fwd_compute_mean_ms",
-                              "fwd_comm_mean_ms", "bwd_mean_ms", "bwd_compute_mean_ms",
-                              "bwd_comm_mean_ms", "fwd_bytes_sent", "fwd_bytes_received",
-                              "bwd_bytes_sent", "bwd_bytes_received", "fwd_max_ms",
-                              "fwd_tokens_per_s", "fwd_gflops", "bwd_max_ms",
-                              "bwd_tokens_per_s", "bwd_gflops", "checked", "check_o_err",
+                  .columns = {"N",
+                              "B",
+                              "H",
+                              "D",
+                              "P",
+                              "segment_lengths",
+                              "dilation_rates",
+                              "causal",
+                              "head_offsets",
+                              "rank",
+                              "shard_tokens",
+                              "fwd_ms",
+                              "fwd_compute_ms",
+                              "fwd_comm_ms",
+                              "bwd_ms",
+                              "bwd_compute_ms",
+                              "bwd_comm_ms",
+                              "fwd_mean_ms",
+                              "fwd_compute_mean_ms",
+                              "fwd_comm_mean_ms",
+                              "bwd_mean_ms",
+                              "bwd_compute_mean_ms",
+                              "bwd_comm_mean_ms",
+                              "fwd_bytes_sent",
+                              "fwd_bytes_received",
+                              "bwd_bytes_sent",
+                              "bwd_bytes_received",
+                              "fwd_max_ms",
+                              "fwd_tokens_per_s",
+                              "fwd_gflops",
+                              "bwd_max_ms",
+                              "bwd_tokens_per_s",
+                              "bwd_gflops",
+                              "checked",
+                              "check_o_err",
                               "check_dq_err"},
                   .text_columns = {"segment_lengths", "dilation_rates"}};
   tables.traffic = {.benchmark = "longnet bench sp-attention (traffic per pattern)",
@@ -315,7 +358,8 @@ void run(const Options& opt) {
   for (const int64_t n : opt.problem.tokens) {
     if (!run_one(*world, *kernels, config, n, opt, tables))
       throw CheckFailed(fmt::format("the check of N={} failed (the table's header line says "
-                                    "which output and by how much); nothing was timed", n),
+                                    "which output and by how much); nothing was timed",
+                                    n),
                         /*agreed=*/true);
   }
   if (!printer) return;
@@ -339,9 +383,10 @@ void add_sp_attention_bench(CLI::App& bench) {
       ->check(writable_output_file());
   cmd->callback([opt] {
     if (opt->repeats < 1 || opt->warmup < 0 || opt->check.rows < 1)
-      throw AgreedError(fmt::format("--repeats {} and --check-rows {} must be >= 1, --warmup {} "
-                                    ">= 0",
-                                    opt->repeats, opt->check.rows, opt->warmup));
+      throw AgreedError(
+          fmt::format("--repeats {} and --check-rows {} must be >= 1, --warmup {} "
+                      ">= 0",
+                      opt->repeats, opt->check.rows, opt->warmup));
     run(*opt);
   });
 }

@@ -99,9 +99,8 @@ SpTimedCalls time_sp_forward_backward(Communicator& group, SequenceParallelAtten
 }
 
 SpInputs make_sp_inputs_and_check(Communicator& world, SequenceParallelAttention& sp,
-                                  const DilatedAttentionConfig& config,
-                                  const AttentionShape& shape, const SpCheckOptions& options,
-                                  SpCheckResult& check) {
+                                  const DilatedAttentionConfig& config, const AttentionShape& shape,
+                                  const SpCheckOptions& options, SpCheckResult& check) {
   const Shard shard = sp.shard();
   const AttentionShape local = sp.local_shape();
   SpInputs in;
@@ -159,6 +158,5 @@ std::string affinity_note(int rank) {
   return fmt::format("rank {} may run on {} of {} CPUs", rank, CPU_COUNT(&set),
                      std::thread::hardware_concurrency());
 }
-
 
 }  // namespace longnet::bench

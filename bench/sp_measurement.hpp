@@ -4,8 +4,8 @@
 // communication times.
 #pragma once
 
-#include "bench/stats.hpp"
 #include <CLI/CLI.hpp>
+#include "bench/stats.hpp"
 
 #include "comm/communicator.hpp"
 #include "kernels/dilated_attention_config.hpp"
@@ -35,8 +35,8 @@ struct SpCheckResult {
   double o = 0, lse = 0, dq = 0;              // worst over ranks
   int64_t rows = 0, coverage_mismatches = 0;  // summed over ranks
   bool passed(double tolerance) const {
-    return !ran || (o <= tolerance && lse <= tolerance && dq <= tolerance &&
-                    coverage_mismatches == 0);
+    return !ran ||
+           (o <= tolerance && lse <= tolerance && dq <= tolerance && coverage_mismatches == 0);
   }
 };
 
@@ -50,9 +50,8 @@ struct SpInputs {
 // agreed over `group`, goes to `result`. Above the limit each rank draws its own random
 // shard (the values do not matter for timing) and result.ran is false.
 SpInputs make_sp_inputs_and_check(Communicator& group, SequenceParallelAttention& sp,
-                                  const DilatedAttentionConfig& config,
-                                  const AttentionShape& shape, const SpCheckOptions& check,
-                                  SpCheckResult& result);
+                                  const DilatedAttentionConfig& config, const AttentionShape& shape,
+                                  const SpCheckOptions& check, SpCheckResult& result);
 
 // Per-call times of one direction on one rank, in seconds.
 struct CallTimes {
@@ -73,7 +72,6 @@ struct SpTimedCalls {
 };
 SpTimedCalls time_sp_forward_backward(Communicator& group, SequenceParallelAttention& sp,
                                       const SpInputs& in, int warmup, int repeats);
-
 
 // "rank 0 may run on 1 of 2 CPUs": mpirun binds ranks to cores by default, which
 // silently serialises a rank's OpenMP threads; headers say so.

@@ -16,7 +16,8 @@ double median_ms(Fn&& fn, int warmup, int repeats) {
     const auto start = std::chrono::steady_clock::now();
     fn();
     times.push_back(
-        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count());
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start)
+            .count());
   }
   std::sort(times.begin(), times.end());
   const std::size_t mid = times.size() / 2;

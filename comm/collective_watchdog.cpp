@@ -73,9 +73,7 @@ CollectiveWatchdog::CollectiveWatchdog(MPI_Comm comm, std::string name, double t
   LONGNET_MPI_CHECK(MPI_Comm_set_errhandler(side_, MPI_ERRORS_RETURN), context);
 }
 
-void CollectiveWatchdog::set_timeout(double seconds) {
-  timeout_s_ = resolve_timeout(seconds);
-}
+void CollectiveWatchdog::set_timeout(double seconds) { timeout_s_ = resolve_timeout(seconds); }
 
 CollectiveWatchdog::~CollectiveWatchdog() {
   int finalized = 0;
@@ -97,9 +95,9 @@ CollectiveWatchdog::Collective CollectiveWatchdog::begin(std::string_view name,
 
 bool CollectiveWatchdog::test(std::span<MPI_Request> requests) const {
   int done = 0;
-  LONGNET_MPI_CHECK(MPI_Testall(static_cast<int>(requests.size()), requests.data(), &done,
-                                MPI_STATUSES_IGNORE),
-                    fmt::format("communicator '{}'", name_));
+  LONGNET_MPI_CHECK(
+      MPI_Testall(static_cast<int>(requests.size()), requests.data(), &done, MPI_STATUSES_IGNORE),
+      fmt::format("communicator '{}'", name_));
   return done != 0;
 }
 
@@ -133,17 +131,16 @@ void CollectiveWatchdog::answer_probes(const Collective& waiting_in) const {
     LONGNET_MPI_CHECK(MPI_Iprobe(MPI_ANY_SOURCE, kProbeTag, side_, &queued, &status), context);
     if (queued == 0) return;
     std::int64_t asked = 0;
-    LONGNET_MPI_CHECK(MPI_Recv(&asked, 1, MPI_INT64_T, status.MPI_SOURCE, kProbeTag, side_,
-                               MPI_STATUS_IGNORE),
-                      context);
+    LONGNET_MPI_CHECK(
+        MPI_Recv(&asked, 1, MPI_INT64_T, status.MPI_SOURCE, kProbeTag, side_, MPI_STATUS_IGNORE),
+        context);
     Answer answer{.asked = asked, .sequence = waiting_in.sequence};
     const std::string what = describe(waiting_in.name, waiting_in.tag);
     std::memcpy(answer.collective.data(), what.data(),
                 std::min(what.size(), answer.collective.size() - 1));
     // Small enough to be sent eagerly: returns even if the prober has given up.
-    LONGNET_MPI_CHECK(MPI_Send(&answer, sizeof(Answer), MPI_BYTE, status.MPI_SOURCE, kAnswerTag,
-                               side_),
-                      context);
+    LONGNET_MPI_CHECK(
+        MPI_Send(&answer, sizeof(Answer), MPI_BYTE, status.MPI_SOURCE, kAnswerTag, side_), context);
   }
 }
 
@@ -152,11 +149,9 @@ bool CollectiveWatchdog::fail_after_timeout(std::span<MPI_Request> requests,
   const std::string context = fmt::format("communicator '{}' (watchdog side channel)", name_);
   for (int r = 0; r < size_; ++r) {
     if (r == rank_) continue;
-    LONGNET_MPI_CHECK(MPI_Send(&collective.sequence, 1, MPI_INT64_T, r, kProbeTag, side_),
-                      context);
+    LONGNET_MPI_CHECK(MPI_Send(&collective.sequence, 1, MPI_INT64_T, r, kProbeTag, side_), context);
   }
-  const double window_s =
-      std::min(timeout_s_, std::chrono::duration<double>(kProbeWindow).count());
+  const double window_s = std::min(timeout_s_, std::chrono::duration<double>(kProbeWindow).count());
   std::map<int, Answer> answers;
   const Clock::time_point probed = Clock::now();
   while (static_cast<int>(answers.size()) < size_ - 1 && seconds_since(probed) < window_s) {
@@ -203,8 +198,8 @@ bool CollectiveWatchdog::fail_after_timeout(std::span<MPI_Request> requests,
       "communicator, did not complete within {:.1f} s. Not arrived: {}. Arrived: {}. A rank "
       "that skipped or added a collective, or one far slower than the others, causes this; "
       "if such a wait is expected, raise the limit ({}=seconds, 0 = off; default {:.0f})",
-      describe(collective.name, collective.tag), name_, rank_, size_, collective.sequence,
-      waited_s, missing.empty() ? "none known" : fmt::format("{}", fmt::join(missing, "; ")),
+      describe(collective.name, collective.tag), name_, rank_, size_, collective.sequence, waited_s,
+      missing.empty() ? "none known" : fmt::format("{}", fmt::join(missing, "; ")),
       arrived.empty() ? "no other rank" : fmt::format("ranks {}", fmt::join(arrived, ", ")),
       kTimeoutVariable, kDefaultTimeoutS);
 }

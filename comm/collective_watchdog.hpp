@@ -94,7 +94,7 @@ class CollectiveWatchdog {
   double timeout_s_;
   int rank_ = 0;
   int size_ = 1;
-  std::int64_t sequence_ = 0;  // the number of the collective begun last
+  std::int64_t sequence_ = 0;           // the number of the collective begun last
   std::vector<MPI_Request> abandoned_;  // of collectives that timed out
 };
 

@@ -20,11 +20,16 @@ std::int64_t others(int rank, std::span<const std::int64_t> counts) {
 
 std::string_view collective_kind_name(CollectiveKind kind) {
   switch (kind) {
-    case CollectiveKind::barrier: return "barrier";
-    case CollectiveKind::broadcast: return "broadcast";
-    case CollectiveKind::all_reduce: return "all-reduce";
-    case CollectiveKind::all_gather: return "all-gather";
-    case CollectiveKind::reduce_scatter: return "reduce-scatter";
+    case CollectiveKind::barrier:
+      return "barrier";
+    case CollectiveKind::broadcast:
+      return "broadcast";
+    case CollectiveKind::all_reduce:
+      return "all-reduce";
+    case CollectiveKind::all_gather:
+      return "all-gather";
+    case CollectiveKind::reduce_scatter:
+      return "reduce-scatter";
   }
   return "?";
 }

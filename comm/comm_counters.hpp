@@ -42,7 +42,13 @@ namespace longnet {
 
 // all_gather covers equal and per-rank counts (all_gather and all_gatherv), likewise
 // reduce_scatter.
-enum class CollectiveKind : std::uint8_t { barrier, broadcast, all_reduce, all_gather, reduce_scatter };
+enum class CollectiveKind : std::uint8_t {
+  barrier,
+  broadcast,
+  all_reduce,
+  all_gather,
+  reduce_scatter
+};
 
 std::string_view collective_kind_name(CollectiveKind kind);
 

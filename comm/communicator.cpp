@@ -34,7 +34,8 @@ class CompletedCollective final : public PendingCollective {
 
 std::unique_ptr<PendingCollective> Communicator::do_start_all_reduce(void* buffer,
                                                                      std::int64_t count,
-                                                                     ElementType type, ReduceOp op) {
+                                                                     ElementType type,
+                                                                     ReduceOp op) {
   do_all_reduce(buffer, buffer, count, type, op);
   return std::make_unique<CompletedCollective>();
 }
@@ -78,8 +79,8 @@ void Communicator::check_disjoint(std::string_view call, Extent send, Extent rec
   const auto* send_begin = static_cast<const std::byte*>(send.data);
   const auto* recv_begin = static_cast<const std::byte*>(recv.data);
   const std::less<const std::byte*> before;
-  const bool disjoint =
-      !before(send_begin, recv_begin + bytes(recv)) || !before(recv_begin, send_begin + bytes(send));
+  const bool disjoint = !before(send_begin, recv_begin + bytes(recv)) ||
+                        !before(recv_begin, send_begin + bytes(send));
   LONGNET_CHECK(disjoint,
                 "{} on communicator '{}' (rank {} of {}): the send and recv spans overlap; "
                 "pass separate buffers (all_reduce_in_place is the one in-place collective)",
@@ -112,8 +113,8 @@ void Communicator::check_counts(std::string_view call, std::span<const std::int6
   std::int64_t total = 0;
   for (std::size_t j = 0; j < counts.size(); ++j) {
     LONGNET_CHECK(counts[j] >= 0,
-                  "{} on communicator '{}' (rank {} of {}): counts[{}] = {} is negative",
-                  call, name_, rank_, size_, j, counts[j]);
+                  "{} on communicator '{}' (rank {} of {}): counts[{}] = {} is negative", call,
+                  name_, rank_, size_, j, counts[j]);
     total += counts[j];
   }
   const std::int64_t mine = counts[static_cast<std::size_t>(rank_)];

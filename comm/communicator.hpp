@@ -105,8 +105,8 @@ class Communicator {
 
   // send holds size() blocks of recv.size() elements; recv = op over ranks of block rank().
   template <CommElement T>
-  void reduce_scatter(std::span<const std::type_identity_t<T>> send, std::span<T> recv,
-                      ReduceOp op, std::string_view tag = {});
+  void reduce_scatter(std::span<const std::type_identity_t<T>> send, std::span<T> recv, ReduceOp op,
+                      std::string_view tag = {});
   // As reduce_scatter with per-rank counts: send holds sum(counts) elements, rank j's
   // block at sum_{i<j} counts[i]; recv holds counts[rank()] elements.
   template <CommElement T>
@@ -144,8 +144,8 @@ class Communicator {
                              ElementType type) = 0;
   virtual void do_all_gatherv(const void* send, void* recv, std::span<const std::int64_t> counts,
                               ElementType type) = 0;
-  virtual void do_reduce_scatter(const void* send, void* recv, std::int64_t count,
-                                 ElementType type, ReduceOp op) = 0;
+  virtual void do_reduce_scatter(const void* send, void* recv, std::int64_t count, ElementType type,
+                                 ReduceOp op) = 0;
   virtual void do_reduce_scatterv(const void* send, void* recv,
                                   std::span<const std::int64_t> counts, ElementType type,
                                   ReduceOp op) = 0;
@@ -164,7 +164,7 @@ class Communicator {
     ElementType type;
   };
   template <typename T>
-    requires CommElement<std::remove_const_t<T>>
+  requires CommElement<std::remove_const_t<T>>
   static Extent extent(std::span<T> s) {
     return {s.data(), static_cast<std::int64_t>(s.size()), element_type_v<std::remove_const_t<T>>};
   }
@@ -177,8 +177,8 @@ class Communicator {
   void check_reduce_scatter(Extent send, Extent recv) const;
   // Checks counts (one per rank, none negative), that the rank's own block holds
   // counts[rank] elements and the packed buffer sum(counts).
-  void check_counts(std::string_view call, std::span<const std::int64_t> counts,
-                            Extent own, Extent packed) const;
+  void check_counts(std::string_view call, std::span<const std::int64_t> counts, Extent own,
+                    Extent packed) const;
   std::vector<std::int64_t> equal_counts(std::int64_t count) const {
     return std::vector<std::int64_t>(static_cast<std::size_t>(size_), count);
   }
@@ -254,8 +254,8 @@ void Communicator::all_gatherv(std::span<const std::type_identity_t<T>> send, st
 }
 
 template <CommElement T>
-void Communicator::reduce_scatter(std::span<const std::type_identity_t<T>> send,
-                                  std::span<T> recv, ReduceOp op, std::string_view tag) {
+void Communicator::reduce_scatter(std::span<const std::type_identity_t<T>> send, std::span<T> recv,
+                                  ReduceOp op, std::string_view tag) {
   check_reduce_scatter(extent(send), extent(recv));
   const auto count = static_cast<std::int64_t>(recv.size());
   tag_in_flight_ = tag;
@@ -265,9 +265,9 @@ void Communicator::reduce_scatter(std::span<const std::type_identity_t<T>> send,
 }
 
 template <CommElement T>
-void Communicator::reduce_scatterv(std::span<const std::type_identity_t<T>> send,
-                                   std::span<T> recv, std::span<const std::int64_t> counts,
-                                   ReduceOp op, std::string_view tag) {
+void Communicator::reduce_scatterv(std::span<const std::type_identity_t<T>> send, std::span<T> recv,
+                                   std::span<const std::int64_t> counts, ReduceOp op,
+                                   std::string_view tag) {
   check_counts("reduce_scatterv", counts, extent(recv), extent(send));
   check_disjoint("reduce_scatterv", extent(send), extent(recv));
   tag_in_flight_ = tag;

@@ -21,8 +21,9 @@ std::unique_ptr<Communicator> make_communicator(std::string_view backend, std::s
     const auto node = bootstrap->split_by_node(name + " node");
     return NcclCommunicator::create(*bootstrap, node->rank(), std::move(name));
 #else
-    fail("communicator backend 'nccl': this build has no NCCL (configured without "
-         "LONGNET_CUDA, or NCCL was not found); use 'mpi' or 'self'");
+    fail(
+        "communicator backend 'nccl': this build has no NCCL (configured without "
+        "LONGNET_CUDA, or NCCL was not found); use 'mpi' or 'self'");
 #endif
   }
   fail("unknown communicator backend '{}': use mpi, nccl or self", backend);

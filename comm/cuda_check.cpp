@@ -9,9 +9,8 @@ namespace longnet::detail {
 
 void throw_cuda_failure(cudaError_t code, const char* statement, const char* file, int line,
                         std::string_view context) {
-  throw_library_failure(
-      fmt::format("{}: {}", cudaGetErrorName(code), cudaGetErrorString(code)), statement, file,
-      line, context);
+  throw_library_failure(fmt::format("{}: {}", cudaGetErrorName(code), cudaGetErrorString(code)),
+                        statement, file, line, context);
 }
 
 void throw_nccl_failure(ncclResult_t code, const char* statement, const char* file, int line,

@@ -25,18 +25,18 @@ namespace longnet::detail {
 
 }  // namespace longnet::detail
 
-#define LONGNET_CUDA_CHECK(call, ...)                                                      \
-  do {                                                                                     \
-    const cudaError_t longnet_cuda_code_ = (call);                                         \
-    if (longnet_cuda_code_ != cudaSuccess)                                                 \
-      ::longnet::detail::throw_cuda_failure(longnet_cuda_code_, #call, __FILE__,           \
-                                            __LINE__ __VA_OPT__(, ) __VA_ARGS__);          \
+#define LONGNET_CUDA_CHECK(call, ...)                                             \
+  do {                                                                            \
+    const cudaError_t longnet_cuda_code_ = (call);                                \
+    if (longnet_cuda_code_ != cudaSuccess)                                        \
+      ::longnet::detail::throw_cuda_failure(longnet_cuda_code_, #call, __FILE__,  \
+                                            __LINE__ __VA_OPT__(, ) __VA_ARGS__); \
   } while (false)
 
-#define LONGNET_NCCL_CHECK(call, ...)                                                      \
-  do {                                                                                     \
-    const ncclResult_t longnet_nccl_code_ = (call);                                        \
-    if (longnet_nccl_code_ != ncclSuccess)                                                 \
-      ::longnet::detail::throw_nccl_failure(longnet_nccl_code_, #call, __FILE__,           \
-                                            __LINE__ __VA_OPT__(, ) __VA_ARGS__);          \
+#define LONGNET_NCCL_CHECK(call, ...)                                             \
+  do {                                                                            \
+    const ncclResult_t longnet_nccl_code_ = (call);                               \
+    if (longnet_nccl_code_ != ncclSuccess)                                        \
+      ::longnet::detail::throw_nccl_failure(longnet_nccl_code_, #call, __FILE__,  \
+                                            __LINE__ __VA_OPT__(, ) __VA_ARGS__); \
   } while (false)

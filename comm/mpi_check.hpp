@@ -26,10 +26,10 @@ std::string mpi_error_string(int code);
 
 }  // namespace longnet::detail
 
-#define LONGNET_MPI_CHECK(call, ...)                                                       \
-  do {                                                                                     \
-    const int longnet_mpi_code_ = (call);                                                  \
-    if (longnet_mpi_code_ != MPI_SUCCESS)                                                  \
-      ::longnet::detail::throw_mpi_failure(longnet_mpi_code_, #call, __FILE__,             \
-                                           __LINE__ __VA_OPT__(, ) __VA_ARGS__);           \
+#define LONGNET_MPI_CHECK(call, ...)                                             \
+  do {                                                                           \
+    const int longnet_mpi_code_ = (call);                                        \
+    if (longnet_mpi_code_ != MPI_SUCCESS)                                        \
+      ::longnet::detail::throw_mpi_failure(longnet_mpi_code_, #call, __FILE__,   \
+                                           __LINE__ __VA_OPT__(, ) __VA_ARGS__); \
   } while (false)

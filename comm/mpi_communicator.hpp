@@ -57,8 +57,7 @@ class MpiCommunicator final : public Communicator {
 
   // A communicator over every rank (a duplicate of MPI_COMM_WORLD). Collective; MPI must
   // be running (an MpiSession exists).
-  static std::unique_ptr<MpiCommunicator> world(std::string name = "world",
-                                                Options options = {});
+  static std::unique_ptr<MpiCommunicator> world(std::string name = "world", Options options = {});
   // A duplicate of `comm`. Collective over comm.
   static std::unique_ptr<MpiCommunicator> duplicate(MPI_Comm comm, std::string name,
                                                     Options options = {});
@@ -112,16 +111,18 @@ class MpiCommunicator final : public Communicator {
   MpiCommunicator(MPI_Comm comm, int rank, int size, std::string name, Options options);
 
   // The split paths of the file top.
-  void all_gatherv_by_broadcasts(const void* send, void* recv,
-                                 std::span<const std::int64_t> counts, ElementType type);
+  void all_gatherv_by_broadcasts(const void* send, void* recv, std::span<const std::int64_t> counts,
+                                 ElementType type);
   void reduce_scatterv_by_reduces(const void* send, void* recv,
                                   std::span<const std::int64_t> counts, ElementType type,
                                   ReduceOp op);
   // Starts one MPI collective, start(&request), and completes it under the watchdog.
-  template <typename Start> void run(std::string_view collective, Start&& start);
+  template <typename Start>
+  void run(std::string_view collective, Start&& start);
   // Calls fn(first, n) for consecutive slices [first, first + n) of count elements, each
   // at most max_elements_per_call long; none when count is 0.
-  template <typename Fn> void for_each_slice(std::int64_t count, Fn&& fn) const;
+  template <typename Fn>
+  void for_each_slice(std::int64_t count, Fn&& fn) const;
 
   MPI_Comm comm_;
   Options options_;

@@ -16,10 +16,14 @@ namespace {
 
 int to_mpi(MpiThreadLevel level) {
   switch (level) {
-    case MpiThreadLevel::single: return MPI_THREAD_SINGLE;
-    case MpiThreadLevel::funneled: return MPI_THREAD_FUNNELED;
-    case MpiThreadLevel::serialized: return MPI_THREAD_SERIALIZED;
-    case MpiThreadLevel::multiple: return MPI_THREAD_MULTIPLE;
+    case MpiThreadLevel::single:
+      return MPI_THREAD_SINGLE;
+    case MpiThreadLevel::funneled:
+      return MPI_THREAD_FUNNELED;
+    case MpiThreadLevel::serialized:
+      return MPI_THREAD_SERIALIZED;
+    case MpiThreadLevel::multiple:
+      return MPI_THREAD_MULTIPLE;
   }
   return MPI_THREAD_SINGLE;
 }
@@ -33,10 +37,14 @@ MpiThreadLevel from_mpi(int level) {
 
 std::string_view level_name(MpiThreadLevel level) {
   switch (level) {
-    case MpiThreadLevel::single: return "MPI_THREAD_SINGLE";
-    case MpiThreadLevel::funneled: return "MPI_THREAD_FUNNELED";
-    case MpiThreadLevel::serialized: return "MPI_THREAD_SERIALIZED";
-    case MpiThreadLevel::multiple: return "MPI_THREAD_MULTIPLE";
+    case MpiThreadLevel::single:
+      return "MPI_THREAD_SINGLE";
+    case MpiThreadLevel::funneled:
+      return "MPI_THREAD_FUNNELED";
+    case MpiThreadLevel::serialized:
+      return "MPI_THREAD_SERIALIZED";
+    case MpiThreadLevel::multiple:
+      return "MPI_THREAD_MULTIPLE";
   }
   return "?";
 }

@@ -21,25 +21,38 @@ namespace {
 
 ncclDataType_t nccl_type(ElementType type) {
   switch (type) {
-    case ElementType::int8: return ncclInt8;
-    case ElementType::uint8: return ncclUint8;
-    case ElementType::int32: return ncclInt32;
-    case ElementType::uint32: return ncclUint32;
-    case ElementType::int64: return ncclInt64;
-    case ElementType::uint64: return ncclUint64;
-    case ElementType::float32: return ncclFloat32;
-    case ElementType::float64: return ncclFloat64;
-    case ElementType::bfloat16: return ncclBfloat16;
-    case ElementType::float16: return ncclFloat16;
+    case ElementType::int8:
+      return ncclInt8;
+    case ElementType::uint8:
+      return ncclUint8;
+    case ElementType::int32:
+      return ncclInt32;
+    case ElementType::uint32:
+      return ncclUint32;
+    case ElementType::int64:
+      return ncclInt64;
+    case ElementType::uint64:
+      return ncclUint64;
+    case ElementType::float32:
+      return ncclFloat32;
+    case ElementType::float64:
+      return ncclFloat64;
+    case ElementType::bfloat16:
+      return ncclBfloat16;
+    case ElementType::float16:
+      return ncclFloat16;
   }
   fail("no NCCL datatype for element type {}", static_cast<int>(type));
 }
 
 ncclRedOp_t nccl_op(ReduceOp op) {
   switch (op) {
-    case ReduceOp::sum: return ncclSum;
-    case ReduceOp::max: return ncclMax;
-    case ReduceOp::min: return ncclMin;
+    case ReduceOp::sum:
+      return ncclSum;
+    case ReduceOp::max:
+      return ncclMax;
+    case ReduceOp::min:
+      return ncclMin;
   }
   fail("no NCCL reduction for op {}", static_cast<int>(op));
 }
@@ -66,8 +79,8 @@ std::vector<std::int64_t> block_offsets(std::span<const std::int64_t> counts) {
 
 ncclConfig_t blocking_config(const std::string& name) {
   ncclConfig_t config = NCCL_CONFIG_INITIALIZER;
-  config.blocking = 1;              // calls return when done (or failed), never ncclInProgress
-  config.commName = name.c_str();   // names the communicator in NCCL's own logs
+  config.blocking = 1;             // calls return when done (or failed), never ncclInProgress
+  config.commName = name.c_str();  // names the communicator in NCCL's own logs
   return config;
 }
 
@@ -121,9 +134,8 @@ std::unique_ptr<NcclCommunicator> NcclCommunicator::create(MpiCommunicator& boot
   const ncclUniqueId id = share_unique_id(bootstrap, name);
   ncclConfig_t config = blocking_config(name);
   ncclComm_t comm = nullptr;
-  LONGNET_NCCL_CHECK(
-      ncclCommInitRankConfig(&comm, bootstrap.size(), id, bootstrap.rank(), &config),
-      fmt::format("creating NCCL communicator '{}'", name));
+  LONGNET_NCCL_CHECK(ncclCommInitRankConfig(&comm, bootstrap.size(), id, bootstrap.rank(), &config),
+                     fmt::format("creating NCCL communicator '{}'", name));
   return adopt(comm, device, std::move(name), options);
 }
 
@@ -182,7 +194,8 @@ void NcclCommunicator::abort() noexcept {
   aborted_ = true;
 }
 
-template <typename Fn> void NcclCommunicator::guarded(Fn&& fn) {
+template <typename Fn>
+void NcclCommunicator::guarded(Fn&& fn) {
   LONGNET_CHECK(!aborted_,
                 "{} (rank {} of {}) was aborted after an earlier failure and cannot be used [{}]",
                 context_, rank(), size(), process_identity());
@@ -200,8 +213,7 @@ std::unique_ptr<Communicator> NcclCommunicator::do_split(std::optional<int> colo
   guarded([&] {
     ncclConfig_t config = blocking_config(name);
     LONGNET_NCCL_CHECK(
-        ncclCommSplit(comm_, color ? *color : NCCL_SPLIT_NOCOLOR, key, &child, &config),
-        context_);
+        ncclCommSplit(comm_, color ? *color : NCCL_SPLIT_NOCOLOR, key, &child, &config), context_);
   });
   if (child == nullptr) return nullptr;
   return adopt(child, device_, std::move(name), options_);
@@ -241,9 +253,10 @@ void NcclCommunicator::synchronize() {
         detail::throw_nccl_failure(wait.nccl, "ncclCommGetAsyncError(comm_, &async)", __FILE__,
                                    __LINE__, context);
       default:
-        fail("{} (rank {} of {}): its collectives did not finish within {}; another rank "
-             "probably never entered one of them, or died. The communicator is aborted [{}]",
-             context_, rank(), size(), options_.timeout, process_identity());
+        fail(
+            "{} (rank {} of {}): its collectives did not finish within {}; another rank "
+            "probably never entered one of them, or died. The communicator is aborted [{}]",
+            context_, rank(), size(), options_.timeout, process_identity());
     }
   });
 }
@@ -253,9 +266,9 @@ void NcclCommunicator::synchronize() {
 
 void NcclCommunicator::do_barrier() {
   guarded([&] {
-    LONGNET_NCCL_CHECK(ncclAllReduce(barrier_word_, barrier_word_, 1, ncclInt32, ncclSum, comm_,
-                                     stream_),
-                       context_);
+    LONGNET_NCCL_CHECK(
+        ncclAllReduce(barrier_word_, barrier_word_, 1, ncclInt32, ncclSum, comm_, stream_),
+        context_);
   });
   synchronize();
 }
@@ -263,9 +276,9 @@ void NcclCommunicator::do_barrier() {
 void NcclCommunicator::do_broadcast(void* buffer, std::int64_t count, ElementType type, int root) {
   if (count == 0) return;
   guarded([&] {
-    LONGNET_NCCL_CHECK(ncclBroadcast(buffer, buffer, nccl_count(count), nccl_type(type), root,
-                                     comm_, stream_),
-                       context_);
+    LONGNET_NCCL_CHECK(
+        ncclBroadcast(buffer, buffer, nccl_count(count), nccl_type(type), root, comm_, stream_),
+        context_);
   });
 }
 
@@ -273,9 +286,9 @@ void NcclCommunicator::do_all_reduce(const void* send, void* recv, std::int64_t 
                                      ElementType type, ReduceOp op) {
   if (count == 0) return;
   guarded([&] {
-    LONGNET_NCCL_CHECK(ncclAllReduce(send, recv, nccl_count(count), nccl_type(type), nccl_op(op),
-                                     comm_, stream_),
-                       context_);
+    LONGNET_NCCL_CHECK(
+        ncclAllReduce(send, recv, nccl_count(count), nccl_type(type), nccl_op(op), comm_, stream_),
+        context_);
   });
 }
 
@@ -300,8 +313,8 @@ void NcclCommunicator::do_all_gatherv(const void* send, void* recv,
       void* block = at(recv, offsets[r], type);
       // Only the root reads its send buffer; the others pass their block, which NCCL ignores.
       const void* source = root == rank() ? send : block;
-      LONGNET_NCCL_CHECK(ncclBroadcast(source, block, nccl_count(counts[r]), nccl_type(type),
-                                       root, comm_, stream_),
+      LONGNET_NCCL_CHECK(ncclBroadcast(source, block, nccl_count(counts[r]), nccl_type(type), root,
+                                       comm_, stream_),
                          context_);
     }
     group.end();

@@ -119,16 +119,17 @@ class NcclCommunicator final : public Communicator {
   StreamWait wait_for_stream() const noexcept;
 
   // Runs fn; a throw marks the communicator failed, so the destructor aborts it.
-  template <typename Fn> void guarded(Fn&& fn);
+  template <typename Fn>
+  void guarded(Fn&& fn);
 
   ncclComm_t comm_;
   cudaStream_t stream_ = nullptr;
   int device_;
   Options options_;
-  std::string context_;               // "NCCL communicator 'name'", for check messages
+  std::string context_;                   // "NCCL communicator 'name'", for check messages
   std::int32_t* barrier_word_ = nullptr;  // one device word for barrier()
-  bool failed_ = false;               // a call threw: abort, never destroy
-  bool aborted_ = false;              // ncclCommAbort was called: comm_ is gone
+  bool failed_ = false;                   // a call threw: abort, never destroy
+  bool aborted_ = false;                  // ncclCommAbort was called: comm_ is gone
 };
 
 // An open NCCL group (ncclGroupStart); end() launches what was issued since (ncclGroupEnd)
@@ -148,7 +149,8 @@ class NcclGroup {
 };
 
 // Runs fn inside an NcclGroup and ends it: nccl_group([&] { a.all_gatherv(...); ... });
-template <typename Fn> void nccl_group(Fn&& fn) {
+template <typename Fn>
+void nccl_group(Fn&& fn) {
   NcclGroup group;
   std::forward<Fn>(fn)();
   group.end();

@@ -32,8 +32,8 @@ void SelfCommunicator::do_reduce_scatter(const void* send, void* recv, std::int6
   copy(send, recv, count, type);
 }
 void SelfCommunicator::do_reduce_scatterv(const void* send, void* recv,
-                                          std::span<const std::int64_t> counts,
-                                          ElementType type, ReduceOp) {
+                                          std::span<const std::int64_t> counts, ElementType type,
+                                          ReduceOp) {
   copy(send, recv, counts[0], type);
 }
 std::unique_ptr<Communicator> SelfCommunicator::do_split(std::optional<int> color, int,

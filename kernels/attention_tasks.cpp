@@ -21,11 +21,11 @@ namespace {
 // Each per-head list of `extras` must be empty or name every head.
 void check_task_extras(const TaskExtras& extras, int64_t heads) {
   const auto fits = [heads](std::size_t n) { return n == 0 || static_cast<int64_t>(n) == heads; };
-  LONGNET_CHECK(fits(extras.bias.size()) && fits(extras.dbias.size()) &&
-                    fits(extras.dropout_keys.size()),
-                "segment_tasks: TaskExtras lists must be empty or hold one entry per head ({}); "
-                "got {} bias, {} dbias, {} dropout keys",
-                heads, extras.bias.size(), extras.dbias.size(), extras.dropout_keys.size());
+  LONGNET_CHECK(
+      fits(extras.bias.size()) && fits(extras.dbias.size()) && fits(extras.dropout_keys.size()),
+      "segment_tasks: TaskExtras lists must be empty or hold one entry per head ({}); "
+      "got {} bias, {} dbias, {} dropout keys",
+      heads, extras.bias.size(), extras.dbias.size(), extras.dropout_keys.size());
 }
 
 }  // namespace
@@ -50,14 +50,14 @@ PatternTasks segment_tasks(const DilationPattern& pattern, HeadOffsets scheme,
       for (int64_t start = first_start; start < end_token; start += w) {
         const int64_t length = std::min(w, total_tokens - start);
         if (start + length > end_token) break;  // spans past this range: not local
-        if (length <= off) continue;  // a short last segment may hold no row of this head
+        if (length <= off) continue;            // a short last segment may hold no row of this head
         const int64_t count = (length - off + r - 1) / r;
         const int64_t row = (b * local.tokens + start - first_token + off) * local.heads + h;
         const int64_t base = row * local.head_dim;
         const std::size_t byte_offset = static_cast<std::size_t>(base) * element_bytes;
         SegmentTask task;
         task.queries = {base, row, count, 0};
-        task.keys = {k_bytes + byte_offset, v_bytes + byte_offset, dk ? dk + base : nullptr,
+        task.keys = {k_bytes + byte_offset,    v_bytes + byte_offset, dk ? dk + base : nullptr,
                      dv ? dv + base : nullptr, work.query_row_stride, count};
         task.token_origin = start + off;
         task.token_stride = r;

@@ -50,9 +50,9 @@ void check_extras(const DilatedAttentionConfig& config, const AttentionShape& sh
                 dbias.size());
   for (std::size_t i = 0; i < extras.bias.size(); ++i) {
     const Shape expected{shape.heads, 2 * relative_bias_rows(config.patterns[i]) - 1};
-    const std::string what = fmt::format(
-        "bias of pattern {} (w={}, r={}; [heads, 2 ceil(w/r) - 1])", i,
-        config.patterns[i].segment_length, config.patterns[i].dilation_rate);
+    const std::string what =
+        fmt::format("bias of pattern {} (w={}, r={}; [heads, 2 ceil(w/r) - 1])", i,
+                    config.patterns[i].segment_length, config.patterns[i].dilation_rate);
     check_tensor(extras.bias[i], expected, what.c_str());
     LONGNET_CHECK(extras.bias[i].device() == device, "{} is in {} memory, expected {}", what,
                   device_name(extras.bias[i].device()), device_name(device));
@@ -80,8 +80,7 @@ TaskExtras task_extras(const DilatedAttentionConfig& config, const AttentionShap
     if (dbias != nullptr) out.dbias.push_back(dbias + h * row + center);
     if (extras.dropout_p > 0.0f) {
       out.dropout_keys.push_back(dropout_stream_key(extras.dropout_seed, extras.dropout_step,
-                                                    extras.dropout_layer,
-                                                    static_cast<uint32_t>(h),
+                                                    extras.dropout_layer, static_cast<uint32_t>(h),
                                                     static_cast<uint32_t>(p)));
     }
   }
@@ -98,10 +97,12 @@ TaskExtras pattern_task_extras(const DilatedAttentionConfig& config, const Atten
                      dbias.empty() ? nullptr : dbias[p].data<float>());
 }
 
-PatternTasks DilatedAttentionOp::whole_sequence_tasks(
-    const DilatedAttentionConfig& config, const AttentionShape& shape,
-    const AttentionExtras& extras, std::size_t p, const void* k, const void* v,
-    std::size_t element_bytes, float* dk, float* dv, const float* bias, float* dbias) {
+PatternTasks DilatedAttentionOp::whole_sequence_tasks(const DilatedAttentionConfig& config,
+                                                      const AttentionShape& shape,
+                                                      const AttentionExtras& extras, std::size_t p,
+                                                      const void* k, const void* v,
+                                                      std::size_t element_bytes, float* dk,
+                                                      float* dv, const float* bias, float* dbias) {
   return segment_tasks(config.patterns[p], config.head_offsets, shape, 0, shape.tokens, k, v,
                        element_bytes, dk, dv, task_extras(config, shape, extras, p, bias, dbias));
 }

@@ -88,9 +88,7 @@ class DilatedAttentionOp {
   std::optional<std::string> supports(const DilatedAttentionConfig& config,
                                       const AttentionShape& shape, DType dtype) const;
   // The same for inputs of `dtype` whatever the configuration and shape.
-  std::optional<std::string> supports_dtype(DType dtype) const {
-    return unsupported_dtype(dtype);
-  }
+  std::optional<std::string> supports_dtype(DType dtype) const { return unsupported_dtype(dtype); }
 
   // q, k, v: [B, N, H, D] of one dtype. Writes every element of o [B, N, H, D] (q's
   // dtype) and lse [B, N, H] (float32; natural log; -inf and o = 0 for rows no pattern
@@ -103,8 +101,8 @@ class DilatedAttentionOp {
   // not empty: one float32 tensor per pattern, shaped like extras.bias (extras.bias must
   // then be given).
   void backward(const DilatedAttentionConfig& config, const Tensor& q, const Tensor& k,
-                const Tensor& v, const Tensor& o, const Tensor& lse, const Tensor& dout,
-                Tensor& dq, Tensor& dk, Tensor& dv, const AttentionExtras& extras = {},
+                const Tensor& v, const Tensor& o, const Tensor& lse, const Tensor& dout, Tensor& dq,
+                Tensor& dk, Tensor& dv, const AttentionExtras& extras = {},
                 std::span<Tensor> dbias = {});
 
   // Task-level entry points (kernels/attention_tasks.hpp) for callers that place the keys
@@ -136,15 +134,14 @@ class DilatedAttentionOp {
   virtual void do_output_gradient_dot(const Tensor& o, const Tensor& dout, Tensor& delta) = 0;
 
   // Pattern p's tasks over the whole sequence, held on this rank: keys at k, v (elements
-  // of `element_bytes` bytes, the call's input dtype), key gradients into dk, dv (float32; null for a forward),
-  // the pattern's bias and dbias rows [H, 2L - 1] at `bias` and `dbias` (either may be
+  // of `element_bytes` bytes, the call's input dtype), key gradients into dk, dv (float32; null for
+  // a forward), the pattern's bias and dbias rows [H, 2L - 1] at `bias` and `dbias` (either may be
   // null; in the backend's memory), and the dropout keys of the call's extras.
   static PatternTasks whole_sequence_tasks(const DilatedAttentionConfig& config,
                                            const AttentionShape& shape,
                                            const AttentionExtras& extras, std::size_t p,
-                                           const void* k, const void* v,
-                                           std::size_t element_bytes, float* dk, float* dv,
-                                           const float* bias, float* dbias);
+                                           const void* k, const void* v, std::size_t element_bytes,
+                                           float* dk, float* dv, const float* bias, float* dbias);
 
  private:
   // Throws the supports() reason, if any.
@@ -193,9 +190,9 @@ struct AttentionGradients {
 AttentionOutputs run_forward(DilatedAttentionOp& op, const DilatedAttentionConfig& config,
                              const Tensor& q, const Tensor& k, const Tensor& v,
                              const AttentionExtras& extras = {});
-AttentionGradients run_backward(DilatedAttentionOp& op,
-                                const DilatedAttentionConfig& config, const Tensor& q,
-                                const Tensor& k, const Tensor& v, const AttentionOutputs& outputs,
-                                const Tensor& dout, const AttentionExtras& extras = {});
+AttentionGradients run_backward(DilatedAttentionOp& op, const DilatedAttentionConfig& config,
+                                const Tensor& q, const Tensor& k, const Tensor& v,
+                                const AttentionOutputs& outputs, const Tensor& dout,
+                                const AttentionExtras& extras = {});
 
 }  // namespace longnet

@@ -17,9 +17,10 @@ std::string_view head_offsets_name(HeadOffsets scheme) {
 HeadOffsets parse_head_offsets(std::string_view text) {
   if (text == "interleaved") return HeadOffsets::interleaved;
   if (text == "grouped") return HeadOffsets::grouped;
-  fail("unknown head-offset scheme '{}': use 'interleaved' (the paper, off(h) = h mod r) "
-       "or 'grouped' (torchscale, off(h) = floor(h / ceil(H / r)))",
-       text);
+  fail(
+      "unknown head-offset scheme '{}': use 'interleaved' (the paper, off(h) = h mod r) "
+      "or 'grouped' (torchscale, off(h) = floor(h / ceil(H / r)))",
+      text);
 }
 
 DilatedAttentionConfig DilatedAttentionConfig::from_lists(
@@ -100,9 +101,10 @@ double allowed_pairs(const DilatedAttentionConfig& config, const AttentionShape&
       const int64_t off = head_offset(config.head_offsets, h, shape.heads, p.dilation_rate);
       for (int64_t start = 0; start < shape.tokens; start += p.segment_length) {
         const int64_t length = std::min(w, shape.tokens - start);
-        const double m = length > off ? static_cast<double>((length - off + p.dilation_rate - 1) /
-                                                            p.dilation_rate)
-                                      : 0.0;
+        const double m =
+            length > off
+                ? static_cast<double>((length - off + p.dilation_rate - 1) / p.dilation_rate)
+                : 0.0;
         pairs += config.causal ? m * (m + 1) / 2 : m * m;
       }
     }

@@ -43,8 +43,8 @@ struct DilatedAttentionConfig {
 
   // Builds patterns from the two parallel lists used by files and the command line.
   static DilatedAttentionConfig from_lists(const std::vector<int64_t>& segment_lengths,
-                                           const std::vector<int64_t>& dilation_rates,
-                                           bool causal, HeadOffsets head_offsets,
+                                           const std::vector<int64_t>& dilation_rates, bool causal,
+                                           HeadOffsets head_offsets,
                                            std::optional<double> scale = std::nullopt);
   // "w=2048,4096 r=1,2 causal interleaved" style one-line description.
   std::string describe() const;

@@ -96,8 +96,8 @@ void DilatedAttentionOp::forward(const DilatedAttentionConfig& config, const Ten
   check_tensor_like(lse, lse_shape(shape), DType::float32, "lse", kFloat32);
   check_extras(config, shape, extras, {}, extras_device(extras));
   check_on_device({{&q, "q"}, {&k, "k"}, {&v, "v"}, {&o, "o"}, {&lse, "lse"}});
-  do_forward(ForwardCall{config, shape, base_params(config, shape, q, extras.dropout_p), q, k, v,
-                         o, lse, extras});
+  do_forward(ForwardCall{config, shape, base_params(config, shape, q, extras.dropout_p), q, k, v, o,
+                         lse, extras});
 }
 
 void DilatedAttentionOp::backward(const DilatedAttentionConfig& config, const Tensor& q,
@@ -122,12 +122,12 @@ void DilatedAttentionOp::backward(const DilatedAttentionConfig& config, const Te
                    {&dq, "dq"},
                    {&dk, "dk"},
                    {&dv, "dv"}});
-  do_backward(BackwardCall{config, shape, base_params(config, shape, q, extras.dropout_p), q, k,
-                           v, o, lse, dout, dq, dk, dv, extras, dbias});
+  do_backward(BackwardCall{config, shape, base_params(config, shape, q, extras.dropout_p), q, k, v,
+                           o, lse, dout, dq, dk, dv, extras, dbias});
 }
 
-void DilatedAttentionOp::check_task_call(const AttentionParams& params,
-                                         const PatternTasks& pattern, bool backward) const {
+void DilatedAttentionOp::check_task_call(const AttentionParams& params, const PatternTasks& pattern,
+                                         bool backward) const {
   check_dropout_probability(params.dropout_p);
   if (auto reason = unsupported_dtype(params.input_dtype)) {
     throw Error(fmt::format("AttentionParams::input_dtype is {}: the {} backend cannot run it: {}",

@@ -32,7 +32,9 @@ RowResult evaluate_row(const DilatedAttentionConfig& config, const AttentionShap
                        const float* q, const float* k, const float* v, const float* dout,
                        const RowIndex& row) {
   const int64_t d = shape.head_dim;
-  auto at = [&](int64_t token) { return ((row.batch * shape.tokens + token) * shape.heads + row.head) * d; };
+  auto at = [&](int64_t token) {
+    return ((row.batch * shape.tokens + token) * shape.heads + row.head) * d;
+  };
   const double scale = softmax_scale(config, d);
   const std::vector<int64_t> keys = allowed_keys(config, shape, row);
   RowResult result;

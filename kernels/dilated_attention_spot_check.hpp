@@ -20,10 +20,10 @@ struct RowIndex {
 };
 
 struct SpotCheckError {
-  double o = 0;      // relative L2 error of o over the sampled rows
-  double lse = 0;    // max |lse - lse_ref| over covered sampled rows
-  double dq = 0;     // relative L2 error of dq (when checked)
-  int64_t rows = 0;  // rows checked
+  double o = 0;                     // relative L2 error of o over the sampled rows
+  double lse = 0;                   // max |lse - lse_ref| over covered sampled rows
+  double dq = 0;                    // relative L2 error of dq (when checked)
+  int64_t rows = 0;                 // rows checked
   int64_t coverage_mismatches = 0;  // rows covered in one and not the other
 };
 

@@ -15,11 +15,11 @@
 #include "launch/thread_limit.hpp"
 #include "runtime/hdf5_file.hpp"
 
-#include <CLI/CLI.hpp>
 #include <fmt/format.h>
 #include <fmt/ostream.h>
 #include <omp.h>
 #include <unistd.h>
+#include <CLI/CLI.hpp>
 
 #include <chrono>
 #include <functional>
@@ -28,8 +28,8 @@
 #include <ostream>
 
 #ifdef LONGNET_HAVE_MPI
-#include "comm/communicator_factory.hpp"
 #include "comm/collective_step.hpp"
+#include "comm/communicator_factory.hpp"
 #include "launch/rank_agreement.hpp"
 #include "launch/traffic_report.hpp"
 #include "model/sequence_parallel_attention.hpp"
@@ -83,9 +83,9 @@ const char* const kGradientNames[] = {"dq", "dk", "dv"};
 
 struct Run {
   DilatedAttentionConfig config;
-  AttentionShape shape;      // global
-  AttentionShape local;      // this rank's shard
-  int64_t first_token = 0;   // of the shard
+  AttentionShape shape;     // global
+  AttentionShape local;     // this rank's shard
+  int64_t first_token = 0;  // of the shard
   bool has_dout = false;
   Tensor q, k, v, dout;
   Tensor o, lse;
@@ -169,8 +169,8 @@ void print_summary(const AttendOptions& options, const std::string& backend, Ran
 // Refuses device/dtype combinations this build or this run cannot honour, before any
 // work: never a silent fall back to another device or precision.
 void check_device_options(const AttendOptions& options, int ranks) {
-  LONGNET_CHECK(options.device == "cpu" || options.device == "cuda",
-                "--device {}: use cpu or cuda", options.device);
+  LONGNET_CHECK(options.device == "cpu" || options.device == "cuda", "--device {}: use cpu or cuda",
+                options.device);
   const DType dtype = parse_dtype(options.dtype);
   if (options.device == "cpu") {
     LONGNET_CHECK(dtype == DType::float32,
@@ -178,11 +178,13 @@ void check_device_options(const AttendOptions& options, int ranks) {
                   options.dtype);
     return;
   }
-  LONGNET_CHECK(dtype != DType::float64, "--dtype float64: the CUDA kernels take bfloat16, "
+  LONGNET_CHECK(dtype != DType::float64,
+                "--dtype float64: the CUDA kernels take bfloat16, "
                 "float16 or float32");
-  LONGNET_CHECK(ranks == 1,
-                "--device cuda runs on one rank for now: sequence parallelism on GPUs (device-side "
-                "packing with NCCL) is not implemented yet; run without mpirun, or use --device cpu");
+  LONGNET_CHECK(
+      ranks == 1,
+      "--device cuda runs on one rank for now: sequence parallelism on GPUs (device-side "
+      "packing with NCCL) is not implemented yet; run without mpirun, or use --device cpu");
 }
 
 // The whole sequence on one GPU: float32 file data rounded to --dtype, outputs widened back
@@ -235,7 +237,8 @@ void run_attend(const AttendOptions& options, std::ostream& out) {
     read_inputs(options, ranks, run);
   });
 #ifdef LONGNET_HAVE_MPI
-  require_ranks_agree(ranks.world(), attend_facts(options.output, run.config, run.shape, run.has_dout),
+  require_ranks_agree(ranks.world(),
+                      attend_facts(options.output, run.config, run.shape, run.has_dout),
                       "input file and options");
 #endif
   run.o = Tensor(qkv_shape(run.local), DType::float32);
@@ -252,9 +255,9 @@ void run_attend(const AttendOptions& options, std::ostream& out) {
 #ifdef LONGNET_HAVE_MPI
   std::optional<SequenceParallelAttention> sp;
   ranks.together([&] { sp.emplace(ranks.world(), run.config, run.shape, *kernels); });
-  std::string backend =
-      ranks.size() > 1 ? fmt::format("{} x {} ranks (mpi)", kernels->name(), ranks.size())
-                       : kernels->name();
+  std::string backend = ranks.size() > 1
+                            ? fmt::format("{} x {} ranks (mpi)", kernels->name(), ranks.size())
+                            : kernels->name();
   std::function<void()> forward = [&] { sp->forward(run.q, run.k, run.v, run.o, run.lse); };
   std::function<void()> backward = [&] {
     sp->backward(run.q, run.k, run.v, run.o, run.lse, run.dout, run.grads[0], run.grads[1],
@@ -316,9 +319,10 @@ void add_attend_command(CLI::App& app) {
       ->check(openmp_threads_validator());
   command->add_option("--device", options->device, "cpu or cuda (one GPU, one rank)")
       ->capture_default_str();
-  command->add_option("--dtype", options->dtype,
-                      "input precision on the device: float32, bfloat16 or float16 (cuda only; "
-                      "the file's float32 values are rounded to it)")
+  command
+      ->add_option("--dtype", options->dtype,
+                   "input precision on the device: float32, bfloat16 or float16 (cuda only; "
+                   "the file's float32 values are rounded to it)")
       ->capture_default_str();
   command->add_flag("--quiet", options->quiet, "print nothing on success");
   command->add_flag("--allow-nonfinite", options->allow_nonfinite,

@@ -30,15 +30,15 @@ class App;
 namespace longnet {
 
 struct AttendOptions {
-  std::filesystem::path input;   // --in
-  std::filesystem::path output;  // --out
-  std::string isa;               // --isa; empty: default_cpu_isa()
-  int threads = 0;               // --threads; 0: OpenMP's default (OMP_NUM_THREADS)
-  bool quiet = false;            // --quiet: no summary on success
-  bool allow_nonfinite = false;  // --allow-nonfinite: skip the NaN/Inf check of the inputs
-  bool stats = false;            // --stats: bytes moved per rank and pattern, time split
-  std::string device = "cpu";    // --device: cpu or cuda
-  std::string dtype = "float32"; // --dtype: float32, bfloat16 or float16 (cuda only)
+  std::filesystem::path input;    // --in
+  std::filesystem::path output;   // --out
+  std::string isa;                // --isa; empty: default_cpu_isa()
+  int threads = 0;                // --threads; 0: OpenMP's default (OMP_NUM_THREADS)
+  bool quiet = false;             // --quiet: no summary on success
+  bool allow_nonfinite = false;   // --allow-nonfinite: skip the NaN/Inf check of the inputs
+  bool stats = false;             // --stats: bytes moved per rank and pattern, time split
+  std::string device = "cpu";     // --device: cpu or cuda
+  std::string dtype = "float32";  // --dtype: float32, bfloat16 or float16 (cuda only)
 };
 
 // The whole command: validate, read, run forward (and backward), write the output

@@ -158,10 +158,11 @@ void check_finite(const Tensor& tensor, const std::string& name, int64_t first_t
   rest /= s[2];
   const int64_t n = rest % s[1] + first_token;
   const int64_t b = rest / s[1];
-  fail("input '{}' holds {} at [{}, {}, {}, {}] (the first non-finite value); attention on it "
-       "would spread NaN to every row that sees it: fix the input, or pass --allow-nonfinite to "
-       "compute anyway",
-       name, values[static_cast<std::size_t>(first)], b, n, h, d);
+  fail(
+      "input '{}' holds {} at [{}, {}, {}, {}] (the first non-finite value); attention on it "
+      "would spread NaN to every row that sees it: fix the input, or pass --allow-nonfinite to "
+      "compute anyway",
+      name, values[static_cast<std::size_t>(first)], b, n, h, d);
 }
 
 void check_inputs_finite(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& dout,

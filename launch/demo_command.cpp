@@ -39,12 +39,11 @@ double mib(double bytes) { return bytes / (1024.0 * 1024.0); }
 
 void run_demo(const DemoOptions& opt) {
   if (opt.threads > 0) omp_set_num_threads(opt.threads);
-  const auto config = DilatedAttentionConfig::from_lists(
-      opt.segments, opt.rates, !opt.non_causal, parse_head_offsets(opt.offsets));
+  const auto config = DilatedAttentionConfig::from_lists(opt.segments, opt.rates, !opt.non_causal,
+                                                         parse_head_offsets(opt.offsets));
   const AttentionShape shape{opt.batch, opt.tokens, opt.heads, opt.head_dim};
   validate_shape(shape);
-  auto kernels =
-      make_dilated_attention(Device::cpu, DType::float32, parse_cpu_isa_option(opt.isa));
+  auto kernels = make_dilated_attention(Device::cpu, DType::float32, parse_cpu_isa_option(opt.isa));
 
   fmt::print("longnet demo: dilated attention, {} | {}\n", shape.describe(), config.describe());
   fmt::print("  backend {} with {} threads\n", kernels->name(), omp_get_max_threads());
@@ -71,9 +70,10 @@ void run_demo(const DemoOptions& opt) {
   start = std::chrono::steady_clock::now();
   const auto rows = sample_rows(shape, opt.check_rows, 42);
   const SpotCheckError error = spot_check_forward(config, q, k, v, o, lse, rows);
-  fmt::print("  check: {} sampled rows against their exact float64 values: relative L2 error "
-             "{:.2e}, max |lse error| {:.2e} ({:.1f} s)\n",
-             error.rows, error.o, error.lse, seconds_since(start));
+  fmt::print(
+      "  check: {} sampled rows against their exact float64 values: relative L2 error "
+      "{:.2e}, max |lse error| {:.2e} ({:.1f} s)\n",
+      error.rows, error.o, error.lse, seconds_since(start));
   LONGNET_CHECK(error.o <= opt.tolerance && error.coverage_mismatches == 0,
                 "the demo's output does not match the exact values (relative error {:.3g}, bound "
                 "{:.1g}; {} rows covered in one and not the other): the kernels are wrong on this "

@@ -36,8 +36,8 @@ std::string cuda_versions() {
 #ifdef LONGNET_HAVE_CUDA
   int runtime = 0, driver = 0;
   cudaRuntimeGetVersion(&runtime);
-  const std::string built = fmt::format("built with CUDA {}.{}", CUDART_VERSION / 1000,
-                                        CUDART_VERSION % 1000 / 10);
+  const std::string built =
+      fmt::format("built with CUDA {}.{}", CUDART_VERSION / 1000, CUDART_VERSION % 1000 / 10);
   if (cudaDriverGetVersion(&driver) != cudaSuccess || driver == 0)
     return built + ", no CUDA driver on this machine";
   return fmt::format("{}, runtime {}.{}, driver supports {}.{}", built, runtime / 1000,
@@ -139,11 +139,10 @@ std::string rank_line(int rank, int size, int local_rank, int local_size) {
     const auto count = static_cast<int>(devices.size());
     gpu = local_size <= count
               ? fmt::format("GPU {}", devices[static_cast<std::size_t>(local_rank)])
-              : fmt::format("{} ranks share {} GPU(s): NCCL needs one per rank", local_size,
-                            count);
+              : fmt::format("{} ranks share {} GPU(s): NCCL needs one per rank", local_size, count);
   }
-  return fmt::format("rank {}/{} on {} (local {}/{}), pid {}, cpus {}, {} OpenMP threads, {}",
-                     rank, size, host_name(), local_rank, local_size, ::getpid(), cpu_binding(),
+  return fmt::format("rank {}/{} on {} (local {}/{}), pid {}, cpus {}, {} OpenMP threads, {}", rank,
+                     size, host_name(), local_rank, local_size, ::getpid(), cpu_binding(),
                      omp_get_max_threads(), gpu);
 }
 
@@ -154,7 +153,8 @@ void run_info() {
   // Each rank's line, gathered as fixed-size records so that rank 0 prints them in order.
   constexpr std::size_t kLineBytes = 512;
   std::string mine = rank_line(world->rank(), world->size(), node->rank(), node->size());
-  if (mine.size() >= kLineBytes) mine = mine.substr(0, kLineBytes - 5) + " ...";  // said, not silent
+  if (mine.size() >= kLineBytes)
+    mine = mine.substr(0, kLineBytes - 5) + " ...";  // said, not silent
   mine.resize(kLineBytes, '\0');
   std::vector<std::uint8_t> send(mine.begin(), mine.end());
   std::vector<std::uint8_t> all(kLineBytes * static_cast<std::size_t>(world->size()));

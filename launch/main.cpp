@@ -8,20 +8,20 @@
 //      says what to fix)
 //   1  a failed correctness check (longnet::CheckFailed: a benchmark's results against
 //      float64), or anything unexpected (an exception that is not a longnet::Error)
-#include "runtime/check_failed.hpp"
-#include "longnet/config.hpp"
 #include "launch/attend_command.hpp"
 #include "launch/data_command.hpp"
 #include "launch/demo_command.hpp"
 #include "launch/info_command.hpp"
+#include "longnet/config.hpp"
+#include "runtime/check_failed.hpp"
 #include "runtime/error.hpp"
 
 #ifdef LONGNET_HAVE_BENCH
 #include "bench/bench_commands.hpp"
 #endif
 
-#include <CLI/CLI.hpp>
 #include <fmt/format.h>
+#include <CLI/CLI.hpp>
 
 #ifdef LONGNET_HAVE_MPI
 #include "comm/collective_step.hpp"
@@ -62,8 +62,8 @@ int report(const CLI::App& app, std::string message, int status) {
 // the whole job (the others may be waiting in a collective): MPI_Abort. An AgreedError
 // was thrown by every rank alike, so rank 0 reports it and all ranks exit normally.
 // Any other exception (std::bad_alloc on one rank, say) ends the job the same way.
-int report_on_ranks(const CLI::App& app, const std::exception& e, std::string message,
-                    int status, const std::optional<longnet::MpiSession>& mpi) {
+int report_on_ranks(const CLI::App& app, const std::exception& e, std::string message, int status,
+                    const std::optional<longnet::MpiSession>& mpi) {
   if (!mpi || mpi->size() == 1) return report(app, std::move(message), status);
   const auto* check = dynamic_cast<const longnet::CheckFailed*>(&e);
   if (dynamic_cast<const longnet::AgreedError*>(&e) != nullptr || (check && check->agreed())) {

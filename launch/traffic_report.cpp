@@ -21,7 +21,9 @@ void print_traffic(Communicator& world, const SequenceParallelAttention& sp, std
   world.all_gather<double>(seconds, all_seconds, "stats");
   if (world.rank() != 0) return;
 
-  fmt::print(out, "# communication per rank and pattern, bytes (sent: own rows; received: others' rows)\n");
+  fmt::print(
+      out,
+      "# communication per rank and pattern, bytes (sent: own rows; received: others' rows)\n");
   fmt::print(out, "# {:>4} {:>7} {:>16} {:>14} {:>14} {:>14} {:>14}\n", "rank", "tokens", "pattern",
              "gather_sent", "gather_recv", "scatter_sent", "scatter_recv");
   for (int rank = 0; rank < world.size(); ++rank) {

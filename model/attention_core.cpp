@@ -33,10 +33,10 @@ class LocalAttentionCore final : public AttentionCore {
     for (std::size_t p = 0; p < patterns.size(); ++p) {
       params.q = patterns[p].q->raw();
       params.dropout_p = patterns[p].dropout_p;
-      const PatternTasks work = segment_tasks(
-          config_.patterns[p], config_.head_offsets, shape_, 0, shape_.tokens,
-          patterns[p].k->raw(), v.raw(), sizeof(float), nullptr, nullptr,
-          task_extras(patterns[p], config_.patterns[p], shape_.heads, false));
+      const PatternTasks work =
+          segment_tasks(config_.patterns[p], config_.head_offsets, shape_, 0, shape_.tokens,
+                        patterns[p].k->raw(), v.raw(), sizeof(float), nullptr, nullptr,
+                        task_extras(patterns[p], config_.patterns[p], shape_.heads, false));
       kernels_.forward_tasks(params, work);
     }
   }
@@ -44,8 +44,8 @@ class LocalAttentionCore final : public AttentionCore {
   void backward(std::span<const PatternOperands> patterns, const Tensor& v, const Tensor& o,
                 const Tensor& lse, const Tensor& dout, Tensor& dv) override {
     check(patterns, true);
-    for (auto [t, what] : {std::pair{&v, "v"}, {&o, "o"}, {&dout, "do"},
-                           {&static_cast<const Tensor&>(dv), "dv"}}) {
+    for (auto [t, what] :
+         {std::pair{&v, "v"}, {&o, "o"}, {&dout, "do"}, {&static_cast<const Tensor&>(dv), "dv"}}) {
       check_tensor(*t, qkv_shape(shape_), what);
     }
     check_tensor(lse, lse_shape(shape_), "lse");
@@ -61,9 +61,9 @@ class LocalAttentionCore final : public AttentionCore {
       params.dq = patterns[p].dq->data<float>();
       params.dropout_p = patterns[p].dropout_p;
       const PatternTasks work = segment_tasks(
-          config_.patterns[p], config_.head_offsets, shape_, 0, shape_.tokens,
-          patterns[p].k->raw(), v.raw(), sizeof(float), patterns[p].dk->data<float>(),
-          dv.data<float>(), task_extras(patterns[p], config_.patterns[p], shape_.heads, true));
+          config_.patterns[p], config_.head_offsets, shape_, 0, shape_.tokens, patterns[p].k->raw(),
+          v.raw(), sizeof(float), patterns[p].dk->data<float>(), dv.data<float>(),
+          task_extras(patterns[p], config_.patterns[p], shape_.heads, true));
       kernels_.backward_tasks(params, work);
     }
   }

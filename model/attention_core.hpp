@@ -28,8 +28,8 @@ class AttentionCore {
   virtual void forward(std::span<const PatternOperands> patterns, const Tensor& v, Tensor& o,
                        Tensor& lse) = 0;
   // Adds into every pattern's dq, dk; overwrites dv.
-  virtual void backward(std::span<const PatternOperands> patterns, const Tensor& v,
-                        const Tensor& o, const Tensor& lse, const Tensor& dout, Tensor& dv) = 0;
+  virtual void backward(std::span<const PatternOperands> patterns, const Tensor& v, const Tensor& o,
+                        const Tensor& lse, const Tensor& dout, Tensor& dv) = 0;
 };
 
 // The whole sequence on this rank: shape.tokens tokens starting at token 0.

@@ -47,14 +47,14 @@ DilatedAttentionConfig DilatedAttentionLayerConfig::attention_config() const {
                 "DilatedAttention: xPos rotates pairs of elements, so dim / heads = {} must be "
                 "even (or turn use_xpos off)",
                 head_dim());
-  LONGNET_CHECK(!use_rel_pos_bias || (rel_pos_buckets >= 4 && rel_pos_max_distance > rel_pos_buckets / 2),
-                "DilatedAttention: relative position bias needs at least 4 buckets and a max "
-                "distance above half of them (got {} buckets, max distance {})",
-                rel_pos_buckets, rel_pos_max_distance);
+  LONGNET_CHECK(
+      !use_rel_pos_bias || (rel_pos_buckets >= 4 && rel_pos_max_distance > rel_pos_buckets / 2),
+      "DilatedAttention: relative position bias needs at least 4 buckets and a max "
+      "distance above half of them (got {} buckets, max distance {})",
+      rel_pos_buckets, rel_pos_max_distance);
   LONGNET_CHECK(dropout >= 0 && dropout < 1, "DilatedAttention: dropout {} must be in [0, 1)",
                 dropout);
-  return DilatedAttentionConfig::from_lists(segment_lengths, dilation_rates, causal,
-                                            head_offsets);
+  return DilatedAttentionConfig::from_lists(segment_lengths, dilation_rates, causal, head_offsets);
 }
 
 DilatedAttention::DilatedAttention(std::string prefix, DilatedAttentionLayerConfig config,
@@ -79,9 +79,9 @@ DilatedAttention::DilatedAttention(std::string prefix, DilatedAttentionLayerConf
       std::vector<int64_t>& bucket = distance_buckets_.emplace_back(2 * l - 1);
       for (int64_t dist = -(l - 1); dist <= l - 1; ++dist) {
         // Dilated distance i - j is the real distance (i - j) r: key - query = -dist r.
-        bucket[l - 1 + dist] = relative_position_bucket(-dist * pattern.dilation_rate, !config_.causal,
-                                                     config_.rel_pos_buckets,
-                                                     config_.rel_pos_max_distance);
+        bucket[l - 1 + dist] =
+            relative_position_bucket(-dist * pattern.dilation_rate, !config_.causal,
+                                     config_.rel_pos_buckets, config_.rel_pos_max_distance);
       }
     }
   }
@@ -123,10 +123,9 @@ std::vector<PatternOperands> DilatedAttention::operands(const DilatedAttentionSa
     if (saved.randomness.training && config_.dropout > 0) {
       out[p].dropout_p = static_cast<float>(config_.dropout);
       for (int64_t h = 0; h < config_.heads; ++h) {
-        out[p].dropout_keys.push_back(dropout_stream_key(saved.randomness.seed,
-                                                         saved.randomness.step, layer_index_,
-                                                         static_cast<uint32_t>(h),
-                                                         static_cast<uint32_t>(p)));
+        out[p].dropout_keys.push_back(
+            dropout_stream_key(saved.randomness.seed, saved.randomness.step, layer_index_,
+                               static_cast<uint32_t>(h), static_cast<uint32_t>(p)));
       }
     }
   }
@@ -186,7 +185,8 @@ Tensor DilatedAttention::backward(const Tensor& dy, const DilatedAttentionSaved&
                                   AttentionCore& core, ModelOps& ops) {
   const AttentionShape& shape = core.local_shape();
   const int64_t tokens = shape.batch * shape.tokens, d = config_.dim;
-  LONGNET_CHECK(dy.numel() == tokens * d, "DilatedAttention backward: dy is {}, expected [{}, {}, {}]",
+  LONGNET_CHECK(dy.numel() == tokens * d,
+                "DilatedAttention backward: dy is {}, expected [{}, {}, {}]",
                 shape_string(dy.shape()), shape.batch, shape.tokens, d);
   const Shape heads_shape = qkv_shape(shape);
   const Tensor dy2 = dy.view({tokens, d});

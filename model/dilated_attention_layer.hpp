@@ -80,8 +80,8 @@ class DilatedAttention {
   std::vector<Parameter*> parameters();
 
   // x [B, T, dim] holds this rank's tokens, T = core.local_shape().tokens.
-  Tensor forward(const Tensor& x, AttentionCore& core, ModelOps& ops,
-                 DilatedAttentionSaved& saved, const AttentionRandomness& randomness = {}) const;
+  Tensor forward(const Tensor& x, AttentionCore& core, ModelOps& ops, DilatedAttentionSaved& saved,
+                 const AttentionRandomness& randomness = {}) const;
   // Returns dx [B, T, dim]; adds into every parameter's grad.
   Tensor backward(const Tensor& dy, const DilatedAttentionSaved& saved, AttentionCore& core,
                   ModelOps& ops);

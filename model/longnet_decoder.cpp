@@ -20,16 +20,16 @@ LongNetDecoder::LongNetDecoder(DecoderConfig config, DType dtype, uint64_t seed)
   for (int64_t l = 0; l < config_.layers; ++l) {
     const std::string p = fmt::format("layers.{}", l);
     const uint64_t s = seed + 1000 * static_cast<uint64_t>(l + 1);
-    Block block{make_parameter(p + ".norm1.gamma", {d}, dtype, 0.0, 0, false),
-                make_parameter(p + ".norm1.beta", {d}, dtype, 0.0, 0, false),
-                make_parameter(p + ".norm2.gamma", {d}, dtype, 0.0, 0, false),
-                make_parameter(p + ".norm2.beta", {d}, dtype, 0.0, 0, false),
-                make_parameter(p + ".ffn.w1", {f, d}, dtype, std, s + 11, true),
-                make_parameter(p + ".ffn.b1", {f}, dtype, 0.0, 0, false),
-                make_parameter(p + ".ffn.w2", {d, f}, dtype, std, s + 12, true),
-                make_parameter(p + ".ffn.b2", {d}, dtype, 0.0, 0, false),
-                DilatedAttention(p + ".attn", config_.attention, dtype, s,
-                                 static_cast<uint32_t>(l))};
+    Block block{
+        make_parameter(p + ".norm1.gamma", {d}, dtype, 0.0, 0, false),
+        make_parameter(p + ".norm1.beta", {d}, dtype, 0.0, 0, false),
+        make_parameter(p + ".norm2.gamma", {d}, dtype, 0.0, 0, false),
+        make_parameter(p + ".norm2.beta", {d}, dtype, 0.0, 0, false),
+        make_parameter(p + ".ffn.w1", {f, d}, dtype, std, s + 11, true),
+        make_parameter(p + ".ffn.b1", {f}, dtype, 0.0, 0, false),
+        make_parameter(p + ".ffn.w2", {d, f}, dtype, std, s + 12, true),
+        make_parameter(p + ".ffn.b2", {d}, dtype, 0.0, 0, false),
+        DilatedAttention(p + ".attn", config_.attention, dtype, s, static_cast<uint32_t>(l))};
     block.ln1_g.value.fill(1.0);
     block.ln2_g.value.fill(1.0);
     blocks_.push_back(std::move(block));
@@ -58,10 +58,10 @@ double LongNetDecoder::forward(std::span<const int32_t> tokens, std::span<const 
                                const AttentionRandomness& randomness) {
   const AttentionShape& shape = core.local_shape();
   const int64_t n = shape.batch * shape.tokens, d = config_.dim(), f = config_.ffn_dim;
-  LONGNET_CHECK(static_cast<int64_t>(tokens.size()) == n &&
-                    static_cast<int64_t>(targets.size()) == n,
-                "decoder: {} tokens and {} targets for a local batch of B={} x T={}",
-                tokens.size(), targets.size(), shape.batch, shape.tokens);
+  LONGNET_CHECK(
+      static_cast<int64_t>(tokens.size()) == n && static_cast<int64_t>(targets.size()) == n,
+      "decoder: {} tokens and {} targets for a local batch of B={} x T={}", tokens.size(),
+      targets.size(), shape.batch, shape.tokens);
   const double eps = config_.layer_norm_eps;
   saved.tokens.assign(tokens.begin(), tokens.end());
   saved.targets.assign(targets.begin(), targets.end());
@@ -101,8 +101,8 @@ double LongNetDecoder::forward(std::span<const int32_t> tokens, std::span<const 
   saved.final_ln = Tensor({n, d}, dtype_);
   saved.final_mean = Tensor({n}, dtype_);
   saved.final_rstd = Tensor({n}, dtype_);
-  ops.layer_norm_forward(h, final_g_.value, final_b_.value, eps, saved.final_ln,
-                         saved.final_mean, saved.final_rstd);
+  ops.layer_norm_forward(h, final_g_.value, final_b_.value, eps, saved.final_ln, saved.final_mean,
+                         saved.final_rstd);
   Tensor logits({n, config_.vocab_size}, dtype_);
   ops.linear_forward(saved.final_ln, embed_.value, nullptr, logits);
   return ops.cross_entropy(logits, targets, 0.0, nullptr, per_token_loss);
@@ -121,8 +121,8 @@ void LongNetDecoder::backward(const DecoderActivations& saved, double grad_scale
   Tensor dln({n, d}, dtype_);
   ops.linear_backward(saved.final_ln, embed_.value, dlogits, &dln, embed_.grad, nullptr);
   Tensor dh({n, d}, dtype_);
-  ops.layer_norm_backward(saved.h_out, final_g_.value, saved.final_mean, saved.final_rstd, dln,
-                          dh, final_g_.grad, final_b_.grad);
+  ops.layer_norm_backward(saved.h_out, final_g_.value, saved.final_mean, saved.final_rstd, dln, dh,
+                          final_g_.grad, final_b_.grad);
 
   Tensor dgelu({n, f}, dtype_), dfc1({n, f}, dtype_), dx({n, d}, dtype_);
   for (std::size_t l = blocks_.size(); l-- > 0;) {
@@ -136,15 +136,16 @@ void LongNetDecoder::backward(const DecoderActivations& saved, double grad_scale
                             block.ln2_g.grad, block.ln2_b.grad);
     ops.add_in_place(dh, dx);
     // h_mid = h_in + attention(LN1(h_in))
-    const Tensor dattn = block.attention.backward(dh.view({shape.batch, shape.tokens, d}),
-                                                  a.attention, core, ops);
-    ops.layer_norm_backward(a.h_in, block.ln1_g.value, a.ln1_mean, a.ln1_rstd,
-                            dattn.view({n, d}), dx, block.ln1_g.grad, block.ln1_b.grad);
+    const Tensor dattn =
+        block.attention.backward(dh.view({shape.batch, shape.tokens, d}), a.attention, core, ops);
+    ops.layer_norm_backward(a.h_in, block.ln1_g.value, a.ln1_mean, a.ln1_rstd, dattn.view({n, d}),
+                            dx, block.ln1_g.grad, block.ln1_b.grad);
     ops.add_in_place(dh, dx);
     if (gradients_ready) {
       std::vector<Parameter*> ready{&block.ln1_g, &block.ln1_b};
       for (Parameter* p : block.attention.parameters()) ready.push_back(p);
-      for (Parameter* p : {&block.ln2_g, &block.ln2_b, &block.w1, &block.b1, &block.w2, &block.b2}) {
+      for (Parameter* p :
+           {&block.ln2_g, &block.ln2_b, &block.w1, &block.b1, &block.w2, &block.b2}) {
         ready.push_back(p);
       }
       gradients_ready(ready);

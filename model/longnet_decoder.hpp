@@ -54,8 +54,7 @@ class LongNetDecoder {
   // randomness: training turns attention dropout on (model/dilated_attention_layer.hpp).
   double forward(std::span<const int32_t> tokens, std::span<const int32_t> targets,
                  AttentionCore& core, ModelOps& ops, DecoderActivations& saved,
-                 std::span<double> per_token_loss = {},
-                 const AttentionRandomness& randomness = {});
+                 std::span<double> per_token_loss = {}, const AttentionRandomness& randomness = {});
   // Adds d(grad_scale * loss_sum)/d(parameter) into every parameter's grad. When given,
   // gradients_ready is called as soon as a group of parameters has its final gradient
   // (each block, last to first, then the embedding and final norm), so their all-reduce

@@ -82,8 +82,7 @@ Tensor MultiModalDilatedAttention::forward(const std::vector<const Tensor*>& inp
 std::vector<Tensor> MultiModalDilatedAttention::backward(const Tensor& dy,
                                                          const MultiModalSaved& saved,
                                                          AttentionCore& modality_core,
-                                                         AttentionCore& cross_core,
-                                                         ModelOps& ops) {
+                                                         AttentionCore& cross_core, ModelOps& ops) {
   const int64_t slots = config_.modalities, width = config_.modality.dim;
   const AttentionShape& shape = modality_core.local_shape();
   const int64_t rows = shape.batch * shape.tokens;

@@ -9,12 +9,12 @@ TaskExtras task_extras(const PatternOperands& operands, const DilationPattern& p
   TaskExtras extras;
   const int64_t rows = relative_bias_rows(pattern), width = 2 * rows - 1;
   if (operands.bias != nullptr) {
-    LONGNET_CHECK(operands.bias->shape() == Shape({heads, width}) &&
-                      operands.bias->dtype() == DType::float32,
-                  "relative position bias of pattern w={} r={}: expected float32 [{}, {}], got "
-                  "{} {}",
-                  pattern.segment_length, pattern.dilation_rate, heads, width,
-                  dtype_name(operands.bias->dtype()), shape_string(operands.bias->shape()));
+    LONGNET_CHECK(
+        operands.bias->shape() == Shape({heads, width}) && operands.bias->dtype() == DType::float32,
+        "relative position bias of pattern w={} r={}: expected float32 [{}, {}], got "
+        "{} {}",
+        pattern.segment_length, pattern.dilation_rate, heads, width,
+        dtype_name(operands.bias->dtype()), shape_string(operands.bias->shape()));
     for (int64_t h = 0; h < heads; ++h) {
       extras.bias.push_back(operands.bias->data<float>() + h * width + rows - 1);
     }

@@ -36,17 +36,17 @@ class Stopwatch {
 struct SequenceParallelAttention::Group {
   SpanningSegment segment;
   std::unique_ptr<Communicator> comm;
-  int me = 0;                                 // this rank's position in the group
-  std::vector<std::vector<int64_t>> rows;     // rows[m][h]
-  std::vector<int64_t> head_rows;             // M_h = sum over members of rows[m][h]
-  std::vector<int64_t> head_prefix;           // sum of M_h' for h' < h
-  int64_t total_rows = 0;                     // sum of M_h
-  std::vector<int64_t> member_elements;       // k and v elements member m contributes
-  std::vector<int64_t> member_offset;         // prefix sums of member_elements
-  std::vector<int64_t> first_index;           // per head: dilated index of my first row
-  std::vector<int64_t> member_head_start;     // [m * H + h]: first t of member m's rows
-  Tensor keys, values;                        // gathered: [B, total_rows, D], by head
-  Tensor key_grads, value_grads;              // same layout, backward only
+  int me = 0;                              // this rank's position in the group
+  std::vector<std::vector<int64_t>> rows;  // rows[m][h]
+  std::vector<int64_t> head_rows;          // M_h = sum over members of rows[m][h]
+  std::vector<int64_t> head_prefix;        // sum of M_h' for h' < h
+  int64_t total_rows = 0;                  // sum of M_h
+  std::vector<int64_t> member_elements;    // k and v elements member m contributes
+  std::vector<int64_t> member_offset;      // prefix sums of member_elements
+  std::vector<int64_t> first_index;        // per head: dilated index of my first row
+  std::vector<int64_t> member_head_start;  // [m * H + h]: first t of member m's rows
+  Tensor keys, values;                     // gathered: [B, total_rows, D], by head
+  Tensor key_grads, value_grads;           // same layout, backward only
 
   int64_t gathered_row(int64_t b, int64_t h, int64_t t) const {
     return b * total_rows + head_prefix[h] + t;
@@ -120,8 +120,8 @@ SequenceParallelAttention::SequenceParallelAttention(Communicator& world,
       g.comm = std::move(comm);
       g.me = rank - mine->first_rank;
       LONGNET_CHECK(g.comm && g.comm->size() == mine->last_rank - mine->first_rank + 1,
-                    "the group of {} has {} ranks, expected {}", name,
-                    g.comm ? g.comm->size() : 0, mine->last_rank - mine->first_rank + 1);
+                    "the group of {} has {} ranks, expected {}", name, g.comm ? g.comm->size() : 0,
+                    mine->last_rank - mine->first_rank + 1);
       const int members = g.comm->size();
       const int64_t heads = global_.heads, r = p.dilation_rate;
       g.rows.assign(members, std::vector<int64_t>(heads, 0));
@@ -143,10 +143,12 @@ SequenceParallelAttention::SequenceParallelAttention(Communicator& world,
         g.member_elements.push_back(2 * elements * global_.batch * global_.head_dim);
       }
       g.head_prefix.assign(heads, 0);
-      for (int64_t h = 1; h < heads; ++h) g.head_prefix[h] = g.head_prefix[h - 1] + g.head_rows[h - 1];
+      for (int64_t h = 1; h < heads; ++h)
+        g.head_prefix[h] = g.head_prefix[h - 1] + g.head_rows[h - 1];
       g.total_rows = g.head_prefix[heads - 1] + g.head_rows[heads - 1];
       g.member_offset.assign(members + 1, 0);
-      for (int m = 0; m < members; ++m) g.member_offset[m + 1] = g.member_offset[m] + g.member_elements[m];
+      for (int m = 0; m < members; ++m)
+        g.member_offset[m + 1] = g.member_offset[m] + g.member_elements[m];
       const Shape gathered{global_.batch, g.total_rows, global_.head_dim};
       g.keys = Tensor(gathered, DType::float32);
       g.values = Tensor(gathered, DType::float32);
@@ -171,8 +173,8 @@ std::vector<PatternTraffic> SequenceParallelAttention::traffic() const {
   std::vector<PatternTraffic> result;
   for (const Pattern& pattern : patterns_) {
     PatternTraffic t;
-    t.pattern = fmt::format("w={} r={}", pattern.pattern.segment_length,
-                            pattern.pattern.dilation_rate);
+    t.pattern =
+        fmt::format("w={} r={}", pattern.pattern.segment_length, pattern.pattern.dilation_rate);
     for (const Group& g : pattern.groups) {
       const CommTraffic gather = g.comm->counters().total(CollectiveKind::all_gather);
       const CommTraffic scatter = g.comm->counters().total(CollectiveKind::reduce_scatter);
@@ -200,8 +202,8 @@ AttentionParams SequenceParallelAttention::base_params() const {
 PatternTasks SequenceParallelAttention::local_tasks(const Pattern& pattern, const void* k,
                                                     const void* v, float* dk, float* dv,
                                                     const TaskExtras& extras) const {
-  return segment_tasks(pattern.pattern, config_.head_offsets, local_, shard_.begin,
-                       global_.tokens, k, v, sizeof(float), dk, dv, extras);
+  return segment_tasks(pattern.pattern, config_.head_offsets, local_, shard_.begin, global_.tokens,
+                       k, v, sizeof(float), dk, dv, extras);
 }
 
 // Tasks for the spanning segments: this rank's rows of each (batch, head) attend the
@@ -217,14 +219,16 @@ void SequenceParallelAttention::append_spanning_tasks(Pattern& pattern, bool wit
                          const int64_t key0 = g.gathered_row(b, h, 0) * d;
                          SegmentTask task;
                          task.queries = {row * d, row, g.rows[g.me][h], g.first_index[h]};
-                         task.keys = {g.keys.data<float>() + key0, g.values.data<float>() + key0,
+                         task.keys = {g.keys.data<float>() + key0,
+                                      g.values.data<float>() + key0,
                                       with_gradients ? g.key_grads.data<float>() + key0 : nullptr,
                                       with_gradients ? g.value_grads.data<float>() + key0 : nullptr,
-                                      d, g.head_rows[h]};
+                                      d,
+                                      g.head_rows[h]};
                          // Global positions of the segment's dilated indices, and the
                          // bias and dropout key of this head, as segment_tasks sets them.
-                         task.token_origin =
-                             g.segment.start + head_offset(config_.head_offsets, h, local_.heads, r);
+                         task.token_origin = g.segment.start +
+                                             head_offset(config_.head_offsets, h, local_.heads, r);
                          task.token_stride = r;
                          const auto hh = static_cast<std::size_t>(h);
                          if (!extras.bias.empty()) task.bias = extras.bias[hh];
@@ -311,8 +315,10 @@ void SequenceParallelAttention::check_patterns(std::span<const PatternOperands> 
     LONGNET_CHECK(in.q != nullptr && in.k != nullptr && (!backward || (in.dq && in.dk)),
                   "sequence-parallel attention: pattern {} is missing q, k{}", p,
                   backward ? ", dq or dk" : "");
-    check_tensor(*in.q, qkv_shape(local_), fmt::format("q of pattern {} (this rank's shard)", p).c_str());
-    check_tensor(*in.k, qkv_shape(local_), fmt::format("k of pattern {} (this rank's shard)", p).c_str());
+    check_tensor(*in.q, qkv_shape(local_),
+                 fmt::format("q of pattern {} (this rank's shard)", p).c_str());
+    check_tensor(*in.k, qkv_shape(local_),
+                 fmt::format("k of pattern {} (this rank's shard)", p).c_str());
     if (backward) {
       check_tensor(*in.dq, qkv_shape(local_), fmt::format("dq of pattern {}", p).c_str());
       check_tensor(*in.dk, qkv_shape(local_), fmt::format("dk of pattern {}", p).c_str());
@@ -320,8 +326,8 @@ void SequenceParallelAttention::check_patterns(std::span<const PatternOperands> 
   }
 }
 
-void SequenceParallelAttention::forward(std::span<const PatternOperands> patterns,
-                                        const Tensor& v, Tensor& o, Tensor& lse) {
+void SequenceParallelAttention::forward(std::span<const PatternOperands> patterns, const Tensor& v,
+                                        Tensor& o, Tensor& lse) {
   check_patterns(patterns, /*backward=*/false);
   check_tensor(v, qkv_shape(local_), "v (this rank's shard)");
   check_tensor(o, qkv_shape(local_), "o (this rank's shard)");
@@ -346,12 +352,12 @@ void SequenceParallelAttention::forward(std::span<const PatternOperands> pattern
   }
 }
 
-void SequenceParallelAttention::backward(std::span<const PatternOperands> patterns,
-                                         const Tensor& v, const Tensor& o, const Tensor& lse,
-                                         const Tensor& dout, Tensor& dv) {
+void SequenceParallelAttention::backward(std::span<const PatternOperands> patterns, const Tensor& v,
+                                         const Tensor& o, const Tensor& lse, const Tensor& dout,
+                                         Tensor& dv) {
   check_patterns(patterns, /*backward=*/true);
-  for (auto [t, what] : {std::pair{&v, "v"}, {&o, "o"}, {&dout, "do"},
-                         {&static_cast<const Tensor&>(dv), "dv"}}) {
+  for (auto [t, what] :
+       {std::pair{&v, "v"}, {&o, "o"}, {&dout, "do"}, {&static_cast<const Tensor&>(dv), "dv"}}) {
     check_tensor(*t, qkv_shape(local_), fmt::format("{} (this rank's shard)", what).c_str());
   }
   check_tensor(lse, lse_shape(local_), "lse (this rank's shard)");

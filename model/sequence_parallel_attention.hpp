@@ -38,7 +38,7 @@ namespace longnet {
 // Bytes one rank moved for one pattern, by collective, accumulated over calls (the
 // convention of comm/comm_counters.hpp; read from the group communicators' counters).
 struct PatternTraffic {
-  std::string pattern;  // "w=2048 r=1"
+  std::string pattern;                             // "w=2048 r=1"
   int64_t gather_sent = 0, gather_received = 0;    // forward and backward k, v all-gathers
   int64_t scatter_sent = 0, scatter_received = 0;  // backward dk, dv reduce-scatters
   int64_t gather_calls = 0, scatter_calls = 0;     // collectives this rank took part in
@@ -71,8 +71,7 @@ class SequenceParallelAttention {
   // The same with one q and k per pattern (model/pattern_operands.hpp; one entry per
   // pattern of the config, in order). The backward adds into each pattern's dq, dk
   // (zeroed by the caller; they may alias) and overwrites dv.
-  void forward(std::span<const PatternOperands> patterns, const Tensor& v, Tensor& o,
-               Tensor& lse);
+  void forward(std::span<const PatternOperands> patterns, const Tensor& v, Tensor& o, Tensor& lse);
   void backward(std::span<const PatternOperands> patterns, const Tensor& v, const Tensor& o,
                 const Tensor& lse, const Tensor& dout, Tensor& dv);
 

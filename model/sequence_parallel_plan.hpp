@@ -35,7 +35,7 @@ struct SpanningSegment {
   int64_t end = 0;     // one past the last token
   int first_rank = 0;  // the group: ranks first_rank..last_rank, in token order
   int last_rank = 0;
-  int round = 0;       // 0 or 1: which communicator split builds its group
+  int round = 0;  // 0 or 1: which communicator split builds its group
   bool contains(int rank) const { return first_rank <= rank && rank <= last_rank; }
 };
 

@@ -1,8 +1,8 @@
 #include "model/trainer.hpp"
 
+#include "comm/collective_step.hpp"
 #include "kernels/dilated_attention_factory.hpp"
 #include "kernels/philox.hpp"
-#include "comm/collective_step.hpp"
 #include "model/attention_core.hpp"
 #include "model/longnet_decoder.hpp"
 #include "model/ops/model_ops.hpp"
@@ -91,10 +91,12 @@ class GradientBuckets {
     bucket.flat.resize(total);
     std::size_t at = 0;
     for (Parameter* p : params) {
-      std::ranges::copy(p->grad.span<float>(), bucket.flat.begin() + static_cast<std::ptrdiff_t>(at));
+      std::ranges::copy(p->grad.span<float>(),
+                        bucket.flat.begin() + static_cast<std::ptrdiff_t>(at));
       at += static_cast<std::size_t>(p->grad.numel());
     }
-    bucket.pending = world_.start_all_reduce_in_place<float>(bucket.flat, ReduceOp::sum, "gradients");
+    bucket.pending =
+        world_.start_all_reduce_in_place<float>(bucket.flat, ReduceOp::sum, "gradients");
     buckets_.push_back(std::move(bucket));
   }
 
@@ -130,16 +132,16 @@ std::vector<NamedTensor> named(const std::vector<Parameter*>& params,
 }
 
 // Copies the tensor named `name` of a checkpoint group into `target` (same shape).
-void restore_by_name(const std::vector<NamedTensor>& group, const std::string& name,
-                     Tensor& target, const std::filesystem::path& file, const char* group_name) {
+void restore_by_name(const std::vector<NamedTensor>& group, const std::string& name, Tensor& target,
+                     const std::filesystem::path& file, const char* group_name) {
   const auto found = std::ranges::find(group, name, &NamedTensor::name);
   if (found == group.end() || found->tensor.shape() != target.shape()) {
     throw AgreedError(fmt::format(
         "checkpoint {}: /{} has {} for '{}', the model needs {}; resume with the config it "
         "was trained with",
         file.string(), group_name,
-        found == group.end() ? std::string("nothing") : shape_string(found->tensor.shape()),
-        name, shape_string(target.shape())));
+        found == group.end() ? std::string("nothing") : shape_string(found->tensor.shape()), name,
+        shape_string(target.shape())));
   }
   std::ranges::copy(found->tensor.span<float>(), target.span<float>().begin());
 }
@@ -275,17 +277,18 @@ TrainResult train(const TrainConfig& config, Communicator& world, const TrainOpt
                     *options.stop_at, step));
   }
 
-  say(fmt::format("longnet train: {} ranks = {} data-parallel x {} sequence-parallel; {} "
-                  "parameters; train {} tokens, val {} tokens; unigram entropy {:.4f} nats "
-                  "({:.4f} bits) per byte",
-                  world_size, dp, sp,
-                  [&] {
-                    int64_t n = 0;
-                    for (Parameter* p : params) n += p->value.numel();
-                    return n;
-                  }(),
-                  train_data.size(), val_data.size(), train_data.unigram_entropy_nats(),
-                  train_data.unigram_entropy_bits()));
+  say(fmt::format(
+      "longnet train: {} ranks = {} data-parallel x {} sequence-parallel; {} "
+      "parameters; train {} tokens, val {} tokens; unigram entropy {:.4f} nats "
+      "({:.4f} bits) per byte",
+      world_size, dp, sp,
+      [&] {
+        int64_t n = 0;
+        for (Parameter* p : params) n += p->value.numel();
+        return n;
+      }(),
+      train_data.size(), val_data.size(), train_data.unigram_entropy_nats(),
+      train_data.unigram_entropy_bits()));
   say(describe(config));
 
   // This rank's slice of a [B, seq_len + 1] window batch: inputs and next-token targets.
@@ -303,25 +306,25 @@ TrainResult train(const TrainConfig& config, Communicator& world, const TrainOpt
 
   auto checkpoint = [&](int64_t completed) {
     run_collectively(world, [&] {
-    if (!leader) return;
-    {
-      CheckpointState state;
-      state.config_toml = to_toml(config);
-      state.step = completed;
-      state.data_parallel = dp;
-      state.sequence_parallel = sp;
-      std::vector<Tensor> values;
-      for (Parameter* p : params) values.push_back(p->value);
-      state.params = named(params, values);
-      state.adam_m = named(params, adam_m);
-      state.adam_v = named(params, adam_v);
-      state.rng_state = {config.seed};
-      state.data_position = static_cast<uint64_t>(completed);
-      check_checkpoint_finite(state);
-      const auto path = write_checkpoint(config.checkpoint.dir, state,
-                                         static_cast<int>(config.checkpoint.keep_last));
-      say(fmt::format("checkpoint: {} (step {})", path.string(), completed));
-    }
+      if (!leader) return;
+      {
+        CheckpointState state;
+        state.config_toml = to_toml(config);
+        state.step = completed;
+        state.data_parallel = dp;
+        state.sequence_parallel = sp;
+        std::vector<Tensor> values;
+        for (Parameter* p : params) values.push_back(p->value);
+        state.params = named(params, values);
+        state.adam_m = named(params, adam_m);
+        state.adam_v = named(params, adam_v);
+        state.rng_state = {config.seed};
+        state.data_position = static_cast<uint64_t>(completed);
+        check_checkpoint_finite(state);
+        const auto path = write_checkpoint(config.checkpoint.dir, state,
+                                           static_cast<int>(config.checkpoint.keep_last));
+        say(fmt::format("checkpoint: {} (step {})", path.string(), completed));
+      }
     });
   };
 
@@ -358,22 +361,21 @@ TrainResult train(const TrainConfig& config, Communicator& world, const TrainOpt
     }
     world.all_reduce_in_place<double>(sums, ReduceOp::sum, "validation");
     std::vector<double> by_position(kBuckets);
-    for (int b = 0; b < kBuckets; ++b) by_position[b] = sums[2 * b] / std::max(1.0, sums[2 * b + 1]);
+    for (int b = 0; b < kBuckets; ++b)
+      by_position[b] = sums[2 * b] / std::max(1.0, sums[2 * b + 1]);
     result.validation_by_position = by_position;
     result.validation_loss = sums[2 * kBuckets] / std::max(1.0, sums[2 * kBuckets + 1]);
     return result.validation_loss;
   };
 
-  const AdamWSettings adam_base{config.optimizer.lr, config.optimizer.beta1,
-                                config.optimizer.beta2, config.optimizer.eps,
-                                config.optimizer.weight_decay};
-  const double tokens_per_step =
-      static_cast<double>(batch * seq_len * dp * config.data.grad_accum);
+  const AdamWSettings adam_base{config.optimizer.lr, config.optimizer.beta1, config.optimizer.beta2,
+                                config.optimizer.eps, config.optimizer.weight_decay};
+  const double tokens_per_step = static_cast<double>(batch * seq_len * dp * config.data.grad_accum);
   GradientBuckets gradient_buckets(world);
   const auto start = std::chrono::steady_clock::now();
   const int64_t start_step = step;
-  const int64_t end_step = std::min(config.optimizer.max_steps,
-                                    options.stop_at.value_or(config.optimizer.max_steps));
+  const int64_t end_step =
+      std::min(config.optimizer.max_steps, options.stop_at.value_or(config.optimizer.max_steps));
   int64_t consecutive_skips = 0;
   while (step < end_step) {
     model.zero_grads();
@@ -393,8 +395,9 @@ TrainResult train(const TrainConfig& config, Communicator& world, const TrainOpt
       // The last micro-batch completes the gradients: reduce them bucket by bucket.
       const bool last = micro + 1 == config.data.grad_accum;
       model.backward(saved, 1.0 / tokens_per_step, *core, *ops,
-                     last ? LongNetDecoder::GradientsReady(
-                                [&](std::span<Parameter* const> ready) { gradient_buckets.start(ready); })
+                     last ? LongNetDecoder::GradientsReady([&](std::span<Parameter* const> ready) {
+                       gradient_buckets.start(ready);
+                     })
                           : LongNetDecoder::GradientsReady());
     }
     gradient_buckets.finish();
@@ -464,7 +467,8 @@ TrainResult train(const TrainConfig& config, Communicator& world, const TrainOpt
     }
     if (step % config.log.every == 0 || step == end_step) {
       const double eta = static_cast<double>(end_step - step) * tokens_per_step / rate;
-      say(fmt::format("step {:>6}/{} | loss {:.4f} | lr {:.2e} | grad norm {:.3f} | {:.0f} tok/s "
+      say(
+          fmt::format("step {:>6}/{} | loss {:.4f} | lr {:.2e} | grad norm {:.3f} | {:.0f} tok/s "
                       "| elapsed {} | eta {}",
                       step, config.optimizer.max_steps, mean_loss, adam.lr, norm, rate,
                       duration(elapsed), duration(eta)));
@@ -481,7 +485,8 @@ TrainResult train(const TrainConfig& config, Communicator& world, const TrainOpt
       checkpoint(step);
     }
     if (stop_now) {
-      say(fmt::format("stop requested (SIGTERM/SIGUSR1): checkpoint written at step {}; "
+      say(
+          fmt::format("stop requested (SIGTERM/SIGUSR1): checkpoint written at step {}; "
                       "resume with --resume auto",
                       step));
       result.interrupted = true;
@@ -491,13 +496,15 @@ TrainResult train(const TrainConfig& config, Communicator& world, const TrainOpt
   result.last_step = step;
   if (!result.interrupted) {
     const double val = validate_model();
-    say(fmt::format("done: {} steps | final validation loss {:.4f} nats/byte ({:.4f} bits) | "
+    say(
+        fmt::format("done: {} steps | final validation loss {:.4f} nats/byte ({:.4f} bits) | "
                     "unigram byte entropy {:.4f} nats ({:.4f} bits)",
                     step, val, val / std::numbers::ln2, result.unigram_entropy_nats,
                     result.unigram_entropy_nats / std::numbers::ln2));
     std::string buckets;
     for (int b = 0; b < kBuckets; ++b) {
-      const int64_t end = b + 1 < kBuckets ? bucket_starts[static_cast<std::size_t>(b + 1)] : seq_len;
+      const int64_t end =
+          b + 1 < kBuckets ? bucket_starts[static_cast<std::size_t>(b + 1)] : seq_len;
       buckets += fmt::format(" | [{}, {}) {:.4f}", bucket_starts[static_cast<std::size_t>(b)], end,
                              result.validation_by_position[static_cast<std::size_t>(b)]);
     }

@@ -26,10 +26,10 @@
 namespace longnet {
 
 struct TrainOptions {
-  std::string resume;             // "" (start fresh), "auto" (newest checkpoint, if any), or a file
-  std::string log_json;           // JSON-lines log of every record (rank 0), or ""
+  std::string resume;    // "" (start fresh), "auto" (newest checkpoint, if any), or a file
+  std::string log_json;  // JSON-lines log of every record (rank 0), or ""
   std::optional<int64_t> stop_at;  // stop (with a checkpoint) once this step is done; >= 1
-  bool quiet = false;             // no progress lines (tests)
+  bool quiet = false;              // no progress lines (tests)
 };
 
 struct TrainRecord {
@@ -39,15 +39,15 @@ struct TrainRecord {
 };
 
 struct TrainResult {
-  int64_t first_step = 0;  // the step training started from (after a resume)
-  int64_t last_step = 0;   // steps completed
-  bool interrupted = false;  // stopped by SIGTERM / SIGUSR1 (checkpoint written)
+  int64_t first_step = 0;     // the step training started from (after a resume)
+  int64_t last_step = 0;      // steps completed
+  bool interrupted = false;   // stopped by SIGTERM / SIGUSR1 (checkpoint written)
   int64_t skipped_steps = 0;  // steps skipped for a non-finite loss or gradient norm
   std::vector<TrainRecord> steps;
-  double validation_loss = 0;                 // at the end (nats per token)
-  std::vector<double> validation_by_position;  // mean loss per position bucket
+  double validation_loss = 0;                     // at the end (nats per token)
+  std::vector<double> validation_by_position;     // mean loss per position bucket
   std::vector<int64_t> validation_bucket_starts;  // first position of each bucket
-  double unigram_entropy_nats = 0;            // of the training split
+  double unigram_entropy_nats = 0;                // of the training split
 };
 
 // Collective over `world`. Throws AgreedError for problems every rank sees alike (a bad

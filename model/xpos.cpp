@@ -42,13 +42,13 @@ struct PairCoefficients {
   std::vector<double> cos, sin, decay;
 };
 
-void token_coefficients(int64_t token, const PairConstants& k, XposRole role,
-                        const XposSpan& span, PairCoefficients& c) {
+void token_coefficients(int64_t token, const PairConstants& k, XposRole role, const XposSpan& span,
+                        PairCoefficients& c) {
   const int64_t anchor2 = (token / span.segment_length) * span.segment_length * 2 +
                           span.segment_length;  // 2a, exact in integers
   // (token - a) / s, from integers: exact up to the final division.
-  const double relative = (2.0 * static_cast<double>(token) - static_cast<double>(anchor2)) /
-                          (2.0 * span.scale_base);
+  const double relative =
+      (2.0 * static_cast<double>(token) - static_cast<double>(anchor2)) / (2.0 * span.scale_base);
   const double sign = role == XposRole::query ? 1.0 : -1.0;
   for (std::size_t i = 0; i < k.theta.size(); ++i) {
     const double angle = static_cast<double>(token) * k.theta[i];

@@ -59,8 +59,9 @@ void set_device_bytes(void* dst, int byte, std::size_t bytes) {
 
 namespace {
 [[noreturn]] void no_cuda() {
-  fail("this build has no CUDA (configured with LONGNET_CUDA=OFF or without nvcc); rebuild "
-       "with -DLONGNET_CUDA=ON to use Device::cuda");
+  fail(
+      "this build has no CUDA (configured with LONGNET_CUDA=OFF or without nvcc); rebuild "
+      "with -DLONGNET_CUDA=ON to use Device::cuda");
 }
 }  // namespace
 

@@ -25,20 +25,27 @@ struct float16 {
 
 constexpr std::size_t dtype_size(DType dtype) {
   switch (dtype) {
-    case DType::float32: return 4;
-    case DType::float64: return 8;
+    case DType::float32:
+      return 4;
+    case DType::float64:
+      return 8;
     case DType::bfloat16:
-    case DType::float16: return 2;
+    case DType::float16:
+      return 2;
   }
   return 0;
 }
 
 constexpr std::string_view dtype_name(DType dtype) {
   switch (dtype) {
-    case DType::float32: return "float32";
-    case DType::float64: return "float64";
-    case DType::bfloat16: return "bfloat16";
-    case DType::float16: return "float16";
+    case DType::float32:
+      return "float32";
+    case DType::float64:
+      return "float64";
+    case DType::bfloat16:
+      return "bfloat16";
+    case DType::float16:
+      return "float16";
   }
   return "?";
 }
@@ -50,11 +57,24 @@ constexpr std::string_view device_name(Device device) {
   return device == Device::cpu ? "cpu" : "cuda";
 }
 
-template <typename T> constexpr DType dtype_of();
-template <> constexpr DType dtype_of<float>() { return DType::float32; }
-template <> constexpr DType dtype_of<double>() { return DType::float64; }
-template <> constexpr DType dtype_of<bfloat16>() { return DType::bfloat16; }
-template <> constexpr DType dtype_of<float16>() { return DType::float16; }
+template <typename T>
+constexpr DType dtype_of();
+template <>
+constexpr DType dtype_of<float>() {
+  return DType::float32;
+}
+template <>
+constexpr DType dtype_of<double>() {
+  return DType::float64;
+}
+template <>
+constexpr DType dtype_of<bfloat16>() {
+  return DType::bfloat16;
+}
+template <>
+constexpr DType dtype_of<float16>() {
+  return DType::float16;
+}
 
 // float -> bfloat16, round to nearest even; NaN stays NaN.
 inline bfloat16 to_bfloat16(float x) {
@@ -63,7 +83,9 @@ inline bfloat16 to_bfloat16(float x) {
   const uint32_t rounding = 0x7FFF + ((bits >> 16) & 1);
   return {static_cast<uint16_t>((bits + rounding) >> 16)};
 }
-inline float to_float(bfloat16 x) { return std::bit_cast<float>(static_cast<uint32_t>(x.bits) << 16); }
+inline float to_float(bfloat16 x) {
+  return std::bit_cast<float>(static_cast<uint32_t>(x.bits) << 16);
+}
 
 // float <-> IEEE half, round to nearest even, with subnormals, infinities and NaN.
 float16 to_float16(float x);

@@ -29,7 +29,7 @@ template <typename... Args>
 
 // LONGNET_CHECK(cond, "fmt", args...): throw longnet::Error when cond is false.
 // Used for user-facing validation; the message must say what is wrong and how to fix it.
-#define LONGNET_CHECK(cond, ...)                 \
-  do {                                           \
-    if (!(cond)) ::longnet::fail(__VA_ARGS__);   \
+#define LONGNET_CHECK(cond, ...)               \
+  do {                                         \
+    if (!(cond)) ::longnet::fail(__VA_ARGS__); \
   } while (false)

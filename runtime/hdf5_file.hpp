@@ -123,10 +123,14 @@ class H5File {
   // read_attr<T> / write_attr<T>: T is int64_t, uint64_t, double, std::string or
   // std::vector<int64_t>, stored and checked as the named functions do. read_dataset<T> /
   // write_dataset<T>: T is uint8_t or uint64_t (1-D), or Tensor (read as float32).
-  template <typename T> T read_attr(const std::string& name) const;
-  template <typename T> void write_attr(const std::string& name, const T& value);
-  template <typename T> auto read_dataset(const std::string& name) const;
-  template <typename T> void write_dataset(const std::string& name, std::span<const T> values);
+  template <typename T>
+  T read_attr(const std::string& name) const;
+  template <typename T>
+  void write_attr(const std::string& name, const T& value);
+  template <typename T>
+  auto read_dataset(const std::string& name) const;
+  template <typename T>
+  void write_dataset(const std::string& name, std::span<const T> values);
 
  private:
   H5File(int64_t id, std::filesystem::path path) : id_(id), path_(std::move(path)) {}
@@ -135,40 +139,65 @@ class H5File {
   std::filesystem::path path_;
 };
 
-template <typename T> inline constexpr bool kNotAnHdf5Type = false;
+template <typename T>
+inline constexpr bool kNotAnHdf5Type = false;
 
-template <typename T> T H5File::read_attr(const std::string& name) const {
-  if constexpr (std::is_same_v<T, int64_t>) return read_attr_int64(name);
-  else if constexpr (std::is_same_v<T, uint64_t>) return read_attr_uint64(name);
-  else if constexpr (std::is_same_v<T, double>) return read_attr_double(name);
-  else if constexpr (std::is_same_v<T, std::string>) return read_attr_string(name);
-  else if constexpr (std::is_same_v<T, std::vector<int64_t>>) return read_attr_int64_array(name);
-  else static_assert(kNotAnHdf5Type<T>, "read_attr: int64_t, uint64_t, double, std::string or "
-                                        "std::vector<int64_t>");
+template <typename T>
+T H5File::read_attr(const std::string& name) const {
+  if constexpr (std::is_same_v<T, int64_t>)
+    return read_attr_int64(name);
+  else if constexpr (std::is_same_v<T, uint64_t>)
+    return read_attr_uint64(name);
+  else if constexpr (std::is_same_v<T, double>)
+    return read_attr_double(name);
+  else if constexpr (std::is_same_v<T, std::string>)
+    return read_attr_string(name);
+  else if constexpr (std::is_same_v<T, std::vector<int64_t>>)
+    return read_attr_int64_array(name);
+  else
+    static_assert(kNotAnHdf5Type<T>,
+                  "read_attr: int64_t, uint64_t, double, std::string or "
+                  "std::vector<int64_t>");
 }
 
-template <typename T> void H5File::write_attr(const std::string& name, const T& value) {
-  if constexpr (std::is_same_v<T, int64_t>) write_attr_int64(name, value);
-  else if constexpr (std::is_same_v<T, uint64_t>) write_attr_uint64(name, value);
-  else if constexpr (std::is_same_v<T, double>) write_attr_double(name, value);
-  else if constexpr (std::is_convertible_v<T, std::string_view>) write_attr_string(name, value);
-  else if constexpr (std::is_same_v<T, std::vector<int64_t>>) write_attr_int64_array(name, value);
-  else static_assert(kNotAnHdf5Type<T>, "write_attr: int64_t, uint64_t, double, a string or "
-                                        "std::vector<int64_t>");
+template <typename T>
+void H5File::write_attr(const std::string& name, const T& value) {
+  if constexpr (std::is_same_v<T, int64_t>)
+    write_attr_int64(name, value);
+  else if constexpr (std::is_same_v<T, uint64_t>)
+    write_attr_uint64(name, value);
+  else if constexpr (std::is_same_v<T, double>)
+    write_attr_double(name, value);
+  else if constexpr (std::is_convertible_v<T, std::string_view>)
+    write_attr_string(name, value);
+  else if constexpr (std::is_same_v<T, std::vector<int64_t>>)
+    write_attr_int64_array(name, value);
+  else
+    static_assert(kNotAnHdf5Type<T>,
+                  "write_attr: int64_t, uint64_t, double, a string or "
+                  "std::vector<int64_t>");
 }
 
-template <typename T> auto H5File::read_dataset(const std::string& name) const {
-  if constexpr (std::is_same_v<T, uint8_t>) return read_dataset_u8(name);
-  else if constexpr (std::is_same_v<T, uint64_t>) return read_dataset_u64(name);
-  else if constexpr (std::is_same_v<T, Tensor>) return read_tensor_f32(name);
-  else static_assert(kNotAnHdf5Type<T>, "read_dataset: uint8_t, uint64_t or Tensor");
+template <typename T>
+auto H5File::read_dataset(const std::string& name) const {
+  if constexpr (std::is_same_v<T, uint8_t>)
+    return read_dataset_u8(name);
+  else if constexpr (std::is_same_v<T, uint64_t>)
+    return read_dataset_u64(name);
+  else if constexpr (std::is_same_v<T, Tensor>)
+    return read_tensor_f32(name);
+  else
+    static_assert(kNotAnHdf5Type<T>, "read_dataset: uint8_t, uint64_t or Tensor");
 }
 
 template <typename T>
 void H5File::write_dataset(const std::string& name, std::span<const T> values) {
-  if constexpr (std::is_same_v<T, uint8_t>) write_dataset_u8(name, values);
-  else if constexpr (std::is_same_v<T, uint64_t>) write_dataset_u64(name, values);
-  else static_assert(kNotAnHdf5Type<T>, "write_dataset: uint8_t or uint64_t");
+  if constexpr (std::is_same_v<T, uint8_t>)
+    write_dataset_u8(name, values);
+  else if constexpr (std::is_same_v<T, uint64_t>)
+    write_dataset_u64(name, values);
+  else
+    static_assert(kNotAnHdf5Type<T>, "write_dataset: uint8_t or uint64_t");
 }
 
 }  // namespace longnet

@@ -22,7 +22,8 @@ void fill_uniform_unit_variance(Tensor& t, uint64_t seed) {
   constexpr double kTwoPow53 = 9007199254740992.0;
 #pragma omp parallel for schedule(static)
   for (int64_t i = 0; i < n; ++i) {
-    const double unit = static_cast<double>(splitmix64(key ^ static_cast<uint64_t>(i)) >> 11) / kTwoPow53;
+    const double unit =
+        static_cast<double>(splitmix64(key ^ static_cast<uint64_t>(i)) >> 11) / kTwoPow53;
     data[i] = static_cast<float>((2.0 * unit - 1.0) * half_width);
   }
 }

@@ -17,8 +17,8 @@ namespace {
 constexpr std::size_t kHostAlignment = 64;  // one cache line, one AVX-512 register
 
 std::shared_ptr<void> allocate_host(std::size_t bytes) {
-  const std::size_t rounded = (std::max<std::size_t>(bytes, 1) + kHostAlignment - 1) /
-                              kHostAlignment * kHostAlignment;
+  const std::size_t rounded =
+      (std::max<std::size_t>(bytes, 1) + kHostAlignment - 1) / kHostAlignment * kHostAlignment;
   void* p = std::aligned_alloc(kHostAlignment, rounded);
   if (p == nullptr) {
     fail("out of host memory: could not allocate {} bytes for a tensor", bytes);
@@ -37,7 +37,8 @@ Tensor::Tensor(Shape shape, DType dtype, Device device)
   // Checked here so that nbytes() never wraps for a tensor that exists.
   const int64_t bytes = checked_byte_count(numel_, static_cast<int64_t>(dtype_size(dtype_)),
                                            "tensor of shape " + shape_string(shape_));
-  if (device == Device::cpu) check_host_allocatable(bytes, "a tensor of shape " + shape_string(shape_));
+  if (device == Device::cpu)
+    check_host_allocatable(bytes, "a tensor of shape " + shape_string(shape_));
   storage_ = device == Device::cpu ? allocate_host(nbytes()) : allocate_device(nbytes());
 }
 
@@ -81,8 +82,12 @@ void Tensor::fill(double value) {
     return;
   }
   switch (dtype_) {
-    case DType::float32: std::ranges::fill(span<float>(), static_cast<float>(value)); break;
-    case DType::float64: std::ranges::fill(span<double>(), value); break;
+    case DType::float32:
+      std::ranges::fill(span<float>(), static_cast<float>(value));
+      break;
+    case DType::float64:
+      std::ranges::fill(span<double>(), value);
+      break;
     case DType::bfloat16:
       std::ranges::fill(span<bfloat16>(), to_bfloat16(static_cast<float>(value)));
       break;
@@ -112,10 +117,14 @@ namespace {
 
 double element_as_double(const Tensor& t, int64_t i) {
   switch (t.dtype()) {
-    case DType::float32: return t.data<float>()[i];
-    case DType::float64: return t.data<double>()[i];
-    case DType::bfloat16: return to_float(t.data<bfloat16>()[i]);
-    case DType::float16: return to_float(t.data<float16>()[i]);
+    case DType::float32:
+      return t.data<float>()[i];
+    case DType::float64:
+      return t.data<double>()[i];
+    case DType::bfloat16:
+      return to_float(t.data<bfloat16>()[i]);
+    case DType::float16:
+      return to_float(t.data<float16>()[i]);
   }
   return 0;
 }
@@ -132,18 +141,28 @@ Tensor Tensor::view(Shape shape) const {
 }
 
 Tensor Tensor::cast(DType dtype) const {
-  LONGNET_CHECK(device_ == Device::cpu, "cast() converts host tensors; copy this {} tensor to "
-                "the host first with to(Device::cpu)", device_name(device_));
+  LONGNET_CHECK(device_ == Device::cpu,
+                "cast() converts host tensors; copy this {} tensor to "
+                "the host first with to(Device::cpu)",
+                device_name(device_));
   Tensor out(shape_, dtype);
   // Parallel: benchmarks cast gigabyte tensors (a 1M-token q is 2^31 elements).
 #pragma omp parallel for schedule(static)
   for (int64_t i = 0; i < numel_; ++i) {
     const double x = element_as_double(*this, i);
     switch (dtype) {
-      case DType::float32: out.data<float>()[i] = static_cast<float>(x); break;
-      case DType::float64: out.data<double>()[i] = x; break;
-      case DType::bfloat16: out.data<bfloat16>()[i] = to_bfloat16(static_cast<float>(x)); break;
-      case DType::float16: out.data<float16>()[i] = to_float16(static_cast<float>(x)); break;
+      case DType::float32:
+        out.data<float>()[i] = static_cast<float>(x);
+        break;
+      case DType::float64:
+        out.data<double>()[i] = x;
+        break;
+      case DType::bfloat16:
+        out.data<bfloat16>()[i] = to_bfloat16(static_cast<float>(x));
+        break;
+      case DType::float16:
+        out.data<float16>()[i] = to_float16(static_cast<float>(x));
+        break;
     }
   }
   return out;

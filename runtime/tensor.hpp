@@ -44,16 +44,22 @@ class Tensor {
   Device device() const { return device_; }
   bool defined() const { return storage_ != nullptr; }
 
-  template <typename T> T* data() {
+  template <typename T>
+  T* data() {
     check_dtype(dtype_of<T>());
     return static_cast<T*>(storage_.get());
   }
-  template <typename T> const T* data() const {
+  template <typename T>
+  const T* data() const {
     check_dtype(dtype_of<T>());
     return static_cast<const T*>(storage_.get());
   }
-  template <typename T> std::span<T> span() { return {data<T>(), static_cast<std::size_t>(numel_)}; }
-  template <typename T> std::span<const T> span() const {
+  template <typename T>
+  std::span<T> span() {
+    return {data<T>(), static_cast<std::size_t>(numel_)};
+  }
+  template <typename T>
+  std::span<const T> span() const {
     return {data<T>(), static_cast<std::size_t>(numel_)};
   }
 

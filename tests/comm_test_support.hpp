@@ -20,27 +20,38 @@ namespace longnet::testing {
 // The value rank `rank` holds at element i: distinct per rank and element, and small
 // integers, so that sums over 4 ranks are exact in every element type (int8 and uint8
 // included) and no back end's order of additions can change them.
-template <CommElement T> T pattern(int rank, std::int64_t i) {
-  if constexpr (sizeof(T) == 1) return static_cast<T>((rank * 7 + i * 3) % 31);
-  else return static_cast<T>(rank * 1000 + (i * 13) % 997);
+template <CommElement T>
+T pattern(int rank, std::int64_t i) {
+  if constexpr (sizeof(T) == 1)
+    return static_cast<T>((rank * 7 + i * 3) % 31);
+  else
+    return static_cast<T>(rank * 1000 + (i * 13) % 997);
 }
 
-template <CommElement T> std::vector<T> pattern_block(int rank, std::int64_t count,
-                                                     std::int64_t first = 0) {
+template <CommElement T>
+std::vector<T> pattern_block(int rank, std::int64_t count, std::int64_t first = 0) {
   std::vector<T> out(static_cast<std::size_t>(count));
-  for (std::int64_t i = 0; i < count; ++i) out[static_cast<std::size_t>(i)] = pattern<T>(rank, first + i);
+  for (std::int64_t i = 0; i < count; ++i)
+    out[static_cast<std::size_t>(i)] = pattern<T>(rank, first + i);
   return out;
 }
 
 // op over ranks 0..size-1 of pattern(r, i), as every rank computes it alone.
-template <CommElement T> T reduced_pattern(int size, std::int64_t i, ReduceOp op) {
+template <CommElement T>
+T reduced_pattern(int size, std::int64_t i, ReduceOp op) {
   T value = pattern<T>(0, i);
   for (int r = 1; r < size; ++r) {
     const T x = pattern<T>(r, i);
     switch (op) {
-      case ReduceOp::sum: value = static_cast<T>(value + x); break;
-      case ReduceOp::max: value = std::max(value, x); break;
-      case ReduceOp::min: value = std::min(value, x); break;
+      case ReduceOp::sum:
+        value = static_cast<T>(value + x);
+        break;
+      case ReduceOp::max:
+        value = std::max(value, x);
+        break;
+      case ReduceOp::min:
+        value = std::min(value, x);
+        break;
     }
   }
   return value;
@@ -90,7 +101,8 @@ inline std::int64_t sum_of(std::span<const std::int64_t> counts) {
 
 // A receive buffer of n elements between two guard regions, all poisoned with a value
 // no pattern produces: unwritten elements and writes outside the span both show.
-template <CommElement T> class GuardedBuffer {
+template <CommElement T>
+class GuardedBuffer {
  public:
   static constexpr std::size_t kGuard = 16;
   static constexpr T kPoison = static_cast<T>(sizeof(T) == 1 ? 99 : 77777);
@@ -130,7 +142,8 @@ template <CommElement T>
 
 // Typed-test names that say the element type: Collectives/float32.BroadcastFrom...
 struct ElementTypeName {
-  template <typename T> static std::string GetName(int) {
+  template <typename T>
+  static std::string GetName(int) {
     return std::string(element_type_name(element_type_v<T>));
   }
 };

@@ -192,8 +192,8 @@ class MpiResultGatherer : public ::testing::EmptyTestEventListener {
 
   void report(int from_rank, const std::string& text) const {
     for (const auto& [file, line, message] : parse(text))
-      ADD_FAILURE_AT(file.c_str(), line) << "[rank " << from_rank << "/" << size_ << "] "
-                                         << message;
+      ADD_FAILURE_AT(file.c_str(), line)
+          << "[rank " << from_rank << "/" << size_ << "] " << message;
   }
 
   // Every rank's text, on every rank. An all-gather rather than a gather to rank 0: a
@@ -215,8 +215,8 @@ class MpiResultGatherer : public ::testing::EmptyTestEventListener {
                                      offsets.data(), MPI_CHAR, comm_));
     std::vector<std::string> per_rank(lengths.size());
     for (std::size_t r = 0; r < lengths.size(); ++r)
-      per_rank[r] = all.substr(static_cast<std::size_t>(offsets[r]),
-                               static_cast<std::size_t>(lengths[r]));
+      per_rank[r] =
+          all.substr(static_cast<std::size_t>(offsets[r]), static_cast<std::size_t>(lengths[r]));
     return per_rank;
   }
 

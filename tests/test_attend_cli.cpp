@@ -478,7 +478,9 @@ const ErrorCase kErrorCases[] = {
     {"ZeroThreads", from_spec({}), "--threads", {"--threads", "0"}},
     {"UnknownDevice", from_spec({}), "--device tpu: use cpu or cuda", {"--device", "tpu"}},
     {"UnknownDtype", from_spec({}), "unknown dtype 'int8'", {"--dtype", "int8"}},
-    {"HalfPrecisionOnTheCpu", from_spec({}), "--dtype bf16 needs --device cuda",
+    {"HalfPrecisionOnTheCpu",
+     from_spec({}),
+     "--dtype bf16 needs --device cuda",
      {"--dtype", "bf16"}},
     {"InOptionMissing", [](const fs::path&) { return fs::path(); }, "--in is required"},
 };

@@ -35,11 +35,26 @@ struct MpiCase {
 };
 
 const MpiCase kCases[] = {
-    {"N1000_segments_longer_than_shards_causal_grouped", {1, 1000, 3, 16}, {64, 300, 2048},
-     {1, 3, 4}, true, "grouped", true},
-    {"B2_N257_uncovered_rows_noncausal_interleaved", {2, 257, 4, 8}, {32, 96, 512}, {2, 3, 4},
-     false, "interleaved", true},
-    {"N45_forward_only_causal_interleaved", {1, 45, 2, 8}, {8, 16}, {1, 2}, true, "interleaved",
+    {"N1000_segments_longer_than_shards_causal_grouped",
+     {1, 1000, 3, 16},
+     {64, 300, 2048},
+     {1, 3, 4},
+     true,
+     "grouped",
+     true},
+    {"B2_N257_uncovered_rows_noncausal_interleaved",
+     {2, 257, 4, 8},
+     {32, 96, 512},
+     {2, 3, 4},
+     false,
+     "interleaved",
+     true},
+    {"N45_forward_only_causal_interleaved",
+     {1, 45, 2, 8},
+     {8, 16},
+     {1, 2},
+     true,
+     "interleaved",
      false},
 };
 
@@ -76,7 +91,8 @@ class AttendMpiFixture : public ::testing::Test {
     const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
     std::string name = info->name();
     for (char& ch : name) ch = std::isalnum(static_cast<unsigned char>(ch)) ? ch : '_';
-    root_ = fs::temp_directory_path() / fmt::format("longnet_test_attend_mpi_{}_{}", ::getpid(), name);
+    root_ =
+        fs::temp_directory_path() / fmt::format("longnet_test_attend_mpi_{}_{}", ::getpid(), name);
     fs::remove_all(root_);
     fs::create_directories(root_ / "work");
     fs::create_directories(root_ / "logs");
@@ -127,7 +143,8 @@ TEST_P(AttendMpiTest, RanksWriteTheSameFileAsOneProcess) {
   write_input(work("in.h5"), c);
   const auto single = run(0, {"attend", "--in", work("in.h5"), "--out", work("one.h5"), "--quiet"});
   ASSERT_EQ(single.status, 0) << single.err;
-  const auto many = run(ranks, {"attend", "--in", work("in.h5"), "--out", work("many.h5"), "--stats"});
+  const auto many =
+      run(ranks, {"attend", "--in", work("in.h5"), "--out", work("many.h5"), "--stats"});
   ASSERT_EQ(many.status, 0) << many.out << many.err;
   EXPECT_THAT(many.out, HasSubstr(fmt::format("{} rank(s)", ranks)));
   EXPECT_THAT(many.out, HasSubstr("gather_recv"));
@@ -147,13 +164,13 @@ TEST_P(AttendMpiTest, RanksWriteTheSameFileAsOneProcess) {
   EXPECT_EQ(files, (std::set<std::string>{"in.h5", "one.h5", "many.h5"}));
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    Grid, AttendMpiTest,
-    ::testing::Combine(::testing::ValuesIn(kCases), ::testing::Values(1, 2, 3, 4, 8)),
-    [](const auto& param_info) {
-      return fmt::format("{}_np{}", std::get<0>(param_info.param).name,
-                         std::get<1>(param_info.param));
-    });
+INSTANTIATE_TEST_SUITE_P(Grid, AttendMpiTest,
+                         ::testing::Combine(::testing::ValuesIn(kCases),
+                                            ::testing::Values(1, 2, 3, 4, 8)),
+                         [](const auto& param_info) {
+                           return fmt::format("{}_np{}", std::get<0>(param_info.param).name,
+                                              std::get<1>(param_info.param));
+                         });
 
 TEST_F(AttendMpiFixture, MoreRanksThanTokensIsRefusedOnceAndLeavesNothing) {
   const MpiCase tiny{"tiny", {1, 3, 2, 8}, {2}, {1}, false, "interleaved", false};
@@ -189,20 +206,21 @@ TEST_F(AttendMpiFixture, RanksThatDisagreeFailNamingTheRanksAndTheValues) {
     const char* rank1_output;
     std::string keyword;
   };
-  for (const Case& c : {Case{"longer.h5", "out.h5", "ranks disagree on the shape"},
-                        Case{"patterns.h5", "out.h5", "ranks disagree on the configuration"},
-                        Case{"heads.h5", "out.h5", "rank 1 has 'B=1 N=40 H=3 D=8'"},
-                        Case{"in.h5", "elsewhere.h5", "rank 1 has '" + work("elsewhere.h5").string()}}) {
+  for (const Case& c :
+       {Case{"longer.h5", "out.h5", "ranks disagree on the shape"},
+        Case{"patterns.h5", "out.h5", "ranks disagree on the configuration"},
+        Case{"heads.h5", "out.h5", "rank 1 has 'B=1 N=40 H=3 D=8'"},
+        Case{"in.h5", "elsewhere.h5", "rank 1 has '" + work("elsewhere.h5").string()}}) {
     SCOPED_TRACE(c.rank1_input);
     std::vector<std::string> argv{LONGNET_MPIEXEC, "-n", "1"};
     const std::string oversubscribe = LONGNET_MPIEXEC_OVERSUBSCRIBE;
     if (!oversubscribe.empty()) argv.push_back(oversubscribe);
     for (const std::string& part :
          {std::string(LONGNET_BINARY), std::string("attend"), std::string("--in"),
-          work("in.h5").string(), std::string("--out"), work("out.h5").string(),
-          std::string(":"), std::string("-n"), std::string("1"), std::string(LONGNET_BINARY),
-          std::string("attend"), std::string("--in"), work(c.rank1_input).string(),
-          std::string("--out"), work(c.rank1_output).string()}) {
+          work("in.h5").string(), std::string("--out"), work("out.h5").string(), std::string(":"),
+          std::string("-n"), std::string("1"), std::string(LONGNET_BINARY), std::string("attend"),
+          std::string("--in"), work(c.rank1_input).string(), std::string("--out"),
+          work(c.rank1_output).string()}) {
       argv.push_back(part);
     }
     const auto result = testing::run_process(argv, root_ / "logs");

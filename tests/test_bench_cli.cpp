@@ -10,10 +10,10 @@
 
 #include <cctype>
 #include <cmath>
-#include <sstream>
 #include <cstdlib>
 #include <filesystem>
 #include <map>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -111,11 +111,28 @@ class BenchCliTest : public ::testing::Test {
 
 TEST_F(BenchCliTest, ScalingMeasuresEveryModeKindAndRankCountWithExactBytes) {
   constexpr int64_t kTokensPerRank = 256, kStrongTokens = 512, kHeads = 2, kHeadDim = 16;
-  const auto result =
-      run(2, {"bench", "scaling", "--tokens-per-rank", std::to_string(kTokensPerRank), "--tokens",
-              std::to_string(kStrongTokens), "--segments", "64,256", "--rates", "1,2", "--heads",
-              std::to_string(kHeads), "--head-dim", std::to_string(kHeadDim), "--repeats", "1",
-              "--warmup", "0", "--csv", file("s.csv"), "--json", file("s.json")});
+  const auto result = run(2, {"bench",
+                              "scaling",
+                              "--tokens-per-rank",
+                              std::to_string(kTokensPerRank),
+                              "--tokens",
+                              std::to_string(kStrongTokens),
+                              "--segments",
+                              "64,256",
+                              "--rates",
+                              "1,2",
+                              "--heads",
+                              std::to_string(kHeads),
+                              "--head-dim",
+                              std::to_string(kHeadDim),
+                              "--repeats",
+                              "1",
+                              "--warmup",
+                              "0",
+                              "--csv",
+                              file("s.csv"),
+                              "--json",
+                              file("s.json")});
   ASSERT_EQ(result.status, 0) << result.out << result.err;
   EXPECT_THAT(result.out, HasSubstr("# longnet bench scaling"));
   const std::vector<CsvRow> rows = read_csv(file("s.csv"));
@@ -131,8 +148,8 @@ TEST_F(BenchCliTest, ScalingMeasuresEveryModeKindAndRankCountWithExactBytes) {
     const bool weak = row.at("mode") == "weak", dense = row.at("attention") == "dense";
     const bool backward = row.at("direction") == "bwd";
     const int64_t n = weak ? p * kTokensPerRank : kStrongTokens;
-    SCOPED_TRACE(fmt::format("{} {} {} p={}", row.at("mode"), row.at("attention"),
-                             row.at("direction"), p));
+    SCOPED_TRACE(
+        fmt::format("{} {} {} p={}", row.at("mode"), row.at("attention"), row.at("direction"), p));
     EXPECT_EQ(number(row, "tokens"), static_cast<double>(n));
     EXPECT_EQ(row.at("segments"), dense ? std::to_string(n) : "64 256");
     EXPECT_EQ(row.at("checked"), "1");
@@ -144,8 +161,8 @@ TEST_F(BenchCliTest, ScalingMeasuresEveryModeKindAndRankCountWithExactBytes) {
     // efficiency = tokens/s / (p x tokens/s at one rank), to the printed precision.
     const double expected_efficiency =
         number(row, "tokens_per_s") /
-        (static_cast<double>(p) * one_rank_rate.at(row.at("mode") + row.at("attention") +
-                                                   row.at("direction")));
+        (static_cast<double>(p) *
+         one_rank_rate.at(row.at("mode") + row.at("attention") + row.at("direction")));
     EXPECT_NEAR(number(row, "efficiency"), expected_efficiency, 1e-3);
     EXPECT_EQ(number(row, "oversubscribed"), p > usable_cpus() ? 1.0 : 0.0);
     if (p == 1) {
@@ -216,10 +233,17 @@ TEST_F(BenchCliTest, ScalingRefusesMoreRanksThanTheJobHas) {
 }
 
 TEST_F(BenchCliTest, SpAttentionPrintsOneRowPerRank) {
-  const auto result =
-      run(2, {"bench", "sp-attention", "--tokens", "512", "--segments", "128,512", "--rates",
-              "1,2", "--heads", "2", "--head-dim", "16", "--repeats", "1", "--warmup", "0",
-              "--csv", file("sp.csv"), "--json", file("sp.json"), "--traffic-csv", file("t.csv")});
+  const auto result = run(2, {"bench",         "sp-attention",
+                              "--tokens",      "512",
+                              "--segments",    "128,512",
+                              "--rates",       "1,2",
+                              "--heads",       "2",
+                              "--head-dim",    "16",
+                              "--repeats",     "1",
+                              "--warmup",      "0",
+                              "--csv",         file("sp.csv"),
+                              "--json",        file("sp.json"),
+                              "--traffic-csv", file("t.csv")});
   ASSERT_EQ(result.status, 0) << result.out << result.err;
   const auto rows = read_csv(file("sp.csv"));
   ASSERT_EQ(rows.size(), 2u);
@@ -241,14 +265,15 @@ TEST_F(BenchCliTest, SpAttentionPrintsOneRowPerRank) {
 }
 
 TEST_F(BenchCliTest, CommChecksEveryElementAndWritesBothFiles) {
-  const auto result = run(2, {"bench", "comm", "--op", "all", "--uneven", "--min-bytes", "64",
-                              "--max-bytes", "4K", "--iters", "2", "--warmup", "1", "--csv",
-                              file("c.csv"), "--json", file("c.json")});
+  const auto result =
+      run(2, {"bench", "comm", "--op", "all", "--uneven", "--min-bytes", "64", "--max-bytes", "4K",
+              "--iters", "2", "--warmup", "1", "--csv", file("c.csv"), "--json", file("c.json")});
   ASSERT_EQ(result.status, 0) << result.out << result.err;
   const auto rows = read_csv(file("c.csv"));
   ASSERT_FALSE(rows.empty());
   for (const CsvRow& row : rows) EXPECT_EQ(row.at("wrong"), "0") << row.at("op");
-  EXPECT_THAT(testing::read_text(file("c.json")), HasSubstr("\"benchmark\": \"longnet bench comm\""));
+  EXPECT_THAT(testing::read_text(file("c.json")),
+              HasSubstr("\"benchmark\": \"longnet bench comm\""));
   expect_valid_json(file("c.json"));
 }
 
@@ -276,10 +301,10 @@ TEST_F(BenchCliTest, OutputsIntoAMissingDirectoryAreRefusedBeforeMeasuring) {
 }
 
 TEST_F(BenchCliTest, AttentionTableChecksBeforeTiming) {
-  const auto result =
-      run(0, {"bench", "attention", "--tokens", "512", "--segments", "128,256", "--rates", "1,2",
-              "--heads", "2", "--head-dim", "16", "--repeats", "1", "--sgemm-size", "64",
-              "--csv", file("a.csv"), "--json", file("a.json")});
+  const auto result = run(0, {"bench",      "attention", "--tokens",    "512",     "--segments",
+                              "128,256",    "--rates",   "1,2",         "--heads", "2",
+                              "--head-dim", "16",        "--repeats",   "1",       "--sgemm-size",
+                              "64",         "--csv",     file("a.csv"), "--json",  file("a.json")});
   ASSERT_EQ(result.status, 0) << result.out << result.err;
   const auto rows = read_csv(file("a.csv"));
   ASSERT_EQ(rows.size(), 2u);
@@ -291,7 +316,8 @@ TEST_F(BenchCliTest, AttentionTableChecksBeforeTiming) {
 }
 
 TEST_F(BenchCliTest, AttentionOnCudaWithoutAGpuRefusesWithTheReason) {
-  if (cuda_device_available()) GTEST_SKIP() << "a GPU is present: the refusal is for machines without one";
+  if (cuda_device_available())
+    GTEST_SKIP() << "a GPU is present: the refusal is for machines without one";
   const auto result = run(0, {"bench", "attention", "--device", "cuda"});
   EXPECT_EQ(result.status, 2) << result.out << result.err;
   EXPECT_THAT(result.err, HasSubstr("longnet bench attention: error: --device cuda"));

@@ -50,11 +50,11 @@ TEST(CollectiveWatchdog, ARankLeftWaitingByALateRankFailsNamingTheCollectiveAndT
     }
     const double waited =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    EXPECT_THAT(message, AllOf(HasSubstr("all_reduce (tag 'late rank')"),
-                               HasSubstr("communicator 'watched'"),
-                               HasSubstr("did not complete within"),
-                               HasSubstr("Not arrived: rank 1 (no answer"),
-                               HasSubstr("LONGNET_COLLECTIVE_TIMEOUT")));
+    EXPECT_THAT(
+        message,
+        AllOf(HasSubstr("all_reduce (tag 'late rank')"), HasSubstr("communicator 'watched'"),
+              HasSubstr("did not complete within"), HasSubstr("Not arrived: rank 1 (no answer"),
+              HasSubstr("LONGNET_COLLECTIVE_TIMEOUT")));
     if (size == 3) {
       // Each waiting rank answered the other's probe.
       EXPECT_THAT(message, HasSubstr(rank == 0 ? "Arrived: ranks 2" : "Arrived: ranks 0"));

@@ -37,21 +37,20 @@ constexpr std::int64_t kTinyCallLimit = 7;
 // that splits every collective into calls of at most kTinyCallLimit elements.
 void for_each_call_limit(const std::function<void(Communicator&)>& body) {
   for (const std::int64_t limit : {kMaxMpiCount, kTinyCallLimit}) {
-    SCOPED_TRACE(limit == kMaxMpiCount
-                     ? std::string("one MPI call per collective")
-                     : fmt::format("MPI calls of at most {} elements", limit));
-    const auto world = MpiCommunicator::world(
-        "world", MpiCommunicatorOptions{.max_elements_per_call = limit});
+    SCOPED_TRACE(limit == kMaxMpiCount ? std::string("one MPI call per collective")
+                                       : fmt::format("MPI calls of at most {} elements", limit));
+    const auto world =
+        MpiCommunicator::world("world", MpiCommunicatorOptions{.max_elements_per_call = limit});
     body(*world);
   }
 }
 
 constexpr ReduceOp kOps[] = {ReduceOp::sum, ReduceOp::max, ReduceOp::min};
 
-template <typename T> class CollectivesTest : public ::testing::Test {};
-using ElementTypes =
-    ::testing::Types<float, double, std::int32_t, std::int64_t, std::uint8_t, std::int8_t,
-                     std::uint32_t, std::uint64_t>;
+template <typename T>
+class CollectivesTest : public ::testing::Test {};
+using ElementTypes = ::testing::Types<float, double, std::int32_t, std::int64_t, std::uint8_t,
+                                      std::int8_t, std::uint32_t, std::uint64_t>;
 TYPED_TEST_SUITE(CollectivesTest, ElementTypes, testing::ElementTypeName);
 
 TYPED_TEST(CollectivesTest, BroadcastFromEveryRootReachesEveryRank) {
@@ -242,9 +241,7 @@ TEST(MpiCommunicatorTest, AllGathervLargerThanTheCallLimitIsSplitOnEveryRank) {
 TEST(MpiCommunicatorTest, HalfPrecisionIsGatheredBitExactAndNotReduced) {
   const auto world = MpiCommunicator::world();
   const int n = world->size();
-  auto bits_of = [](int rank, int i) {
-    return static_cast<std::uint16_t>(0x3F80 + 37 * rank + i);
-  };
+  auto bits_of = [](int rank, int i) { return static_cast<std::uint16_t>(0x3F80 + 37 * rank + i); };
   std::vector<bfloat16> mine(5);
   for (int i = 0; i < 5; ++i) mine[i].bits = bits_of(world->rank(), i);
   std::vector<bfloat16> all(static_cast<std::size_t>(5 * n));

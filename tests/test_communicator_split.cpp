@@ -48,8 +48,9 @@ TEST(SplitTest, EvenAndOddRanksFormTwoNamedGroups) {
   EXPECT_EQ(half->name(), me % 2 == 0 ? "even" : "odd");
   EXPECT_EQ(half->rank(), me / 2);
   EXPECT_EQ(half->size(), (world->size() + (me % 2 == 0 ? 1 : 0)) / 2);
-  const auto expected = me % 2 == 0 ? world_ranks_where(world->size(), [](int r) { return r % 2 == 0; })
-                                    : world_ranks_where(world->size(), [](int r) { return r % 2 == 1; });
+  const auto expected = me % 2 == 0
+                            ? world_ranks_where(world->size(), [](int r) { return r % 2 == 0; })
+                            : world_ranks_where(world->size(), [](int r) { return r % 2 == 1; });
   EXPECT_EQ(members_of(*half, me), expected);
   // A reduction over the group sums exactly the members' values.
   std::vector<std::int64_t> value{me + 1};
@@ -63,8 +64,8 @@ TEST(SplitTest, RanksOneAndTwoFormAGroupAndTheOthersGetNone) {
   const auto world = MpiCommunicator::world();
   const int me = world->rank();
   const bool member = me == 1 || me == 2;
-  const auto group = world->split(member ? std::optional<int>(0) : Communicator::kNoColor, me,
-                                  "ranks 1 and 2");
+  const auto group =
+      world->split(member ? std::optional<int>(0) : Communicator::kNoColor, me, "ranks 1 and 2");
   if (!member) {
     EXPECT_EQ(group, nullptr);
     return;
@@ -149,8 +150,8 @@ TEST(CountersTest, EachCallIsCountedByTheDocumentedConvention) {
 
   const CommCounters& c = world->counters();
   EXPECT_EQ(c.at(CollectiveKind::all_gather, "pattern 2 gather k"),
-            (CommTraffic{.calls = 2, .bytes_sent = 2 * 8 * counts[me],
-                         .bytes_received = 2 * 8 * others}));
+            (CommTraffic{
+                .calls = 2, .bytes_sent = 2 * 8 * counts[me], .bytes_received = 2 * 8 * others}));
   EXPECT_EQ(c.at(CollectiveKind::reduce_scatter, "pattern 2 scatter dk"),
             (CommTraffic{.calls = 1, .bytes_sent = 8 * others, .bytes_received = 8 * counts[me]}));
   EXPECT_EQ(c.at(CollectiveKind::broadcast, "weights"),
@@ -218,17 +219,17 @@ TEST(FailureTest, CheckedMpiFailureNamesTheCallTheErrorAndTheRank) {
                       "communicator 'checked'");
     FAIL() << "an invalid root was accepted";
   } catch (const Error& e) {
-    EXPECT_THAT(e.what(), AllOf(HasSubstr("MPI_Bcast(value.data(), 1, MPI_INT"),
-                                HasSubstr("test_communicator_split.cpp:"),
-                                HasSubstr("MPI_ERR_ROOT"), HasSubstr("communicator 'checked'"),
-                                HasSubstr(rank_tag)));
+    EXPECT_THAT(e.what(),
+                AllOf(HasSubstr("MPI_Bcast(value.data(), 1, MPI_INT"),
+                      HasSubstr("test_communicator_split.cpp:"), HasSubstr("MPI_ERR_ROOT"),
+                      HasSubstr("communicator 'checked'"), HasSubstr(rank_tag)));
   }
   try {
     LONGNET_MPI_CHECK(MPI_Bcast(value.data(), -1, MPI_INT, 0, world->handle()));
     FAIL() << "a negative count was accepted";
   } catch (const Error& e) {
-    EXPECT_THAT(e.what(), AllOf(HasSubstr("MPI_Bcast"), HasSubstr("MPI_ERR_COUNT"),
-                                HasSubstr(rank_tag)));
+    EXPECT_THAT(e.what(),
+                AllOf(HasSubstr("MPI_Bcast"), HasSubstr("MPI_ERR_COUNT"), HasSubstr(rank_tag)));
   }
 }
 
@@ -262,8 +263,8 @@ TEST(FailureTest, BadArgumentsAreRejectedBeforeAnythingIsCommunicated) {
               HasSubstr("same count"));
   std::vector<float> shared(4 * static_cast<std::size_t>(world->size()));
   EXPECT_THAT(message_of([&] {
-                world->all_gather<float>(std::span(shared).first(1), std::span(shared).first(
-                                                                         world->size()));
+                world->all_gather<float>(std::span(shared).first(1),
+                                         std::span(shared).first(world->size()));
               }),
               HasSubstr("overlap"));
   EXPECT_EQ(world->counters().total().calls, 0) << "a rejected call was counted";
@@ -279,7 +280,9 @@ TEST(FailureTest, CallLimitOutsideTheIntRangeIsRejected) {
 
 // Typed counts: a byte/element mix-up or a mismatch of element types does not compile.
 template <typename Send, typename Recv>
-concept CanAllGather = requires(Communicator& c, Send send, Recv recv) { c.all_gather(send, recv); };
+concept CanAllGather = requires(Communicator& c, Send send, Recv recv) {
+  c.all_gather(send, recv);
+};
 static_assert(CanAllGather<std::span<const float>, std::span<float>>);
 static_assert(CanAllGather<std::vector<float>, std::span<float>>);
 static_assert(!CanAllGather<std::span<const std::byte>, std::span<float>>);

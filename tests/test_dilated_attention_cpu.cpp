@@ -409,10 +409,10 @@ TEST_F(CpuKernelErrors, KeyShapeDifferentFromQueryNamesBothShapes) {
 
 TEST_F(CpuKernelErrors, WrongDtypeIsNamed) {
   const Tensor q = Tensor::zeros(shape_, DType::float64);
-  EXPECT_THAT([&] { kernels_->forward(config_, q, k_, v_, o_, lse_); },
-              ThrowsMessage<Error>(
-                  AllOf(HasSubstr("cannot run this attention"),
-                        HasSubstr("q is float64, but the CPU kernels take float32"))));
+  EXPECT_THAT(
+      [&] { kernels_->forward(config_, q, k_, v_, o_, lse_); },
+      ThrowsMessage<Error>(AllOf(HasSubstr("cannot run this attention"),
+                                 HasSubstr("q is float64, but the CPU kernels take float32"))));
   // The same reason, asked for instead of caught.
   const std::optional<std::string> reason = kernels_->supports(config_, s_, DType::float64);
   ASSERT_TRUE(reason.has_value());
@@ -460,8 +460,8 @@ TEST_F(CpuKernelErrors, TaskEntryPointsAreChecked) {
   params.head_dim = s_.head_dim;
   params.scale = 0.25f;
   const PatternTasks tasks =
-      segment_tasks(config_.patterns[0], config_.head_offsets, s_, 0, s_.tokens,
-                    k_.data<float>(), v_.data<float>(), sizeof(float), nullptr, nullptr);
+      segment_tasks(config_.patterns[0], config_.head_offsets, s_, 0, s_.tokens, k_.data<float>(),
+                    v_.data<float>(), sizeof(float), nullptr, nullptr);
   params.input_dtype = DType::bfloat16;
   EXPECT_THAT([&] { kernels_->forward_tasks(params, tasks); },
               ThrowsMessage<Error>(AllOf(HasSubstr("AttentionParams::input_dtype is bfloat16"),

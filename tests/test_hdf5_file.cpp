@@ -171,9 +171,13 @@ TEST_F(Hdf5FileTest, SlicesWrittenInTurnEqualTheWholeTensor) {
 TEST_F(Hdf5FileTest, SliceThatDoesNotFitIsRefused) {
   H5File out = H5File::create(file("t.h5"));
   out.create_dataset_f32("o", {1, 5, 2, 2});
-  EXPECT_THAT(error_of([&] { out.write_tensor_f32_slice("o", 1, 4, iota_f32({1, 2, 2, 2})); }),
+  EXPECT_THAT(error_of([&] {
+                out.write_tensor_f32_slice("o", 1, 4, iota_f32({1, 2, 2, 2}));
+              }),
               HasSubstr("does not fit"));
-  EXPECT_THAT(error_of([&] { out.write_tensor_f32_slice("o", 1, 0, iota_f32({1, 2, 3, 2})); }),
+  EXPECT_THAT(error_of([&] {
+                out.write_tensor_f32_slice("o", 1, 0, iota_f32({1, 2, 3, 2}));
+              }),
               HasSubstr("does not fit"));
   EXPECT_THAT(error_of([] { H5File::open_read_write("/nonexistent/file.h5"); }),
               HasSubstr("no such file"));

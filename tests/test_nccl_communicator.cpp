@@ -41,9 +41,10 @@ std::string why_no_gpu(MpiCommunicator& world) {
     reason = fmt::format("no CUDA device: cudaGetDeviceCount returned {} ({}) and {} devices",
                          cudaGetErrorName(status), cudaGetErrorString(status), devices);
   else if (devices < node->size())
-    reason = fmt::format("{} ranks on this node but {} CUDA device(s): NCCL needs one device "
-                         "per rank",
-                         node->size(), devices);
+    reason = fmt::format(
+        "{} ranks on this node but {} CUDA device(s): NCCL needs one device "
+        "per rank",
+        node->size(), devices);
   std::vector<std::int32_t> any_missing{reason.empty() ? 0 : 1};
   world.all_reduce_in_place<std::int32_t>(any_missing, ReduceOp::max, "gpu check");
   if (reason.empty() && any_missing[0] != 0) reason = "another rank has no usable CUDA device";
@@ -51,7 +52,8 @@ std::string why_no_gpu(MpiCommunicator& world) {
 }
 
 // T elements of device memory, filled from and read back to host vectors.
-template <CommElement T> class DeviceBuffer {
+template <CommElement T>
+class DeviceBuffer {
  public:
   explicit DeviceBuffer(std::size_t n) : n_(n) {
     if (n_ > 0) LONGNET_CUDA_CHECK(cudaMalloc(&data_, n_ * sizeof(T)));
@@ -93,7 +95,8 @@ class NcclTest : public ::testing::Test {
   std::unique_ptr<NcclCommunicator> nccl_;
 };
 
-template <typename T> class NcclCollectivesTest : public NcclTest {};
+template <typename T>
+class NcclCollectivesTest : public NcclTest {};
 using ElementTypes = ::testing::Types<float, double, std::int32_t, std::int64_t, std::uint8_t>;
 TYPED_TEST_SUITE(NcclCollectivesTest, ElementTypes, testing::ElementTypeName);
 

@@ -36,14 +36,30 @@ struct SpCase {
 // Segments longer than a shard, N not a multiple of P (or of w), uncovered rows, both
 // offset schemes, causal and not, batch 2.
 const SpCase kCases[] = {
-    {"N1000_w64x250x2048_r1x3x4_causal_interleaved", {1, 1000, 3, 16}, {64, 250, 2048}, {1, 3, 4},
-     true, HeadOffsets::interleaved},
-    {"B2_N1003_w100x333_r2x3_noncausal_grouped", {2, 1003, 4, 8}, {100, 333}, {2, 3}, false,
+    {"N1000_w64x250x2048_r1x3x4_causal_interleaved",
+     {1, 1000, 3, 16},
+     {64, 250, 2048},
+     {1, 3, 4},
+     true,
+     HeadOffsets::interleaved},
+    {"B2_N1003_w100x333_r2x3_noncausal_grouped",
+     {2, 1003, 4, 8},
+     {100, 333},
+     {2, 3},
+     false,
      HeadOffsets::grouped},
-    {"N257_w32x96x512_r2x3x4_causal_grouped_uncovered", {1, 257, 5, 32}, {32, 96, 512}, {2, 3, 4},
-     true, HeadOffsets::grouped},
+    {"N257_w32x96x512_r2x3x4_causal_grouped_uncovered",
+     {1, 257, 5, 32},
+     {32, 96, 512},
+     {2, 3, 4},
+     true,
+     HeadOffsets::grouped},
     {"N64_dense_w64_r1_causal", {1, 64, 2, 16}, {64}, {1}, true, HeadOffsets::interleaved},
-    {"N999_w7x999_r7x5_noncausal_interleaved", {1, 999, 6, 24}, {7, 999}, {7, 5}, false,
+    {"N999_w7x999_r7x5_noncausal_interleaved",
+     {1, 999, 6, 24},
+     {7, 999},
+     {7, 5},
+     false,
      HeadOffsets::interleaved},
 };
 
@@ -110,7 +126,8 @@ TEST_P(SequenceParallelTest, ForwardAndBackwardEqualOneRank) {
   const SpCase& c = GetParam();
   const auto config = DilatedAttentionConfig::from_lists(c.w, c.r, c.causal, c.offsets);
   const Shape full = qkv_shape(c.shape);
-  const Tensor q = random_tensor(full, 11), k = random_tensor(full, 12), v = random_tensor(full, 13);
+  const Tensor q = random_tensor(full, 11), k = random_tensor(full, 12),
+               v = random_tensor(full, 13);
   const Tensor dout = random_tensor(full, 14);
   const AttentionOutputs one = run_forward(*kernels_, config, q, k, v);
   const AttentionGradients one_grads = run_backward(*kernels_, config, q, k, v, one, dout);
@@ -121,13 +138,16 @@ TEST_P(SequenceParallelTest, ForwardAndBackwardEqualOneRank) {
   const Tensor lq = token_slice(q, shard), lk = token_slice(k, shard), lv = token_slice(v, shard);
   const Tensor ldo = token_slice(dout, shard);
   // Poisoned, so an element the distributed op does not write fails.
-  Tensor o = Tensor::filled(qkv_shape(local), std::nan("")), lse = Tensor::filled(lse_shape(local), std::nan(""));
+  Tensor o = Tensor::filled(qkv_shape(local), std::nan("")),
+         lse = Tensor::filled(lse_shape(local), std::nan(""));
   sp.forward(lq, lk, lv, o, lse);
   Tensor dq = Tensor::filled(qkv_shape(local), std::nan("")), dk = dq.clone(), dv = dq.clone();
   sp.backward(lq, lk, lv, o, lse, ldo, dq, dk, dv);
 
-  for (auto [what, got, ref] : {std::tuple{"o", &o, &one.o}, {"dq", &dq, &one_grads.dq},
-                                {"dk", &dk, &one_grads.dk}, {"dv", &dv, &one_grads.dv}}) {
+  for (auto [what, got, ref] : {std::tuple{"o", &o, &one.o},
+                                {"dq", &dq, &one_grads.dq},
+                                {"dk", &dk, &one_grads.dk},
+                                {"dv", &dv, &one_grads.dv}}) {
     const GlobalError e = global_error(*world_, *got, token_slice(*ref, shard));
     EXPECT_EQ(e.non_finite, 0) << what << ": elements not written or not finite";
     EXPECT_LE(e.relative_l2, kTolerance) << what << " against the single-rank kernels";
@@ -195,7 +215,8 @@ TEST(SequenceParallel, CountersEqualTheVolumeFormula) {
     int64_t received = 0, sent = 0;  // key elements
     for (const SpanningSegment& s : spanning_segments(shape.tokens, p, config.patterns[0])) {
       if (!s.contains(rank)) continue;
-      received += gathered_key_elements(s, rank, shape.tokens, p, shape, vol.r, config.head_offsets);
+      received +=
+          gathered_key_elements(s, rank, shape.tokens, p, shape, vol.r, config.head_offsets);
       const int64_t a = std::max(sp.shard().begin, s.start), b = std::min(sp.shard().end, s.end);
       for (int64_t h = 0; h < shape.heads; ++h) {
         sent += selected_rows(s.start, a, b, vol.r,

@@ -111,8 +111,8 @@ TEST(GatheredKeys, CountTheOtherMembersRowsAndDoNotGrowWithN) {
         if (owner_of(n, p, j) != 1 && (j - seg.start) % pattern.dilation_rate == off) ++brute;
       }
     }
-    const int64_t got = gathered_key_elements(seg, 1, n, p, shape, pattern.dilation_rate,
-                                              HeadOffsets::grouped);
+    const int64_t got =
+        gathered_key_elements(seg, 1, n, p, shape, pattern.dilation_rate, HeadOffsets::grouped);
     EXPECT_EQ(got, brute * shape.batch * shape.head_dim) << "P=" << p;
     if (previous >= 0) {
       EXPECT_EQ(got, previous) << "grew with N at P=" << p;

@@ -26,7 +26,7 @@ TEST(Float16, EveryBitPatternRoundTripsThroughFloat) {
 }
 
 TEST(Float16, RoundsToNearestEvenAndOverflowsToInfinity) {
-  EXPECT_EQ(to_float(to_float16(1.0f + 1.0f / 2048)), 1.0f);             // tie, to even
+  EXPECT_EQ(to_float(to_float16(1.0f + 1.0f / 2048)), 1.0f);                // tie, to even
   EXPECT_EQ(to_float(to_float16(1.0f + 3.0f / 2048)), 1.0f + 2.0f / 1024);  // tie, to even
   EXPECT_EQ(to_float(to_float16(65504.0f)), 65504.0f);
   EXPECT_EQ(to_float(to_float16(65519.0f)), 65504.0f);
@@ -43,8 +43,8 @@ TEST(BFloat16, EveryBitPatternRoundTripsAndTiesGoToEven) {
       ASSERT_EQ(to_bfloat16(f).bits, b.bits) << bits;
     }
   }
-  EXPECT_EQ(to_float(to_bfloat16(1.0f + 1.0f / 256)), 1.0f);               // tie, to even
-  EXPECT_EQ(to_float(to_bfloat16(1.0f + 3.0f / 256)), 1.0f + 1.0f / 64);   // tie, to even
+  EXPECT_EQ(to_float(to_bfloat16(1.0f + 1.0f / 256)), 1.0f);              // tie, to even
+  EXPECT_EQ(to_float(to_bfloat16(1.0f + 3.0f / 256)), 1.0f + 1.0f / 64);  // tie, to even
   EXPECT_TRUE(std::isnan(to_float(to_bfloat16(std::numeric_limits<float>::quiet_NaN()))));
 }
 
@@ -93,11 +93,14 @@ TEST(CheckedSize, ProductsThatOverflowAreErrorsNamingTheDimensions) {
   EXPECT_EQ(checked_element_count(Shape{}, "x"), 1);
   EXPECT_EQ(checked_element_count(Shape{0, int64_t{1} << 62, 8}, "x"), 0);
   // 2^62 * 4 is 2^64: it wrapped to 0 before, and every later check passed.
-  EXPECT_THAT([] { checked_element_count(Shape{1, int64_t{1} << 62, 4, 1}, "dataset 'q'"); },
-              ::testing::ThrowsMessage<Error>(::testing::AllOf(
-                  ::testing::HasSubstr("dataset 'q'"),
-                  ::testing::HasSubstr("[1, 4611686018427387904, 4, 1]"),
-                  ::testing::HasSubstr("overflows"))));
+  EXPECT_THAT(
+      [] {
+        checked_element_count(Shape{1, int64_t{1} << 62, 4, 1}, "dataset 'q'");
+      },
+      ::testing::ThrowsMessage<Error>(
+          ::testing::AllOf(::testing::HasSubstr("dataset 'q'"),
+                           ::testing::HasSubstr("[1, 4611686018427387904, 4, 1]"),
+                           ::testing::HasSubstr("overflows"))));
   EXPECT_THROW(checked_element_count(Shape{2, -1}, "x"), Error);
   EXPECT_EQ(checked_mul(int64_t{1} << 31, int64_t{1} << 31, "x"), int64_t{1} << 62);
   EXPECT_THROW(checked_mul(int64_t{1} << 32, int64_t{1} << 31, "x"), Error);
@@ -105,8 +108,11 @@ TEST(CheckedSize, ProductsThatOverflowAreErrorsNamingTheDimensions) {
 }
 
 TEST(CheckedSize, TensorsWhoseSizeWrapsOrExceedsMemoryAreRefusedBeforeAllocating) {
-  EXPECT_THAT([] { Tensor(Shape{1, int64_t{1} << 62, 4, 1}, DType::float32); },
-              ::testing::ThrowsMessage<Error>(::testing::HasSubstr("overflows")));
+  EXPECT_THAT(
+      [] {
+        Tensor(Shape{1, int64_t{1} << 62, 4, 1}, DType::float32);
+      },
+      ::testing::ThrowsMessage<Error>(::testing::HasSubstr("overflows")));
   // 2^61 floats: no wrap in the count, but 2^63 bytes do wrap.
   EXPECT_THROW(Tensor(Shape{int64_t{1} << 61}, DType::float32), Error);
   // 2^50 floats (4 PiB): representable, but no machine has the memory.

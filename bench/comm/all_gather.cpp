@@ -32,11 +32,14 @@ class AllGather final : public Collective {
     return algbw * (ranks - 1) / ranks;
   }
 
-  void run(Communicator& comm, const TypedSpans& buffers, const BlockLayout& layout) const override {
+  void run(Communicator& comm, const TypedSpans& buffers,
+           const BlockLayout& layout) const override {
     std::visit(
         [&]<typename T>(const SpanPair<T>& b) {
-          if (uneven_) comm.all_gatherv<T>(b.send, b.recv, layout.counts(), "bench");
-          else comm.all_gather<T>(b.send, b.recv, "bench");
+          if (uneven_)
+            comm.all_gatherv<T>(b.send, b.recv, layout.counts(), "bench");
+          else
+            comm.all_gather<T>(b.send, b.recv, "bench");
         },
         buffers);
   }
@@ -47,6 +50,8 @@ class AllGather final : public Collective {
 
 }  // namespace
 
-std::unique_ptr<Collective> make_all_gather(bool uneven) { return std::make_unique<AllGather>(uneven); }
+std::unique_ptr<Collective> make_all_gather(bool uneven) {
+  return std::make_unique<AllGather>(uneven);
+}
 
 }  // namespace longnet::bench

@@ -74,7 +74,8 @@ class BenchBuffer {
     if (space_ == MemorySpace::host) return host_;
     std::vector<T> whole(allocated());
 #ifdef LONGNET_HAVE_NCCL
-    LONGNET_CUDA_CHECK(cudaMemcpy(whole.data(), data_, whole.size() * sizeof(T), cudaMemcpyDeviceToHost));
+    LONGNET_CUDA_CHECK(
+        cudaMemcpy(whole.data(), data_, whole.size() * sizeof(T), cudaMemcpyDeviceToHost));
 #endif
     return whole;
   }

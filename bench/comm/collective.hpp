@@ -82,7 +82,8 @@ class Collective {
   virtual std::int64_t send_count(const BlockLayout& layout, int rank) const = 0;
   virtual std::int64_t recv_count(const BlockLayout& layout, int rank) const = 0;
   // The value receive element i of `rank` must hold after the call (P = layout size).
-  virtual std::int64_t expected_value(const BlockLayout& layout, int rank, std::int64_t i) const = 0;
+  virtual std::int64_t expected_value(const BlockLayout& layout, int rank,
+                                      std::int64_t i) const = 0;
 
   // The bus bandwidth of a call at algorithm bandwidth algbw on P ranks: algbw times
   // the collective's own factor, the share of the data each rank must move over its
@@ -92,7 +93,8 @@ class Collective {
   virtual double bus_bandwidth(double algbw, int ranks) const = 0;
 
   // One call of the collective on `comm` (for NCCL: enqueued; the driver synchronises).
-  virtual void run(Communicator& comm, const TypedSpans& buffers, const BlockLayout& layout) const = 0;
+  virtual void run(Communicator& comm, const TypedSpans& buffers,
+                   const BlockLayout& layout) const = 0;
 };
 
 // The four collectives sequence-parallel attention uses (bench/comm/all_gather.cpp,

@@ -58,7 +58,8 @@ ResultRow measure(const Collective& collective, Communicator& comm, Communicator
   for (int i = 0; i < options.iters; ++i) {
     const auto start = std::chrono::steady_clock::now();
     call();
-    seconds.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+    seconds.push_back(
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
   }
   std::vector<double> time{median(std::move(seconds))};
   control.all_reduce_in_place<double>(time, ReduceOp::max, "bench time");
@@ -81,11 +82,16 @@ ResultRow measure(const Collective& collective, Communicator& comm, Communicator
 
 std::string_view type_column_name(ElementType type) {
   switch (type) {
-    case ElementType::float32: return "float";
-    case ElementType::float64: return "double";
-    case ElementType::int32: return "int32";
-    case ElementType::int64: return "int64";
-    default: return element_type_name(type);
+    case ElementType::float32:
+      return "float";
+    case ElementType::float64:
+      return "double";
+    case ElementType::int32:
+      return "int32";
+    case ElementType::int64:
+      return "int64";
+    default:
+      return element_type_name(type);
   }
 }
 
@@ -101,7 +107,8 @@ std::vector<std::int64_t> bench_sizes(const DriverOptions& options) {
   LONGNET_CHECK(options.min_bytes > 0 && options.min_bytes <= options.max_bytes,
                 "sizes: need 0 < --min-bytes ({}) <= --max-bytes ({})", options.min_bytes,
                 options.max_bytes);
-  LONGNET_CHECK(options.step_factor >= 2, "--step-factor {} must be at least 2", options.step_factor);
+  LONGNET_CHECK(options.step_factor >= 2, "--step-factor {} must be at least 2",
+                options.step_factor);
   std::vector<std::int64_t> sizes;
   for (std::int64_t s = options.min_bytes; s <= options.max_bytes; s *= options.step_factor) {
     sizes.push_back(s);
@@ -127,17 +134,26 @@ BlockLayout layout_for(std::int64_t size_bytes, std::size_t element_bytes, int r
 std::vector<ResultRow> run_collective(const Collective& collective, Communicator& comm,
                                       Communicator& control, const DriverOptions& options,
                                       const std::function<void(const ResultRow&)>& on_row) {
-  LONGNET_CHECK(options.iters > 0 && options.warmup >= 0, "--iters {} must be > 0, --warmup {} >= 0",
-                options.iters, options.warmup);
+  LONGNET_CHECK(options.iters > 0 && options.warmup >= 0,
+                "--iters {} must be > 0, --warmup {} >= 0", options.iters, options.warmup);
   std::vector<ResultRow> rows;
   for (const std::int64_t size : bench_sizes(options)) {
     ResultRow row;
     switch (options.type) {
-      case ElementType::float32: row = measure<float>(collective, comm, control, options, size); break;
-      case ElementType::float64: row = measure<double>(collective, comm, control, options, size); break;
-      case ElementType::int32: row = measure<std::int32_t>(collective, comm, control, options, size); break;
-      case ElementType::int64: row = measure<std::int64_t>(collective, comm, control, options, size); break;
-      default: fail("the benchmark does not run element type {}", element_type_name(options.type));
+      case ElementType::float32:
+        row = measure<float>(collective, comm, control, options, size);
+        break;
+      case ElementType::float64:
+        row = measure<double>(collective, comm, control, options, size);
+        break;
+      case ElementType::int32:
+        row = measure<std::int32_t>(collective, comm, control, options, size);
+        break;
+      case ElementType::int64:
+        row = measure<std::int64_t>(collective, comm, control, options, size);
+        break;
+      default:
+        fail("the benchmark does not run element type {}", element_type_name(options.type));
     }
     on_row(row);
     rows.push_back(std::move(row));

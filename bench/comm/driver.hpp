@@ -35,15 +35,15 @@ struct DriverOptions {
 };
 
 struct ResultRow {
-  std::string op;            // "all_gather", ...
-  std::string type;          // "float", ...
-  std::string redop;         // "none" or "sum"
-  std::int64_t size = 0;     // bytes: gathered (all_gather) or reduced input (reduce_scatter)
-  std::int64_t count = 0;    // elements of the mean per-rank block, size / (P * s)
-  double time_us = 0;        // max over ranks of the per-rank median time of one call
-  double algbw = 0;          // GB/s: size / time
-  double busbw = 0;          // GB/s: Collective::bus_bandwidth of algbw
-  std::int64_t wrong = 0;    // mismatching elements, summed over ranks
+  std::string op;          // "all_gather", ...
+  std::string type;        // "float", ...
+  std::string redop;       // "none" or "sum"
+  std::int64_t size = 0;   // bytes: gathered (all_gather) or reduced input (reduce_scatter)
+  std::int64_t count = 0;  // elements of the mean per-rank block, size / (P * s)
+  double time_us = 0;      // max over ranks of the per-rank median time of one call
+  double algbw = 0;        // GB/s: size / time
+  double busbw = 0;        // GB/s: Collective::bus_bandwidth of algbw
+  std::int64_t wrong = 0;  // mismatching elements, summed over ranks
 };
 
 // The type column's name of an element type ("float", "double", "int32", "int64"), and

@@ -35,11 +35,14 @@ class ReduceScatter final : public Collective {
     return algbw * (ranks - 1) / ranks;
   }
 
-  void run(Communicator& comm, const TypedSpans& buffers, const BlockLayout& layout) const override {
+  void run(Communicator& comm, const TypedSpans& buffers,
+           const BlockLayout& layout) const override {
     std::visit(
         [&]<typename T>(const SpanPair<T>& b) {
-          if (uneven_) comm.reduce_scatterv<T>(b.send, b.recv, layout.counts(), ReduceOp::sum, "bench");
-          else comm.reduce_scatter<T>(b.send, b.recv, ReduceOp::sum, "bench");
+          if (uneven_)
+            comm.reduce_scatterv<T>(b.send, b.recv, layout.counts(), ReduceOp::sum, "bench");
+          else
+            comm.reduce_scatter<T>(b.send, b.recv, ReduceOp::sum, "bench");
         },
         buffers);
   }

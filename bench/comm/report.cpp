@@ -5,8 +5,8 @@
 #include <fmt/format.h>
 
 #include <cstdio>
-#include <string>
 #include <map>
+#include <string>
 
 namespace longnet::bench {
 namespace {
@@ -26,16 +26,19 @@ std::string readable_bytes(std::int64_t bytes) {
 
 void print_header(const RunInfo& info) {
   const DriverOptions& o = info.options;
-  fmt::print("# longnet bench comm: the collectives of sequence-parallel attention, "
-             "nccl-tests style (definitions: bench/README.md)\n");
-  fmt::print("# backend {} ({}), P={} ranks, host {}, {}\n", info.backend, info.library,
-             info.ranks, info.host, info.date);
+  fmt::print(
+      "# longnet bench comm: the collectives of sequence-parallel attention, "
+      "nccl-tests style (definitions: bench/README.md)\n");
+  fmt::print("# backend {} ({}), P={} ranks, host {}, {}\n", info.backend, info.library, info.ranks,
+             info.host, info.date);
   for (const std::string& line : info.rank_lines) fmt::print("#   {}\n", line);
-  fmt::print("# dtype {}; sizes {} to {}, step x{}; per size: 1 checked call, {} warm-up, {} timed\n",
-             type_column_name(o.type), readable_bytes(o.min_bytes), readable_bytes(o.max_bytes),
-             o.step_factor, o.warmup, o.iters);
-  fmt::print("# time = max over ranks of the rank's median time of one call; algbw = size / time;"
-             " busbw = algbw * (P-1)/P; GB = 1e9 B\n");
+  fmt::print(
+      "# dtype {}; sizes {} to {}, step x{}; per size: 1 checked call, {} warm-up, {} timed\n",
+      type_column_name(o.type), readable_bytes(o.min_bytes), readable_bytes(o.max_bytes),
+      o.step_factor, o.warmup, o.iters);
+  fmt::print(
+      "# time = max over ranks of the rank's median time of one call; algbw = size / time;"
+      " busbw = algbw * (P-1)/P; GB = 1e9 B\n");
   fmt::print("#\n");
   fmt::print("# {:>15} {:>12} {:>12} {:>7} {:>6} {:>11} {:>8} {:>8} {:>7}\n", "op", "size", "count",
              "type", "redop", "time", "algbw", "busbw", "#wrong");
@@ -46,7 +49,8 @@ void print_header(const RunInfo& info) {
 
 void print_row(const ResultRow& row) {
   fmt::print("  {:>15} {:>12} {:>12} {:>7} {:>6} {:>11.2f} {:>8.3f} {:>8.3f} {:>7}\n", row.op,
-             row.size, row.count, row.type, row.redop, row.time_us, row.algbw, row.busbw, row.wrong);
+             row.size, row.count, row.type, row.redop, row.time_us, row.algbw, row.busbw,
+             row.wrong);
   std::fflush(stdout);
 }
 
@@ -80,8 +84,8 @@ ResultTable result_table(const RunInfo& info, const std::vector<ResultRow>& rows
                 {"warmup", std::to_string(info.options.warmup)},
                 {"iters", std::to_string(info.options.iters)},
                 {"time", "max over ranks of the per-rank median of one call, microseconds"}};
-  table.columns = {"backend", "ranks",  "host",    "date",       "op",
-                   "size_bytes", "count", "type", "redop",      "time_us",
+  table.columns = {"backend",    "ranks",      "host",  "date",   "op",
+                   "size_bytes", "count",      "type",  "redop",  "time_us",
                    "algbw_GBps", "busbw_GBps", "wrong", "warmup", "iters"};
   for (const ResultRow& r : rows) {
     table.add_row({info.backend, std::to_string(info.ranks), info.host, info.date, r.op,

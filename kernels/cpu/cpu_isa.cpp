@@ -9,9 +9,12 @@ namespace longnet {
 
 std::string_view cpu_isa_name(CpuIsa isa) {
   switch (isa) {
-    case CpuIsa::generic: return "generic";
-    case CpuIsa::avx2: return "avx2";
-    case CpuIsa::avx512: return "avx512";
+    case CpuIsa::generic:
+      return "generic";
+    case CpuIsa::avx2:
+      return "avx2";
+    case CpuIsa::avx512:
+      return "avx512";
   }
   return "?";
 }
@@ -30,7 +33,8 @@ CpuIsa parse_cpu_isa(std::string_view text) {
 
 bool cpu_isa_available(CpuIsa isa) {
   switch (isa) {
-    case CpuIsa::generic: return true;
+    case CpuIsa::generic:
+      return true;
 #if defined(LONGNET_HAVE_X86_ISAS)
     case CpuIsa::avx2:
       return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
@@ -39,7 +43,8 @@ bool cpu_isa_available(CpuIsa isa) {
              __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512bw");
 #else
     case CpuIsa::avx2:
-    case CpuIsa::avx512: return false;
+    case CpuIsa::avx512:
+      return false;
 #endif
   }
   return false;

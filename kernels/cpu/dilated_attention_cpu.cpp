@@ -43,9 +43,10 @@ class CpuDilatedAttention final : public DilatedAttentionOp {
  protected:
   std::optional<std::string> unsupported_dtype(DType dtype) const override {
     if (dtype == DType::float32) return std::nullopt;
-    return fmt::format("q is {}, but the CPU kernels take float32 inputs; convert them with "
-                       "Tensor::cast",
-                       dtype_name(dtype));
+    return fmt::format(
+        "q is {}, but the CPU kernels take float32 inputs; convert them with "
+        "Tensor::cast",
+        dtype_name(dtype));
   }
   std::optional<std::string> unsupported_head_dim(int64_t) const override { return std::nullopt; }
 
@@ -56,10 +57,10 @@ class CpuDilatedAttention final : public DilatedAttentionOp {
     params.o = call.o.data<float>();
     params.lse = call.lse.data<float>();
     for (std::size_t p = 0; p < call.config.patterns.size(); ++p) {
-      forward_(params, whole_sequence_tasks(call.config, call.shape, call.extras, p,
-                                            call.k.data<float>(), call.v.data<float>(),
-                                            sizeof(float), nullptr, nullptr, bias(call.extras, p),
-                                            nullptr));
+      forward_(params,
+               whole_sequence_tasks(call.config, call.shape, call.extras, p, call.k.data<float>(),
+                                    call.v.data<float>(), sizeof(float), nullptr, nullptr,
+                                    bias(call.extras, p), nullptr));
     }
   }
 
@@ -78,10 +79,9 @@ class CpuDilatedAttention final : public DilatedAttentionOp {
     params.dq = call.dq.data<float>();
     for (std::size_t p = 0; p < call.config.patterns.size(); ++p) {
       backward_(params,
-                whole_sequence_tasks(call.config, call.shape, call.extras, p,
-                                     call.k.data<float>(), call.v.data<float>(), sizeof(float),
-                                     call.dk.data<float>(), call.dv.data<float>(),
-                                     bias(call.extras, p),
+                whole_sequence_tasks(call.config, call.shape, call.extras, p, call.k.data<float>(),
+                                     call.v.data<float>(), sizeof(float), call.dk.data<float>(),
+                                     call.dv.data<float>(), bias(call.extras, p),
                                      call.dbias.empty() ? nullptr : call.dbias[p].data<float>()));
     }
   }

@@ -6,8 +6,8 @@
 
 #include "kernels/attention_tasks.hpp"
 
-#define LONGNET_DECLARE_ISA(ns)                                                   \
-  namespace longnet::cpu::ns {                                                    \
+#define LONGNET_DECLARE_ISA(ns)                                                      \
+  namespace longnet::cpu::ns {                                                       \
   void forward_pattern(const AttentionParams& params, const PatternTasks& pattern);  \
   void backward_pattern(const AttentionParams& params, const PatternTasks& pattern); \
   }

@@ -27,8 +27,8 @@
 #include <initializer_list>
 #include <limits>
 #include <optional>
-#include <string>
 #include <span>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -114,7 +114,8 @@ class DeviceBuffer {
     }
     return storage_.get();
   }
-  template <typename T> T* ensure_elements(int64_t n) {
+  template <typename T>
+  T* ensure_elements(int64_t n) {
     return static_cast<T*>(ensure(static_cast<std::size_t>(n) * sizeof(T)));
   }
 
@@ -193,11 +194,11 @@ class CudaDilatedAttention final : public DilatedAttentionOp {
     std::vector<SegmentTask> all;
     std::vector<PatternSlice> slices;
     for (std::size_t p = 0; p < config.patterns.size(); ++p) {
-      slices.push_back(append_tasks(
-          whole_sequence_tasks(config, shape, call.extras, p, call.k.raw(), call.v.raw(),
-                               dtype_size(dtype), nullptr, nullptr,
-                               bias.empty() ? nullptr : bias[p], nullptr),
-          all));
+      slices.push_back(
+          append_tasks(whole_sequence_tasks(config, shape, call.extras, p, call.k.raw(),
+                                            call.v.raw(), dtype_size(dtype), nullptr, nullptr,
+                                            bias.empty() ? nullptr : bias[p], nullptr),
+                       all));
     }
     const SegmentTask* device_tasks = upload(all, stream);
 
@@ -243,8 +244,8 @@ class CudaDilatedAttention final : public DilatedAttentionOp {
       LONGNET_CHECK_CUDA(cudaMemsetAsync(g, 0, static_cast<std::size_t>(elements) * 4, stream));
     }
     float* delta = delta_.ensure_elements<float>(shape.rows());
-    cuda_kernels::row_dot(dtype, call.dout.raw(), call.o.raw(), delta, shape.rows(),
-                          shape.head_dim, stream);
+    cuda_kernels::row_dot(dtype, call.dout.raw(), call.o.raw(), delta, shape.rows(), shape.head_dim,
+                          stream);
 
     const std::vector<const float*> bias = device_bias(call.extras, stream);
     const std::vector<float*> dbias_acc = device_dbias(call.dbias, stream);
@@ -253,8 +254,7 @@ class CudaDilatedAttention final : public DilatedAttentionOp {
     for (std::size_t p = 0; p < config.patterns.size(); ++p) {
       slices.push_back(append_tasks(
           whole_sequence_tasks(config, shape, call.extras, p, call.k.raw(), call.v.raw(),
-                               dtype_size(dtype), dk_acc, dv_acc,
-                               bias.empty() ? nullptr : bias[p],
+                               dtype_size(dtype), dk_acc, dv_acc, bias.empty() ? nullptr : bias[p],
                                dbias_acc.empty() ? nullptr : dbias_acc[p]),
           all));
     }
@@ -375,9 +375,9 @@ class CudaDilatedAttention final : public DilatedAttentionOp {
         out.push_back(b.data<float>());
         continue;
       }
-      LONGNET_CHECK_CUDA(cudaMemcpyAsync(staging, b.raw(), b.nbytes(), cudaMemcpyHostToDevice,
-                                         stream),
-                         "copying the bias to the device");
+      LONGNET_CHECK_CUDA(
+          cudaMemcpyAsync(staging, b.raw(), b.nbytes(), cudaMemcpyHostToDevice, stream),
+          "copying the bias to the device");
       out.push_back(staging);
       staging += b.numel();
     }
@@ -464,8 +464,7 @@ class CudaDilatedAttention final : public DilatedAttentionOp {
 
 }  // namespace
 
-std::unique_ptr<DilatedAttentionOp> make_cuda_dilated_attention(int device,
-                                                                     bool deterministic) {
+std::unique_ptr<DilatedAttentionOp> make_cuda_dilated_attention(int device, bool deterministic) {
   return std::make_unique<CudaDilatedAttention>(device, deterministic);
 }
 

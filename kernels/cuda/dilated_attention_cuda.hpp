@@ -45,6 +45,6 @@ namespace longnet {
 // No CUDA call happens until the first forward/backward: argument errors are reported
 // (as Error) even on a machine without a GPU.
 std::unique_ptr<DilatedAttentionOp> make_cuda_dilated_attention(int device = 0,
-                                                                     bool deterministic = true);
+                                                                bool deterministic = true);
 
 }  // namespace longnet

@@ -29,7 +29,8 @@ __global__ void fill_kernel(float* data, int64_t n, float value) {
   }
 }
 
-template <typename T> __global__ void convert_kernel(const float* in, T* out, int64_t n) {
+template <typename T>
+__global__ void convert_kernel(const float* in, T* out, int64_t n) {
   for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n;
        i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
     out[i] = ElementOps<T>::from_float(in[i]);
@@ -58,7 +59,8 @@ __global__ void row_dot_kernel(const T* a, const T* b, float* out, int64_t rows,
 }
 
 // ---- kernel launchers --------------------------------------------------------------------
-template <typename T> void convert_as(const float* in, void* out, int64_t n, cudaStream_t stream) {
+template <typename T>
+void convert_as(const float* in, void* out, int64_t n, cudaStream_t stream) {
   convert_kernel<T><<<blocks_for(n, kThreads), kThreads, 0, stream>>>(in, static_cast<T*>(out), n);
   LONGNET_CHECK_LAUNCH("convert_kernel");
 }

@@ -198,8 +198,8 @@ __global__ void __launch_bounds__(Traits::kThreads) flash_forward_kernel(const F
       // Dropout after the row sums (lse is that of the undropped weights): element
       // s[n][e] is bit 4 n + e.
       if (dropout) {
-        const uint64_t keep = dropout_keep_bits<kBN / 2>(
-            task, params.dropout_threshold, [&](int x) {
+        const uint64_t keep =
+            dropout_keep_bits<kBN / 2>(task, params.dropout_threshold, [&](int x) {
               return DilatedPair{q_index0 + warp * 16 + g + 8 * ((x % 4) >> 1),
                                  k0 + (x / 4) * 8 + 2 * t + ((x % 4) & 1)};
             });

@@ -94,9 +94,8 @@ void launch_backward(const FlashParams& params, bool deterministic, cudaStream_t
                         "flash_backward_dkdv_kernel", key_blocks, Tr::kThreads, dkdv_smem, params,
                         stream);
       launch_over_tasks(flash_backward_dq_kernel<DqTr, kCausal, kExtras>,
-                        "flash_backward_dq_kernel",
-                        ceil_div(params.max_query_count, DqTr::kBlockM), DqTr::kThreads,
-                        DqTr::kSmemBytes, params, stream);
+                        "flash_backward_dq_kernel", ceil_div(params.max_query_count, DqTr::kBlockM),
+                        DqTr::kThreads, DqTr::kSmemBytes, params, stream);
     } else {
       launch_over_tasks(flash_backward_dkdv_kernel<Tr, kCausal, true, kExtras>,
                         "flash_backward_dkdv_kernel", key_blocks, Tr::kThreads, dkdv_smem, params,
@@ -107,22 +106,22 @@ void launch_backward(const FlashParams& params, bool deterministic, cudaStream_t
 
 // Explicit instantiations for one element type and one value of kExtras: every head dim,
 // causal and not.
-#define LONGNET_INSTANTIATE_FLASH_LAUNCHERS_EXTRAS(T, E)                                      \
-  template void launch_forward<T, 32, false, E>(const FlashParams&, cudaStream_t);            \
-  template void launch_forward<T, 32, true, E>(const FlashParams&, cudaStream_t);             \
-  template void launch_forward<T, 64, false, E>(const FlashParams&, cudaStream_t);            \
-  template void launch_forward<T, 64, true, E>(const FlashParams&, cudaStream_t);             \
-  template void launch_forward<T, 128, false, E>(const FlashParams&, cudaStream_t);           \
-  template void launch_forward<T, 128, true, E>(const FlashParams&, cudaStream_t);            \
-  template void launch_backward<T, 32, false, E>(const FlashParams&, bool, cudaStream_t);     \
-  template void launch_backward<T, 32, true, E>(const FlashParams&, bool, cudaStream_t);      \
-  template void launch_backward<T, 64, false, E>(const FlashParams&, bool, cudaStream_t);     \
-  template void launch_backward<T, 64, true, E>(const FlashParams&, bool, cudaStream_t);      \
-  template void launch_backward<T, 128, false, E>(const FlashParams&, bool, cudaStream_t);    \
+#define LONGNET_INSTANTIATE_FLASH_LAUNCHERS_EXTRAS(T, E)                                   \
+  template void launch_forward<T, 32, false, E>(const FlashParams&, cudaStream_t);         \
+  template void launch_forward<T, 32, true, E>(const FlashParams&, cudaStream_t);          \
+  template void launch_forward<T, 64, false, E>(const FlashParams&, cudaStream_t);         \
+  template void launch_forward<T, 64, true, E>(const FlashParams&, cudaStream_t);          \
+  template void launch_forward<T, 128, false, E>(const FlashParams&, cudaStream_t);        \
+  template void launch_forward<T, 128, true, E>(const FlashParams&, cudaStream_t);         \
+  template void launch_backward<T, 32, false, E>(const FlashParams&, bool, cudaStream_t);  \
+  template void launch_backward<T, 32, true, E>(const FlashParams&, bool, cudaStream_t);   \
+  template void launch_backward<T, 64, false, E>(const FlashParams&, bool, cudaStream_t);  \
+  template void launch_backward<T, 64, true, E>(const FlashParams&, bool, cudaStream_t);   \
+  template void launch_backward<T, 128, false, E>(const FlashParams&, bool, cudaStream_t); \
   template void launch_backward<T, 128, true, E>(const FlashParams&, bool, cudaStream_t)
 
 // ... and both values of kExtras.
-#define LONGNET_INSTANTIATE_FLASH_LAUNCHERS(T)            \
+#define LONGNET_INSTANTIATE_FLASH_LAUNCHERS(T)          \
   LONGNET_INSTANTIATE_FLASH_LAUNCHERS_EXTRAS(T, false); \
   LONGNET_INSTANTIATE_FLASH_LAUNCHERS_EXTRAS(T, true)
 

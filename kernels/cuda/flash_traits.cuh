@@ -45,7 +45,8 @@ inline constexpr int kWarpThreads = 32;
 #ifndef LONGNET_CUDA_FORWARD_WARPS
 #define LONGNET_CUDA_FORWARD_WARPS 4
 #endif
-template <typename Element_, int kHeadDim_> struct FlashForwardTraits {
+template <typename Element_, int kHeadDim_>
+struct FlashForwardTraits {
   using Element = Element_;
   static constexpr int kHeadDim = kHeadDim_;
   static constexpr int kNWarps = LONGNET_CUDA_FORWARD_WARPS;
@@ -70,7 +71,8 @@ template <typename Element_, int kHeadDim_> struct FlashForwardTraits {
 // rows, double-buffering Q and dO so the next block loads under the current one's math.
 // Per thread: dK and dV accumulators (D/2 floats each) plus S^T and dP^T (kBlockM/2 each):
 // kBlockM = 64 for D <= 64, 32 for D = 128 (64 + 64 + 16 + 16 floats).
-template <typename Element_, int kHeadDim_> struct FlashBackwardTraits {
+template <typename Element_, int kHeadDim_>
+struct FlashBackwardTraits {
   using Element = Element_;
   static constexpr int kHeadDim = kHeadDim_;
   static constexpr int kNWarps = 4;
@@ -95,8 +97,7 @@ template <typename Element_, int kHeadDim_> struct FlashBackwardTraits {
   // kExtras kernels with a bias gradient: the step's dS summed along its kBlockM + kBlockN
   // - 1 diagonals (one dilated distance each), after kSmemBytes.
   static constexpr int kDiagonals = kBlockM + kBlockN - 1;
-  static constexpr int kExtrasSmemBytes =
-      kSmemBytes + kDiagonals * static_cast<int>(sizeof(float));
+  static constexpr int kExtrasSmemBytes = kSmemBytes + kDiagonals * static_cast<int>(sizeof(float));
 
   static_assert(kIsTensorCoreType<Element>, "the tensor-core kernels take bf16 or fp16");
   static_assert(kHeadDim == 32 || kHeadDim == 64 || kHeadDim == 128, "head dims 32, 64, 128");
@@ -115,7 +116,8 @@ template <typename Element_, int kHeadDim_> struct FlashBackwardTraits {
 // Per block: kBlockM query rows (16 per warp), walking key tiles of kBlockN rows with K
 // and V double-buffered; dQ accumulates in registers (D/2 floats) and is written once.
 // kBlockN: 64, or 32 for D = 128 so that S and dP (kBlockN/2 floats each) stay small.
-template <typename Element_, int kHeadDim_> struct FlashDqTraits {
+template <typename Element_, int kHeadDim_>
+struct FlashDqTraits {
   using Element = Element_;
   static constexpr int kHeadDim = kHeadDim_;
   static constexpr int kNWarps = 4;
@@ -144,7 +146,8 @@ template <typename Element_, int kHeadDim_> struct FlashDqTraits {
 // consecutive columns.
 // Tiles: 64 queries x 64 keys (32 keys for D = 128 to stay under ~75 KiB of shared
 // memory, three blocks per H100 SM); the backward walks 32-query steps.
-template <int kHeadDim_> struct SimtTraits {
+template <int kHeadDim_>
+struct SimtTraits {
   static constexpr int kHeadDim = kHeadDim_;
   static constexpr int kThreads = 256;
   static constexpr int kSide = 16;                           // threads per tile side

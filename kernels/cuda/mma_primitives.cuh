@@ -42,9 +42,11 @@ __device__ __forceinline__ int64_t min64(int64_t a, int64_t b) { return a < b ? 
 __device__ __forceinline__ int64_t max64(int64_t a, int64_t b) { return a > b ? a : b; }
 
 // ---- element types -------------------------------------------------------------------
-template <typename T> struct ElementOps;
+template <typename T>
+struct ElementOps;
 
-template <> struct ElementOps<__nv_bfloat16> {
+template <>
+struct ElementOps<__nv_bfloat16> {
   static __device__ __forceinline__ uint16_t bits(float x) {
     return __bfloat16_as_ushort(__float2bfloat16_rn(x));
   }
@@ -54,7 +56,8 @@ template <> struct ElementOps<__nv_bfloat16> {
   static __device__ __forceinline__ float to_float(__nv_bfloat16 x) { return __bfloat162float(x); }
 };
 
-template <> struct ElementOps<__half> {
+template <>
+struct ElementOps<__half> {
   static __device__ __forceinline__ uint16_t bits(float x) {
     return __half_as_ushort(__float2half_rn(x));
   }
@@ -62,20 +65,24 @@ template <> struct ElementOps<__half> {
   static __device__ __forceinline__ float to_float(__half x) { return __half2float(x); }
 };
 
-template <> struct ElementOps<float> {
+template <>
+struct ElementOps<float> {
   static __device__ __forceinline__ float from_float(float x) { return x; }
   static __device__ __forceinline__ float to_float(float x) { return x; }
 };
 
 // Two floats rounded to T and packed into one mma operand register (lo in the low half).
-template <typename T> __device__ __forceinline__ uint32_t pack2(float lo, float hi) {
+template <typename T>
+__device__ __forceinline__ uint32_t pack2(float lo, float hi) {
   return (static_cast<uint32_t>(ElementOps<T>::bits(hi)) << 16) | ElementOps<T>::bits(lo);
 }
 
 // ---- mma.sync m16n8k16, fp32 accumulate: c += a * b ---------------------------------
-template <typename T> struct Mma;
+template <typename T>
+struct Mma;
 
-template <> struct Mma<__nv_bfloat16> {
+template <>
+struct Mma<__nv_bfloat16> {
   static __device__ __forceinline__ void run(float (&c)[4], const uint32_t (&a)[4], uint32_t b0,
                                              uint32_t b1) {
     asm volatile(
@@ -86,7 +93,8 @@ template <> struct Mma<__nv_bfloat16> {
   }
 };
 
-template <> struct Mma<__half> {
+template <>
+struct Mma<__half> {
   static __device__ __forceinline__ void run(float (&c)[4], const uint32_t (&a)[4], uint32_t b0,
                                              uint32_t b1) {
     asm volatile(
@@ -122,7 +130,8 @@ __device__ __forceinline__ void ldmatrix_x4_trans(uint32_t (&r)[4], uint32_t sme
 }
 
 // Byte offset of `elements` elements of T (for shared addresses).
-template <typename T> __device__ __forceinline__ constexpr uint32_t bytes_of(int elements) {
+template <typename T>
+__device__ __forceinline__ constexpr uint32_t bytes_of(int elements) {
   return static_cast<uint32_t>(elements) * static_cast<uint32_t>(sizeof(T));
 }
 

@@ -24,7 +24,8 @@
 namespace longnet::cuda_kernels {
 
 // Shared-memory tiles of one backward block (both kernels use the same layout).
-template <int kHeadDim> struct SimtBackwardTiles {
+template <int kHeadDim>
+struct SimtBackwardTiles {
   using Tr = SimtTraits<kHeadDim>;
   static constexpr int kQP = Tr::kOddPitch;
   static constexpr int kSP = Tr::kBlockN + 1;
@@ -128,7 +129,7 @@ __device__ __forceinline__ void simt_probabilities(const SimtBackwardTiles<kHead
         float z = 1.0f;
         if (params.dropout_threshold != 0) {
           z = pair_kept(task, params.dropout_threshold, q_index0 + r, key) ? params.dropout_scale
-                                                                            : 0.0f;
+                                                                           : 0.0f;
         }
         tiles.p[r * kSP + c] = p * z;
         tiles.ds[r * kSP + c] = p * (z * dp[i][j] - tiles.delta[r]);

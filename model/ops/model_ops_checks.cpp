@@ -187,9 +187,9 @@ namespace {
 
 // The embedding's two directions check the same things: a [V, C] table-shaped tensor and
 // one row of C per token, every id in [0, V).
-EmbeddingDims check_embedding(const char* op, std::span<const int32_t> tokens,
-                              const Tensor& table, const char* table_name, const Tensor& rows,
-                              const char* rows_name, Device device) {
+EmbeddingDims check_embedding(const char* op, std::span<const int32_t> tokens, const Tensor& table,
+                              const char* table_name, const Tensor& rows, const char* rows_name,
+                              Device device) {
   const DType dtype = call_dtype(op, table, table_name);
   check_operand(op, table, table_name, dtype, device);
   check_operand(op, rows, rows_name, dtype, device);

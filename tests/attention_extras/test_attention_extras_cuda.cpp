@@ -132,8 +132,11 @@ NaiveExtras naive_extras_attention(const DilatedAttentionConfig& config, const T
   const float* vd = v.data<float>();
   const float* dod = dout.data<float>();
   const auto n = static_cast<std::size_t>(q.numel());
-  NaiveExtras out{std::vector<double>(n, 0.0), std::vector<double>(n, 0.0),
-                  std::vector<double>(n, 0.0), std::vector<double>(n, 0.0), {}};
+  NaiveExtras out{std::vector<double>(n, 0.0),
+                  std::vector<double>(n, 0.0),
+                  std::vector<double>(n, 0.0),
+                  std::vector<double>(n, 0.0),
+                  {}};
   reference::BiasTable dbias = extras.bias;
   for (auto& heads : dbias) {
     for (auto& row : heads) std::fill(row.begin(), row.end(), 0.0);
@@ -165,8 +168,8 @@ NaiveExtras naive_extras_attention(const DilatedAttentionConfig& config, const T
         entries.clear();
         for (std::size_t p = 0; p < config.patterns.size(); ++p) {
           for (int64_t j = 0; j < N; ++j) {
-            if (reference::reference_allowed(config.patterns[p], config.head_offsets,
-                                             config.causal, h, H, i, j)) {
+            if (reference::reference_allowed(config.patterns[p], config.head_offsets, config.causal,
+                                             h, H, i, j)) {
               entries.push_back({p, j, 0, 0, 0, 0, 0});
             }
           }
@@ -176,16 +179,17 @@ NaiveExtras naive_extras_attention(const DilatedAttentionConfig& config, const T
         double m = -std::numeric_limits<double>::infinity();
         for (Entry& e : entries) {
           e.a = rd(rd(dot(qd + qi, kd + at(b, e.key, h))) * scale);
-          if (!extras.bias.empty()) e.a = rd(e.a + extras.bias[e.pattern][hh][slot(e.pattern, i, e.key)]);
+          if (!extras.bias.empty())
+            e.a = rd(e.a + extras.bias[e.pattern][hh][slot(e.pattern, i, e.key)]);
           m = std::max(m, e.a);
         }
         double sum = 0;
         for (const Entry& e : entries) sum += std::exp(e.a - m);
         for (Entry& e : entries) {
           e.p = rd(std::exp(e.a - m) / sum);
-          e.z = extras.dropout_p == 0.0f ? 1.0
+          e.z = extras.dropout_p == 0.0f                                        ? 1.0
                 : reference::reference_keeps(extras, e.pattern, h, b, i, e.key) ? keep_scale
-                                                                                 : 0.0;
+                                                                                : 0.0;
           e.w = rd(e.p * e.z);
         }
         for (int64_t d = 0; d < D; ++d) {
@@ -276,14 +280,16 @@ TEST_P(CudaExtrasMatchReference, WithinTwiceTheNaiveError) {
   const double naive_lse = extras_test::relative_l2(cpu_out.lse.span<float>(), ref.lse, covered);
   double naive_o = 0, naive_dq = 0, naive_dk = 0, naive_dv = 0, naive_dbias = 0;
   if (c.dtype == DType::float32) {
-    const AttentionGradients g = run_backward(*cpu, c.config, q, k, v, cpu_out, dout, extras.kernel);
+    const AttentionGradients g =
+        run_backward(*cpu, c.config, q, k, v, cpu_out, dout, extras.kernel);
     naive_o = extras_test::relative_l2(cpu_out.o, ref.o);
     naive_dq = extras_test::relative_l2(g.dq, ref_grads.dq);
     naive_dk = extras_test::relative_l2(g.dk, ref_grads.dk);
     naive_dv = extras_test::relative_l2(g.dv, ref_grads.dv);
     if (c.bias) naive_dbias = dbias_error(g.dbias, ref_dbias);
   } else {
-    const NaiveExtras naive = naive_extras_attention(c.config, q, k, v, dout, c.dtype, extras.dense);
+    const NaiveExtras naive =
+        naive_extras_attention(c.config, q, k, v, dout, c.dtype, extras.dense);
     naive_o = extras_test::relative_l2(naive.o, ref.o);
     naive_dq = extras_test::relative_l2(naive.dq, ref_grads.dq);
     naive_dk = extras_test::relative_l2(naive.dk, ref_grads.dk);
@@ -497,7 +503,8 @@ class CudaExtrasProperties : public testing::Test {
   Shape shape_ = qkv_shape(s_);
   DilatedAttentionConfig config_ = config({128, 600}, {2, 4}, kCausal, HO::interleaved);
   std::mt19937_64 rng_{kSeed + 1};
-  Tensor q_ = extras_test::random_tensor(shape_, rng_), k_ = extras_test::random_tensor(shape_, rng_),
+  Tensor q_ = extras_test::random_tensor(shape_, rng_),
+         k_ = extras_test::random_tensor(shape_, rng_),
          v_ = extras_test::random_tensor(shape_, rng_),
          dout_ = extras_test::random_tensor(shape_, rng_);
 };
@@ -559,8 +566,8 @@ TEST_F(CudaExtrasProperties, DeviceAndHostBiasTensorsGiveTheSameResults) {
   kernels->backward(config_, q, k, v, o[0], lse[0], dout, grads[1][0], grads[1][1], grads[1][2],
                     device, dbias_device);
   for (int i = 0; i < 3; ++i) {
-    EXPECT_TRUE(extras_test::bitwise_equal(grads[0][i].to(Device::cpu),
-                                           grads[1][i].to(Device::cpu)))
+    EXPECT_TRUE(
+        extras_test::bitwise_equal(grads[0][i].to(Device::cpu), grads[1][i].to(Device::cpu)))
         << "gradient " << i << " (dq, dk, dv)";
   }
   const std::vector<double> want = extras_test::flatten(dbias_host);
@@ -710,17 +717,15 @@ TEST(NaiveExtrasBaseline, IsWithinItsDtypesRoundingOfTheReference) {
     EXPECT_LE(extras_test::relative_l2(naive.dq, ref_grads.dq), tol) << "dq";
     EXPECT_LE(extras_test::relative_l2(naive.dk, ref_grads.dk), tol) << "dk";
     EXPECT_LE(extras_test::relative_l2(naive.dv, ref_grads.dv), tol) << "dv";
-    EXPECT_LE(extras_test::error_over_floor(naive.dbias, extras_test::flatten(ref_grads.dbias),
-                                            1.0),
-              tol)
+    EXPECT_LE(
+        extras_test::error_over_floor(naive.dbias, extras_test::flatten(ref_grads.dbias), 1.0), tol)
         << "dbias";
-    fmt::print("# naive {:<8} o {:.2e} dq {:.2e} dk {:.2e} dv {:.2e} dbias {:.2e}\n",
-               dtype_name(dtype), extras_test::relative_l2(naive.o, ref.o),
-               extras_test::relative_l2(naive.dq, ref_grads.dq),
-               extras_test::relative_l2(naive.dk, ref_grads.dk),
-               extras_test::relative_l2(naive.dv, ref_grads.dv),
-               extras_test::error_over_floor(naive.dbias, extras_test::flatten(ref_grads.dbias),
-                                             1.0));
+    fmt::print(
+        "# naive {:<8} o {:.2e} dq {:.2e} dk {:.2e} dv {:.2e} dbias {:.2e}\n", dtype_name(dtype),
+        extras_test::relative_l2(naive.o, ref.o), extras_test::relative_l2(naive.dq, ref_grads.dq),
+        extras_test::relative_l2(naive.dk, ref_grads.dk),
+        extras_test::relative_l2(naive.dv, ref_grads.dv),
+        extras_test::error_over_floor(naive.dbias, extras_test::flatten(ref_grads.dbias), 1.0));
   }
 }
 

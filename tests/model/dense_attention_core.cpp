@@ -13,8 +13,8 @@ namespace {
 struct Pair {
   std::size_t pattern;
   int64_t key;
-  double p;     // softmax probability
-  double keep;  // dropout factor Z: 0, or 1 / (1 - p) for a kept pair (1 without dropout)
+  double p;            // softmax probability
+  double keep;         // dropout factor Z: 0, or 1 / (1 - p) for a kept pair (1 without dropout)
   int64_t bias_index;  // into the pattern's bias row of this head (distance d at L - 1 + d)
 };
 

@@ -41,7 +41,7 @@ DilatedAttentionLayerConfig layer_config(const LayerCase& c) {
   config.rel_pos_buckets = 8;
   config.rel_pos_max_distance = 16;
   config.dropout = c.dropout;
-  config.init_std = 0.3;     // large enough that attention is far from uniform
+  config.init_std = 0.3;       // large enough that attention is far from uniform
   config.xpos_scale_base = 8;  // strong decay over these short sequences
   return config;
 }
@@ -122,8 +122,8 @@ TEST_P(DilatedAttentionLayerTest, Float32KernelsMatchTheFloat64Layer) {
   DilatedAttention layer64("attn", layer_config(c), DType::float64, 11);
   DilatedAttention layer32("attn", layer_config(c), DType::float32, 11);
   DenseAttentionCore dense(layer64.config().attention_config(), attention_shape(c));
-  auto local = make_local_attention_core(layer32.config().attention_config(), attention_shape(c),
-                                         *kernels);
+  auto local =
+      make_local_attention_core(layer32.config().attention_config(), attention_shape(c), *kernels);
   const Shape x_shape{c.batch, c.tokens, c.dim};
   const Tensor x = random_tensor(x_shape, 5);
   const Tensor dy = random_tensor(x_shape, 6);
@@ -154,16 +154,52 @@ INSTANTIATE_TEST_SUITE_P(
     Layers, DilatedAttentionLayerTest,
     ::testing::Values(
         LayerCase{"OnePattern", 1, 12, 8, 2, {4}, {2}, false, false, HeadOffsets::interleaved},
-        LayerCase{"CausalMixtureXpos", 2, 23, 12, 3, {8, 16}, {1, 2}, true, true,
-                  HeadOffsets::grouped},
-        LayerCase{"NonCausalXposShortLastSegment", 1, 21, 8, 2, {6, 21}, {1, 3}, false, true,
+        LayerCase{
+            "CausalMixtureXpos", 2, 23, 12, 3, {8, 16}, {1, 2}, true, true, HeadOffsets::grouped},
+        LayerCase{"NonCausalXposShortLastSegment",
+                  1,
+                  21,
+                  8,
+                  2,
+                  {6, 21},
+                  {1, 3},
+                  false,
+                  true,
                   HeadOffsets::interleaved},
-        LayerCase{"CausalNoXposGrouped", 1, 17, 16, 4, {4, 8, 16}, {1, 2, 4}, true, false,
+        LayerCase{"CausalNoXposGrouped",
+                  1,
+                  17,
+                  16,
+                  4,
+                  {4, 8, 16},
+                  {1, 2, 4},
+                  true,
+                  false,
                   HeadOffsets::grouped},
-        LayerCase{"CausalXposBiasDropout", 2, 23, 12, 3, {8, 16}, {1, 2}, true, true,
-                  HeadOffsets::grouped, true, 0.3},
-        LayerCase{"NonCausalBiasDropout", 1, 21, 8, 2, {6, 21}, {1, 3}, false, false,
-                  HeadOffsets::interleaved, true, 0.5}),
+        LayerCase{"CausalXposBiasDropout",
+                  2,
+                  23,
+                  12,
+                  3,
+                  {8, 16},
+                  {1, 2},
+                  true,
+                  true,
+                  HeadOffsets::grouped,
+                  true,
+                  0.3},
+        LayerCase{"NonCausalBiasDropout",
+                  1,
+                  21,
+                  8,
+                  2,
+                  {6, 21},
+                  {1, 3},
+                  false,
+                  false,
+                  HeadOffsets::interleaved,
+                  true,
+                  0.5}),
     [](const auto& test) { return test.param.name; });
 
 // The shape of the LongNet documents' example (batch 4, 32 tokens, dim 512, 8 heads,

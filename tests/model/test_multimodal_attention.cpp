@@ -49,8 +49,8 @@ TEST(MultiModalDilatedAttention, OutputHasTheConcatenatedWidth) {
   std::vector<Tensor> xs;
   for (int m = 0; m < 3; ++m) xs.push_back(random_tensor({2, 9, 4}, 10 + m).cast(DType::float64));
   MultiModalSaved saved;
-  const Tensor y = layer.forward({&xs[0], &xs[1], &xs[2]}, f.modality_core, f.cross_core, *f.ops,
-                                 saved);
+  const Tensor y =
+      layer.forward({&xs[0], &xs[1], &xs[2]}, f.modality_core, f.cross_core, *f.ops, saved);
   EXPECT_EQ(y.shape(), Shape({2, 9, 12}));
   for (double v : y.span<double>()) ASSERT_TRUE(std::isfinite(v));
 }
@@ -70,7 +70,8 @@ TEST(MultiModalDilatedAttention, BackwardMatchesFiniteDifferencesWithAModalityMi
   };
   MultiModalSaved saved;
   layer.forward(inputs, f.modality_core, f.cross_core, *f.ops, saved);
-  const std::vector<Tensor> dx = layer.backward(weights, saved, f.modality_core, f.cross_core, *f.ops);
+  const std::vector<Tensor> dx =
+      layer.backward(weights, saved, f.modality_core, f.cross_core, *f.ops);
   ASSERT_EQ(dx.size(), 3u);
   EXPECT_FALSE(dx[1].defined()) << "a missing modality has no gradient";
 
@@ -110,8 +111,8 @@ TEST(MultiModalDilatedAttention, MissingModalityIsAZeroSlot) {
   std::vector<Tensor> xs;
   for (int m = 0; m < 3; ++m) xs.push_back(random_tensor({2, 9, 4}, 40 + m).cast(DType::float64));
   MultiModalSaved with_gap;
-  const Tensor y = layer.forward({&xs[0], nullptr, &xs[2]}, f.modality_core, f.cross_core, *f.ops,
-                                 with_gap);
+  const Tensor y =
+      layer.forward({&xs[0], nullptr, &xs[2]}, f.modality_core, f.cross_core, *f.ops, with_gap);
   EXPECT_EQ(with_gap.present, std::vector<bool>({true, false, true}));
 
   // The same by hand: per-modality outputs, zeros in slot 1, then the cross layer alone.
@@ -143,8 +144,11 @@ TEST(MultiModalDilatedAttention, ErrorsNameTheProblem) {
               ::testing::ThrowsMessage<Error>(::testing::HasSubstr("modalities x modality dim")));
   MultiModalDilatedAttention layer("mm", f.config, DType::float64, 1);
   MultiModalSaved saved;
-  EXPECT_THAT([&] { layer.forward({nullptr, nullptr, nullptr}, f.modality_core, f.cross_core, *f.ops, saved); },
-              ::testing::ThrowsMessage<Error>(::testing::HasSubstr("every modality is missing")));
+  EXPECT_THAT(
+      [&] {
+        layer.forward({nullptr, nullptr, nullptr}, f.modality_core, f.cross_core, *f.ops, saved);
+      },
+      ::testing::ThrowsMessage<Error>(::testing::HasSubstr("every modality is missing")));
   EXPECT_THAT([&] { layer.forward({nullptr}, f.modality_core, f.cross_core, *f.ops, saved); },
               ::testing::ThrowsMessage<Error>(::testing::HasSubstr("1 inputs for 3 modalities")));
 }

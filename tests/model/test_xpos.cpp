@@ -57,8 +57,10 @@ TEST(Xpos, Float32ScoresNearOneBillionMatchTheDefinition) {
   const int64_t segment_start = (int64_t{1000000000} / kSegment) * kSegment;
   const Tensor q = random_tensor({1, 1, 1, kDim}, 3), k = random_tensor({1, 1, 1, kDim}, 4);
   // Pairs across a whole 65536-token segment: both ends, the middle, equal positions.
-  const std::pair<int64_t, int64_t> pairs[] = {{kSegment - 1, 0},     {kSegment - 1, kSegment - 1},
-                                               {kSegment / 2, 17},    {40000, 39999},
+  const std::pair<int64_t, int64_t> pairs[] = {{kSegment - 1, 0},
+                                               {kSegment - 1, kSegment - 1},
+                                               {kSegment / 2, 17},
+                                               {40000, 39999},
                                                {kSegment / 2, kSegment / 2 - 1000}};
   for (auto [i, j] : pairs) {
     const int64_t m = segment_start + i, n = segment_start + j;

@@ -29,15 +29,15 @@ struct Entry {
 
 // Where a (pattern p, head h) bias table holds the value for real distance i - j, which
 // the mask makes a multiple of r.
-std::size_t bias_slot(const BiasTable& table, const DilatedAttentionConfig& config,
-                      std::size_t p, int64_t h, int64_t i, int64_t j) {
+std::size_t bias_slot(const BiasTable& table, const DilatedAttentionConfig& config, std::size_t p,
+                      int64_t h, int64_t i, int64_t j) {
   const DilationPattern& pattern = config.patterns[p];
-  const int64_t rows =
-      (pattern.segment_length + pattern.dilation_rate - 1) / pattern.dilation_rate;
+  const int64_t rows = (pattern.segment_length + pattern.dilation_rate - 1) / pattern.dilation_rate;
   const std::size_t size = table.at(p).at(static_cast<std::size_t>(h)).size();
-  LONGNET_CHECK(static_cast<int64_t>(size) == 2 * rows - 1,
-                "reference: bias of pattern {} head {} has {} values, expected 2 ceil(w/r) - 1 = {}",
-                p, h, size, 2 * rows - 1);
+  LONGNET_CHECK(
+      static_cast<int64_t>(size) == 2 * rows - 1,
+      "reference: bias of pattern {} head {} has {} values, expected 2 ceil(w/r) - 1 = {}", p, h,
+      size, 2 * rows - 1);
   LONGNET_CHECK((i - j) % pattern.dilation_rate == 0,
                 "reference: distance {} of an allowed pair is not a multiple of r = {}", i - j,
                 pattern.dilation_rate);
@@ -68,8 +68,9 @@ std::vector<Entry> row_entries(const DilatedAttentionConfig& config, const Dense
       }
       const double* kj = &in.k[static_cast<std::size_t>(in.index(b, j, h, 0))];
       const double b_ij =
-          bias.empty() ? 0.0 : bias[p][static_cast<std::size_t>(h)][bias_slot(bias, config, p, h, i, j)];
-      const double z = extras.dropout_p == 0.0f               ? 1.0
+          bias.empty() ? 0.0
+                       : bias[p][static_cast<std::size_t>(h)][bias_slot(bias, config, p, h, i, j)];
+      const double z = extras.dropout_p == 0.0f                 ? 1.0
                        : reference_keeps(extras, p, h, b, i, j) ? keep_scale
                                                                 : 0.0;
       entries.push_back({p, j, scale * dot(qi, kj, s.head_dim) + b_ij, z});

@@ -61,7 +61,7 @@ struct DenseOutputs {
 using BiasTable = std::vector<std::vector<std::vector<double>>>;
 
 struct DenseExtras {
-  BiasTable bias;  // empty: no bias
+  BiasTable bias;       // empty: no bias
   float dropout_p = 0;  // 0: no dropout
   uint64_t dropout_seed = 0;
   uint64_t dropout_step = 0;

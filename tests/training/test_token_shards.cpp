@@ -18,8 +18,8 @@ namespace {
 
 using ::testing::AllOf;
 using ::testing::HasSubstr;
-using testing_support::read_file;
 using testing_support::error_of;
+using testing_support::read_file;
 using testing_support::TempDir;
 using testing_support::write_file;
 

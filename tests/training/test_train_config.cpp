@@ -302,10 +302,10 @@ TEST(ToToml, RandomConfigsRoundTripExactly) {
 TEST(ToToml, WritesEveryKeyUnderItsTable) {
   const std::string text = to_toml(TrainConfig{});
   EXPECT_THAT(
-      text,
-      AllOf(HasSubstr("seed = 1234\n"), HasSubstr("[model]\nvocab_size = 256\n"),
-            HasSubstr("segment_lengths = [64, 256, 1024]\n"), HasSubstr("xpos_scale_base = 512.0\n"),
-            HasSubstr("head_offsets = \"grouped\"\n"), HasSubstr("[log]\nevery = 50\n")));
+      text, AllOf(HasSubstr("seed = 1234\n"), HasSubstr("[model]\nvocab_size = 256\n"),
+                  HasSubstr("segment_lengths = [64, 256, 1024]\n"),
+                  HasSubstr("xpos_scale_base = 512.0\n"), HasSubstr("head_offsets = \"grouped\"\n"),
+                  HasSubstr("[log]\nevery = 50\n")));
 }
 
 TEST(Describe, SummarisesTheRunOnSeveralLines) {
