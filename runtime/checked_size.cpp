@@ -30,6 +30,26 @@ int64_t checked_element_count(std::span<const int64_t> extents, std::string_view
   return count;
 }
 
+std::optional<int64_t> checked_product(std::initializer_list<NamedSize> factors, std::string* why) {
+  int64_t product = 1;
+  bool fits = true;
+  for (const NamedSize& f : factors) {
+    if (f.value < 0 || __builtin_mul_overflow(product, f.value, &product)) {
+      fits = false;
+      break;
+    }
+  }
+  if (fits) return product;
+  if (why != nullptr) {
+    std::string text;
+    for (const NamedSize& f : factors) {
+      text += fmt::format("{}{} ({})", text.empty() ? "" : " x ", f.name, f.value);
+    }
+    *why = text + " overflows a 64-bit size";
+  }
+  return std::nullopt;
+}
+
 int64_t checked_byte_count(int64_t elements, int64_t element_bytes, std::string_view what) {
   return checked_mul(elements, element_bytes, what);
 }

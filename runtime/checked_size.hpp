@@ -8,7 +8,10 @@
 #pragma once
 
 #include <cstdint>
+#include <initializer_list>
+#include <optional>
 #include <span>
+#include <string>
 #include <string_view>
 
 namespace longnet {
@@ -20,6 +23,19 @@ int64_t checked_mul(int64_t a, int64_t b, std::string_view what);
 // The product of `extents` (1 for none), or an Error naming `what` and every extent
 // when one is negative or the product overflows int64_t.
 int64_t checked_element_count(std::span<const int64_t> extents, std::string_view what);
+
+// A size with the name a message gives it: {"data.seq_len", 8192}.
+struct NamedSize {
+  std::string_view name;
+  int64_t value;
+};
+
+// The product of `factors`, or nullopt when one is negative or the product exceeds
+// int64_t; then `why`, if given, names every factor: "data.batch_size (4) x data.seq_len
+// (1099511627776) x ... overflows a 64-bit size". For callers that word their own Error
+// (a config check that names the keys to lower).
+std::optional<int64_t> checked_product(std::initializer_list<NamedSize> factors,
+                                       std::string* why = nullptr);
 
 // elements * element_bytes, refused like checked_mul.
 int64_t checked_byte_count(int64_t elements, int64_t element_bytes, std::string_view what);

@@ -9,6 +9,7 @@
 
 #include <cmath>
 #include <limits>
+#include <string>
 
 namespace longnet {
 namespace {
@@ -105,6 +106,19 @@ TEST(CheckedSize, ProductsThatOverflowAreErrorsNamingTheDimensions) {
   EXPECT_EQ(checked_mul(int64_t{1} << 31, int64_t{1} << 31, "x"), int64_t{1} << 62);
   EXPECT_THROW(checked_mul(int64_t{1} << 32, int64_t{1} << 31, "x"), Error);
   EXPECT_THROW(checked_byte_count(int64_t{1} << 62, 4, "x"), Error);
+}
+
+TEST(CheckedSize, NamedProductsReturnNothingOnOverflowAndNameEveryFactor) {
+  EXPECT_EQ(checked_product({{"a", 3}, {"b", 5}}), 15);
+  EXPECT_EQ(checked_product({}), 1);
+  std::string why;
+  EXPECT_FALSE(checked_product({{"data.batch_size", 4}, {"data.seq_len", int64_t{1} << 62}}, &why)
+                   .has_value());
+  EXPECT_EQ(why,
+            "data.batch_size (4) x data.seq_len (4611686018427387904) overflows a 64-bit size");
+  why.clear();
+  EXPECT_FALSE(checked_product({{"x", -1}, {"y", 2}}, &why).has_value());
+  EXPECT_THAT(why, ::testing::HasSubstr("x (-1) x y (2)"));
 }
 
 TEST(CheckedSize, TensorsWhoseSizeWrapsOrExceedsMemoryAreRefusedBeforeAllocating) {

@@ -5,7 +5,7 @@
 #include <algorithm>
 #include <string>
 
-#include "model/training/checked_size.hpp"
+#include "runtime/checked_size.hpp"
 #include "runtime/error.hpp"
 
 namespace longnet {
