@@ -4,6 +4,7 @@
 
 #include <algorithm>
 
+#include "runtime/checked_size.hpp"
 #include "runtime/hdf5_file.hpp"
 #include "runtime/hdf5_internal.hpp"
 
@@ -27,7 +28,9 @@ Tensor H5File::read_tensor_f32(const std::string& name) const {
   const Handle dataset = open_dataset(id_, path_, name);
   require_float32(dataset.get(), where);
   const Handle space(LONGNET_HDF5(H5Dget_space(dataset.get()), where), H5Sclose);
-  Tensor tensor(extent_of(space.get(), where), DType::float32);
+  const Shape shape = extent_of(space.get(), where);
+  require_fully_stored(dataset.get(), shape_numel(shape), sizeof(float), where);
+  Tensor tensor(shape, DType::float32);
   if (tensor.numel() > 0) {
     LONGNET_HDF5(
         H5Dread(dataset.get(), H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, tensor.raw()),
@@ -43,6 +46,7 @@ Tensor H5File::read_tensor_f32_slice(const std::string& name, std::size_t axis, 
   require_float32(dataset.get(), where);
   const Handle file_space(LONGNET_HDF5(H5Dget_space(dataset.get()), where), H5Sclose);
   const Shape full = extent_of(file_space.get(), where);
+  require_fully_stored(dataset.get(), shape_numel(full), sizeof(float), where);
   LONGNET_CHECK(axis < full.size(), "{} has rank {}, so it has no axis {} to slice", where,
                 full.size(), axis);
   LONGNET_CHECK(0 <= begin && begin <= end && end <= full[axis],
@@ -146,6 +150,8 @@ std::vector<T> read_unsigned_dataset(hid_t file, const std::filesystem::path& pa
   const Shape shape = extent_of(space.get(), where);
   LONGNET_CHECK(shape.size() == 1, "{} has shape {}, expected a 1-D array", where,
                 shape_string(shape));
+  require_fully_stored(dataset.get(), shape[0], sizeof(T), where);
+  check_host_allocatable(checked_byte_count(shape[0], sizeof(T), where), where);
   std::vector<T> values(static_cast<std::size_t>(shape[0]));
   if (!values.empty()) {
     LONGNET_HDF5(H5Dread(dataset.get(), memory_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, values.data()),

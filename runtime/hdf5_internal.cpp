@@ -1,10 +1,13 @@
 // The helpers of runtime/hdf5_internal.hpp.
 #include "runtime/hdf5_internal.hpp"
 
+#include "runtime/checked_size.hpp"
+
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
 #include <cstring>
+#include <limits>
 #include <type_traits>
 
 static_assert(std::is_same_v<hid_t, int64_t>, "H5File keeps its hid_t as int64_t (HDF5 >= 1.10)");
@@ -96,7 +99,13 @@ Shape extent_of(hid_t space, const std::string& where) {
   const int rank = LONGNET_HDF5(H5Sget_simple_extent_ndims(space), where);
   std::vector<hsize_t> dims(static_cast<std::size_t>(rank));
   LONGNET_HDF5(H5Sget_simple_extent_dims(space, dims.data(), nullptr), where);
-  return Shape(dims.begin(), dims.end());
+  for (const hsize_t d : dims) {
+    LONGNET_CHECK(d <= static_cast<hsize_t>(std::numeric_limits<int64_t>::max()),
+                  "{} declares an extent of {}, more than any file can hold", where, d);
+  }
+  Shape shape(dims.begin(), dims.end());
+  checked_element_count(shape, where);
+  return shape;
 }
 
 Handle make_dataspace(const Shape& shape, const std::string& where) {
@@ -247,6 +256,19 @@ void require_float32(hid_t dataset, const std::string& where) {
   const Handle type(LONGNET_HDF5(H5Dget_type(dataset), where), H5Tclose);
   const bool is_float32 = H5Tget_class(type.get()) == H5T_FLOAT && H5Tget_size(type.get()) == 4;
   LONGNET_CHECK(is_float32, "{} holds {}, expected float32", where, type_name(type.get()));
+}
+
+void require_fully_stored(hid_t dataset, int64_t elements, int64_t element_bytes,
+                          const std::string& where) {
+  const Handle create_props(LONGNET_HDF5(H5Dget_create_plist(dataset), where), H5Pclose);
+  // A compressed dataset legitimately stores fewer bytes than it holds.
+  if (LONGNET_HDF5(H5Pget_nfilters(create_props.get()), where) > 0) return;
+  const int64_t needed = checked_byte_count(elements, element_bytes, where);
+  const auto stored = static_cast<int64_t>(H5Dget_storage_size(dataset));
+  LONGNET_CHECK(stored >= needed,
+                "{} declares {} elements ({} bytes) but stores only {} bytes: the file was cut "
+                "short or its data never written; write the file again",
+                where, elements, needed, stored);
 }
 
 // Widens one native integer of `size` bytes.

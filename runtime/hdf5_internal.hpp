@@ -63,6 +63,7 @@ std::string where_attribute(const std::filesystem::path& path, const std::string
 std::string where_group(const std::filesystem::path& path, const std::string& name);
 // "float64", "int32", "string", ... for messages.
 std::string type_name(hid_t type);
+// The dataspace's extents, refused when one exceeds int64_t or their product overflows.
 Shape extent_of(hid_t space, const std::string& where);
 Handle make_dataspace(const Shape& shape, const std::string& where);
 std::vector<std::string> link_names(hid_t group, H5_index_t index, const std::string& where);
@@ -79,6 +80,11 @@ std::string why_not_a_dataset(hid_t file, const std::filesystem::path& path,
                               const std::string& name);
 Handle open_dataset(hid_t file, const std::filesystem::path& path, const std::string& name);
 void require_float32(hid_t dataset, const std::string& where);
+// Refuses an unfiltered dataset that stores fewer bytes than its `elements` of
+// `element_bytes` need: HDF5 returns the fill value (zeros) for storage never written,
+// so a file cut short or a shape redeclared by hand would otherwise read as zeros.
+void require_fully_stored(hid_t dataset, int64_t elements, int64_t element_bytes,
+                          const std::string& where);
 
 // An open root attribute with its type and dataspace.
 struct Attribute {

@@ -11,8 +11,8 @@
 //
 // Run in-process (run_attend, as the CLI's callback calls it) because starting the
 // binary costs half a second under MPI; exit-path behaviour is covered by
-// test_attend_cli_hardening. Checkpoints are not mutated here (a training run to make
-// one costs more than this test's budget); their reader has its own corruption tests.
+// test_attend_cli_hardening. Checkpoints are mutated the same way in
+// test_fuzz_checkpoints (with the training tests).
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <hdf5.h>

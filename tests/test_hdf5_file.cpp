@@ -15,6 +15,7 @@
 #include <random>
 #include <string>
 #include <tuple>
+#include <vector>
 
 namespace longnet {
 namespace {
@@ -300,6 +301,62 @@ TEST_F(Hdf5FileTest, MissingDatasetIsNamedWithTheFilesContents) {
   EXPECT_THAT(message, HasSubstr("root holds: k"));
   EXPECT_THAT(message, HasSubstr("t.h5"));
   EXPECT_THAT(error_of([&] { out.dataset_shape("q"); }), HasSubstr("no dataset 'q'"));
+}
+
+// A dataset declared but never written reads as HDF5's fill value (zeros) unless refused;
+// so does one whose declared extent was raised after writing.
+TEST_F(Hdf5FileTest, DeclaredButUnwrittenDataIsRefusedNotReadAsZeros) {
+  H5File out = H5File::create(file("t.h5"));
+  out.create_dataset_f32("o", {2, 3});
+  out.write_dataset_u64("rng", std::vector<uint64_t>{7, 11});
+  out.close();
+  {  // A chunked u64 dataset declaring 2^40 elements and storing none.
+    const hid_t f = H5Fopen(file("t.h5").c_str(), H5F_ACC_RDWR, H5P_DEFAULT);
+    ASSERT_GE(f, 0);
+    H5Ldelete(f, "rng", H5P_DEFAULT);
+    const hsize_t dims[1] = {hsize_t{1} << 40}, chunk[1] = {1};
+    const hid_t space = H5Screate_simple(1, dims, nullptr);
+    const hid_t props = H5Pcreate(H5P_DATASET_CREATE);
+    H5Pset_chunk(props, 1, chunk);
+    const hid_t d = H5Dcreate2(f, "rng", H5T_STD_U64LE, space, H5P_DEFAULT, props, H5P_DEFAULT);
+    ASSERT_GE(d, 0);
+    H5Dclose(d);
+    H5Pclose(props);
+    H5Sclose(space);
+    H5Fclose(f);
+  }
+  const H5File in = H5File::open_read(file("t.h5"));
+  EXPECT_THAT(error_of([&] { in.read_tensor_f32("o"); }),
+              HasSubstr("declares 6 elements (24 bytes) but stores only 0 bytes"));
+  EXPECT_THAT(error_of([&] { in.read_tensor_f32_slice("o", 0, 0, 1); }),
+              HasSubstr("but stores only 0 bytes"));
+  EXPECT_THAT(error_of([&] { in.read_dataset_u64("rng"); }),
+              HasSubstr("declares 1099511627776 elements"));
+}
+
+// Extents whose product overflows int64 are refused naming the dataset, before any
+// allocation (a wrapped count would pass every later check).
+TEST_F(Hdf5FileTest, ExtentsWhoseProductOverflowsAreRefused) {
+  {
+    const hid_t f = H5Fcreate(file("t.h5").c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    ASSERT_GE(f, 0);
+    const hsize_t dims[3] = {hsize_t{1} << 40, hsize_t{1} << 30, 1}, chunk[3] = {1, 1, 1};
+    const hid_t space = H5Screate_simple(3, dims, nullptr);
+    const hid_t props = H5Pcreate(H5P_DATASET_CREATE);
+    H5Pset_chunk(props, 3, chunk);
+    const hid_t d = H5Dcreate2(f, "q", H5T_IEEE_F32LE, space, H5P_DEFAULT, props, H5P_DEFAULT);
+    ASSERT_GE(d, 0);
+    H5Dclose(d);
+    H5Pclose(props);
+    H5Sclose(space);
+    H5Fclose(f);
+  }
+  const H5File in = H5File::open_read(file("t.h5"));
+  for (const std::string& message :
+       {error_of([&] { in.read_tensor_f32("q"); }), error_of([&] { in.dataset_shape("q"); })}) {
+    EXPECT_THAT(message, HasSubstr("dataset 'q'"));
+    EXPECT_THAT(message, HasSubstr("1099511627776"));
+  }
 }
 
 TEST_F(Hdf5FileTest, Float64DatasetIsRefusedAsFloat32) {
