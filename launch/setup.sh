@@ -13,7 +13,7 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 build_dir=${1:-build}
 
 packages=(
-  cmake ninja-build ccache g++ pkg-config
+  cmake ninja-build ccache g++ pkg-config clang-format
   libfmt-dev libcli11-dev libtomlplusplus-dev   # formatting, command line, configs
   libhdf5-dev hdf5-tools                        # tensors and checkpoints on disk
   libopenmpi-dev openmpi-bin                    # the MPI communicator, mpirun
