@@ -15,7 +15,7 @@
 #include <string>
 #include <vector>
 
-namespace longnet::testing {
+namespace longnet::test {
 
 // The value rank `rank` holds at element i: distinct per rank and element, and small
 // integers, so that sums over 4 ranks are exact in every element type (int8 and uint8
@@ -148,4 +148,4 @@ struct ElementTypeName {
   }
 };
 
-}  // namespace longnet::testing
+}  // namespace longnet::test

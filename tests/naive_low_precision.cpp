@@ -7,7 +7,7 @@
 #include <cmath>
 #include <limits>
 
-namespace longnet::testing_support {
+namespace longnet::test {
 
 NaiveLowPrecision naive_low_precision_attention(const DilatedAttentionConfig& config,
                                                 const Tensor& q, const Tensor& k, const Tensor& v,
@@ -96,4 +96,4 @@ NaiveLowPrecision naive_low_precision_attention(const DilatedAttentionConfig& co
   return out;
 }
 
-}  // namespace longnet::testing_support
+}  // namespace longnet::test

@@ -19,7 +19,7 @@
 
 #include <vector>
 
-namespace longnet::testing_support {
+namespace longnet::test {
 
 struct NaiveLowPrecision {
   std::vector<double> o, dq, dk, dv;  // [B, N, H, D], each value representable in the dtype
@@ -31,4 +31,4 @@ NaiveLowPrecision naive_low_precision_attention(const DilatedAttentionConfig& co
                                                 const Tensor& q, const Tensor& k, const Tensor& v,
                                                 const Tensor& dout, DType dtype);
 
-}  // namespace longnet::testing_support
+}  // namespace longnet::test

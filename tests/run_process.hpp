@@ -18,7 +18,7 @@
 
 extern char** environ;
 
-namespace longnet::testing {
+namespace longnet::test {
 
 struct RunResult {
   int status = -1;  // the exit status, or 128 + signal
@@ -62,4 +62,4 @@ inline RunResult run_process(std::vector<std::string> args, const std::filesyste
   return result;
 }
 
-}  // namespace longnet::testing
+}  // namespace longnet::test

@@ -48,14 +48,14 @@ constexpr int kExitUsageOrInput = 2;
 
 // ---- running the binary ---------------------------------------------------------------
 
-using testing::read_text;
-using testing::RunResult;
+using test::read_text;
+using test::RunResult;
 
 // Runs the binary with `args`; see tests/run_process.hpp.
 RunResult run_longnet(const std::vector<std::string>& args, const fs::path& logs) {
   std::vector<std::string> argv{LONGNET_BINARY};
   argv.insert(argv.end(), args.begin(), args.end());
-  return testing::run_process(argv, logs);
+  return test::run_process(argv, logs);
 }
 
 // A fresh directory tree per test: work/ holds the files under test, logs/ the output.

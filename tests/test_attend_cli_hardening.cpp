@@ -105,13 +105,13 @@ class AttendHardeningTest : public ::testing::Test {
   fs::path logs() const { return root_ / "logs"; }
   fs::path mount_point() const { return root_ / "mnt"; }
 
-  testing::RunResult run(std::vector<std::string> args) const {
+  test::RunResult run(std::vector<std::string> args) const {
     args.insert(args.begin(), LONGNET_BINARY);
-    return testing::run_process(args, logs());
+    return test::run_process(args, logs());
   }
   // attend --in in --out out, expected to be refused with `keyword`.
   void expect_refused(const std::vector<std::string>& args, const std::string& keyword) {
-    const testing::RunResult r = run(args);
+    const test::RunResult r = run(args);
     EXPECT_EQ(r.status, kExitUsageOrInput) << r.err;
     EXPECT_THAT(r.err, StartsWith("longnet attend: error: "));
     EXPECT_THAT(r.err, HasSubstr(keyword));
@@ -156,7 +156,7 @@ TEST_F(AttendHardeningTest, ShapeLargerThanThisMachinesMemoryIsRefusedBeforeAllo
 
 TEST_F(AttendHardeningTest, ThreadsBeyondWhatTheMachineAllowsAreRefused) {
   const fs::path in = write_input(work() / "in.h5");
-  const testing::RunResult r = run(
+  const test::RunResult r = run(
       {"attend", "--in", in.string(), "--out", (work() / "out.h5").string(), "--threads", "65536"});
   EXPECT_EQ(r.status, kExitUsageOrInput) << r.err;
   EXPECT_THAT(r.err, HasSubstr("--threads"));
@@ -173,14 +173,14 @@ TEST_F(AttendHardeningTest, EmptyOutIsRefused) {
 
 TEST_F(AttendHardeningTest, OutputThatIsTheInputIsRefusedAndTheInputKept) {
   const fs::path in = write_input(work() / "in.h5");
-  const std::string before = testing::read_text(in);
+  const std::string before = test::read_text(in);
   fs::create_symlink(in, work() / "link.h5");
   fs::create_directory(work() / "sub");
   for (const fs::path& out : {in, work() / "link.h5", work() / "sub" / ".." / "in.h5"}) {
     SCOPED_TRACE(out.string());
     expect_refused({"attend", "--in", in.string(), "--out", out.string()}, "is the input file");
   }
-  EXPECT_EQ(testing::read_text(in), before);
+  EXPECT_EQ(test::read_text(in), before);
 }
 
 TEST_F(AttendHardeningTest, ReadOnlyOutputFileSystemIsRefusedBeforeComputing) {
@@ -206,7 +206,7 @@ TEST_F(AttendHardeningTest, FullDiskDuringTheWriteIsAnErrorNotACrash) {
       const std::vector<char> zeros(kSize - free_kib * 1024, 0);
       filler.write(zeros.data(), static_cast<std::streamsize>(zeros.size()));
     }
-    const testing::RunResult r = run(
+    const test::RunResult r = run(
         {"attend", "--in", in.string(), "--out", (mount_point() / "out.h5").string(), "--quiet"});
     if (r.status == 0) continue;  // it fitted
     any_full = true;
@@ -257,7 +257,7 @@ TEST_F(AttendHardeningTest, AllowNonfiniteComputesAnyway) {
     f.write_tensor("v", v);
   });
   const fs::path out = work() / "out.h5";
-  const testing::RunResult r =
+  const test::RunResult r =
       run({"attend", "--in", in.string(), "--out", out.string(), "--allow-nonfinite", "--quiet"});
   ASSERT_EQ(r.status, 0) << r.err;
   // Token 0 of batch 0, head 0 sees v[0] (causal, first in every segment): its output

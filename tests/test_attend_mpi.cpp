@@ -101,7 +101,7 @@ class AttendMpiFixture : public ::testing::Test {
 
   fs::path work(const char* file) const { return root_ / "work" / file; }
 
-  testing::RunResult run(int ranks, const std::vector<std::string>& args) const {
+  test::RunResult run(int ranks, const std::vector<std::string>& args) const {
     std::vector<std::string> argv;
     if (ranks > 0) {
       argv = {LONGNET_MPIEXEC, "-n", std::to_string(ranks)};
@@ -111,7 +111,7 @@ class AttendMpiFixture : public ::testing::Test {
     }
     argv.push_back(LONGNET_BINARY);
     argv.insert(argv.end(), args.begin(), args.end());
-    return testing::run_process(argv, root_ / "logs");
+    return test::run_process(argv, root_ / "logs");
   }
 
   fs::path root_;
@@ -223,7 +223,7 @@ TEST_F(AttendMpiFixture, RanksThatDisagreeFailNamingTheRanksAndTheValues) {
           work(c.rank1_output).string()}) {
       argv.push_back(part);
     }
-    const auto result = testing::run_process(argv, root_ / "logs");
+    const auto result = test::run_process(argv, root_ / "logs");
     EXPECT_EQ(result.status, 2) << result.err;
     EXPECT_THAT(result.err, HasSubstr(c.keyword));
     EXPECT_THAT(result.err, HasSubstr("rank 0 has"));

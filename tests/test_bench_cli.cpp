@@ -33,7 +33,7 @@ using CsvRow = std::map<std::string, std::string>;
 
 std::vector<CsvRow> read_csv(const fs::path& path) {
   std::vector<std::vector<std::string>> lines;
-  std::string text = testing::read_text(path), line;
+  std::string text = test::read_text(path), line;
   std::stringstream in(text);
   while (std::getline(in, line)) {
     std::vector<std::string> cells;
@@ -84,7 +84,7 @@ class BenchCliTest : public ::testing::Test {
   void TearDown() override { fs::remove_all(root_); }
 
   // ranks 0: the binary alone; else under mpiexec -n ranks.
-  testing::RunResult run(int ranks, const std::vector<std::string>& args) const {
+  test::RunResult run(int ranks, const std::vector<std::string>& args) const {
     std::vector<std::string> argv;
     if (ranks > 0) {
       argv = {LONGNET_MPIEXEC, "-n", std::to_string(ranks)};
@@ -93,14 +93,14 @@ class BenchCliTest : public ::testing::Test {
     }
     argv.push_back(LONGNET_BINARY);
     argv.insert(argv.end(), args.begin(), args.end());
-    return testing::run_process(argv, root_ / "logs");
+    return test::run_process(argv, root_ / "logs");
   }
   fs::path file(const char* name) const { return root_ / name; }
 
   // A JSON twin must load with a real parser (Debian's python3, which setup.sh installs
   // with python3-h5py): no bare inf or nan, no trailing commas.
   void expect_valid_json(const fs::path& path) const {
-    const auto result = testing::run_process(
+    const auto result = test::run_process(
         {"/usr/bin/python3", "-c", "import json, sys; json.load(open(sys.argv[1]))", path},
         root_ / "logs");
     EXPECT_EQ(result.status, 0) << path << ": " << result.err;
@@ -186,7 +186,7 @@ TEST_F(BenchCliTest, ScalingMeasuresEveryModeKindAndRankCountWithExactBytes) {
       EXPECT_EQ(number(row, "recv_bytes_per_rank"), 0.0);
     }
   }
-  const std::string json = testing::read_text(file("s.json"));
+  const std::string json = test::read_text(file("s.json"));
   EXPECT_THAT(json, HasSubstr("\"benchmark\": \"longnet bench scaling\""));
   EXPECT_THAT(json, HasSubstr("\"segments\": \"64 256\""));
   EXPECT_THAT(json, HasSubstr("\"segments\": \"512\""));  // dense, strong: a list of one
@@ -259,7 +259,7 @@ TEST_F(BenchCliTest, SpAttentionPrintsOneRowPerRank) {
       if (row.at("rank") == std::to_string(r)) received += number(row, "fwd_gather_received");
     EXPECT_EQ(received, number(rows[static_cast<std::size_t>(r)], "fwd_bytes_received"));
   }
-  EXPECT_THAT(testing::read_text(file("sp.json")),
+  EXPECT_THAT(test::read_text(file("sp.json")),
               HasSubstr("\"benchmark\": \"longnet bench sp-attention\""));
   expect_valid_json(file("sp.json"));
 }
@@ -272,8 +272,7 @@ TEST_F(BenchCliTest, CommChecksEveryElementAndWritesBothFiles) {
   const auto rows = read_csv(file("c.csv"));
   ASSERT_FALSE(rows.empty());
   for (const CsvRow& row : rows) EXPECT_EQ(row.at("wrong"), "0") << row.at("op");
-  EXPECT_THAT(testing::read_text(file("c.json")),
-              HasSubstr("\"benchmark\": \"longnet bench comm\""));
+  EXPECT_THAT(test::read_text(file("c.json")), HasSubstr("\"benchmark\": \"longnet bench comm\""));
   expect_valid_json(file("c.json"));
 }
 
@@ -311,7 +310,7 @@ TEST_F(BenchCliTest, AttentionTableChecksBeforeTiming) {
   EXPECT_EQ(rows[0].at("direction"), "fwd");
   EXPECT_EQ(rows[1].at("direction"), "bwd");
   for (const CsvRow& row : rows) EXPECT_LE(number(row, "check_error"), 1e-5);
-  EXPECT_THAT(testing::read_text(file("a.json")), HasSubstr("\"segment_lengths\": \"128 256\""));
+  EXPECT_THAT(test::read_text(file("a.json")), HasSubstr("\"segment_lengths\": \"128 256\""));
   expect_valid_json(file("a.json"));
 }
 

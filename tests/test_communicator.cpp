@@ -20,14 +20,14 @@
 namespace longnet {
 namespace {
 
-using testing::count_layouts;
-using testing::GuardedBuffer;
-using testing::offsets_of;
-using testing::pattern;
-using testing::pattern_block;
-using testing::reduced_pattern;
-using testing::same_values;
-using testing::sum_of;
+using test::count_layouts;
+using test::GuardedBuffer;
+using test::offsets_of;
+using test::pattern;
+using test::pattern_block;
+using test::reduced_pattern;
+using test::same_values;
+using test::sum_of;
 
 // Small enough that every collective below is split into many MPI calls, and odd, so
 // that slices end at awkward places.
@@ -51,7 +51,7 @@ template <typename T>
 class CollectivesTest : public ::testing::Test {};
 using ElementTypes = ::testing::Types<float, double, std::int32_t, std::int64_t, std::uint8_t,
                                       std::int8_t, std::uint32_t, std::uint64_t>;
-TYPED_TEST_SUITE(CollectivesTest, ElementTypes, testing::ElementTypeName);
+TYPED_TEST_SUITE(CollectivesTest, ElementTypes, test::ElementTypeName);
 
 TYPED_TEST(CollectivesTest, BroadcastFromEveryRootReachesEveryRank) {
   using T = TypeParam;

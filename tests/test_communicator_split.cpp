@@ -79,10 +79,10 @@ TEST(SplitTest, RanksOneAndTwoFormAGroupAndTheOthersGetNone) {
   // Uneven counts inside the group: rank 1 sends 3 elements, rank 2 none.
   const std::vector<std::int64_t> counts =
       group->size() == 2 ? std::vector<std::int64_t>{3, 0} : std::vector<std::int64_t>{3};
-  const auto mine = testing::pattern_block<float>(me, counts[group->rank()]);
+  const auto mine = test::pattern_block<float>(me, counts[group->rank()]);
   std::vector<float> all(3);
   group->all_gatherv<float>(mine, all, counts);
-  EXPECT_EQ(all, testing::pattern_block<float>(1, 3));
+  EXPECT_EQ(all, test::pattern_block<float>(1, 3));
 }
 
 TEST(SplitTest, KeyOrdersTheRanksOfTheGroup) {
@@ -132,7 +132,7 @@ TEST(CountersTest, EachCallIsCountedByTheDocumentedConvention) {
   const int size = world->size();
   std::vector<std::int64_t> counts(static_cast<std::size_t>(size));
   for (int r = 0; r < size; ++r) counts[r] = (r % 2 == 0) ? 5 * r + 2 : 0;  // zeros on odd ranks
-  const std::int64_t total = testing::sum_of(counts);
+  const std::int64_t total = test::sum_of(counts);
   const std::int64_t others = total - counts[me];
 
   std::vector<double> packed(static_cast<std::size_t>(total), 1.0);
@@ -179,7 +179,7 @@ TEST(CountersTest, AcrossRanksAGatherReceivesWhatTheOthersSent) {
   const int size = world->size();
   std::vector<std::int64_t> counts(static_cast<std::size_t>(size));
   for (int r = 0; r < size; ++r) counts[r] = 3 * r + 1;
-  const std::int64_t total = testing::sum_of(counts);
+  const std::int64_t total = test::sum_of(counts);
   std::vector<float> packed(static_cast<std::size_t>(total));
   std::vector<float> block(static_cast<std::size_t>(counts[world->rank()]));
   world->all_gatherv<float>(block, packed, counts, "g");

@@ -73,12 +73,12 @@ void PrintTo(const GpuCase& c, std::ostream* os) {
   *os << c.shape.describe() << " " << c.config.describe() << " " << dtype_name(c.dtype);
 }
 
-using testing_support::bitwise_equal;
-using testing_support::host_float;
-using testing_support::on_gpu;
-using testing_support::poisoned_gpu;
-using testing_support::relative_l2;
-using testing_support::rounded;
+using test::bitwise_equal;
+using test::host_float;
+using test::on_gpu;
+using test::poisoned_gpu;
+using test::relative_l2;
+using test::rounded;
 
 void expect_bound(const std::string& what, double kernel, double naive) {
   EXPECT_TRUE(std::isfinite(kernel)) << what << ": non-finite elements (unwritten or overflow)";
@@ -108,10 +108,10 @@ TEST_P(CudaKernelsMatchReference, WithinTwiceTheNaiveError) {
   const GpuCase& c = GetParam();
   const Shape shape = qkv_shape(c.shape);
   std::mt19937_64 rng(kSeed);
-  const Tensor q = rounded(testing_support::random_normal(shape, rng), c.dtype);
-  const Tensor k = rounded(testing_support::random_normal(shape, rng), c.dtype);
-  const Tensor v = rounded(testing_support::random_normal(shape, rng), c.dtype);
-  const Tensor dout = rounded(testing_support::random_normal(shape, rng), c.dtype);
+  const Tensor q = rounded(test::random_normal(shape, rng), c.dtype);
+  const Tensor k = rounded(test::random_normal(shape, rng), c.dtype);
+  const Tensor v = rounded(test::random_normal(shape, rng), c.dtype);
+  const Tensor dout = rounded(test::random_normal(shape, rng), c.dtype);
 
   const reference::DenseInputs in = reference::DenseInputs::from_tensors(q, k, v);
   const auto ref = reference::dense_forward(c.config, in);
@@ -135,8 +135,7 @@ TEST_P(CudaKernelsMatchReference, WithinTwiceTheNaiveError) {
     naive_dk = relative_l2(g.dk, ref_grads.dk);
     naive_dv = relative_l2(g.dv, ref_grads.dv);
   } else {
-    const auto naive =
-        testing_support::naive_low_precision_attention(c.config, q, k, v, dout, c.dtype);
+    const auto naive = test::naive_low_precision_attention(c.config, q, k, v, dout, c.dtype);
     naive_o = relative_l2(naive.o, ref.o);
     naive_dq = relative_l2(naive.dq, ref_grads.dq);
     naive_dk = relative_l2(naive.dk, ref_grads.dk);

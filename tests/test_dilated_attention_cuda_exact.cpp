@@ -34,7 +34,7 @@
 namespace longnet {
 namespace {
 
-using testing_support::host_float;
+using test::host_float;
 
 constexpr double kTolerance = 1e-5;  // reasoned at the top
 

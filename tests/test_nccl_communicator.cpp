@@ -26,10 +26,10 @@
 namespace longnet {
 namespace {
 
-using testing::count_layouts;
-using testing::pattern_block;
-using testing::same_values;
-using testing::sum_of;
+using test::count_layouts;
+using test::pattern_block;
+using test::same_values;
+using test::sum_of;
 
 // Why this rank cannot run the NCCL tests ("" when it can), agreed on by every rank.
 std::string why_no_gpu(MpiCommunicator& world) {
@@ -98,7 +98,7 @@ class NcclTest : public ::testing::Test {
 template <typename T>
 class NcclCollectivesTest : public NcclTest {};
 using ElementTypes = ::testing::Types<float, double, std::int32_t, std::int64_t, std::uint8_t>;
-TYPED_TEST_SUITE(NcclCollectivesTest, ElementTypes, testing::ElementTypeName);
+TYPED_TEST_SUITE(NcclCollectivesTest, ElementTypes, test::ElementTypeName);
 
 constexpr ReduceOp kOps[] = {ReduceOp::sum, ReduceOp::max, ReduceOp::min};
 

@@ -14,8 +14,9 @@
 
 #include "kernels/dilated_attention.hpp"
 #include "tests/reference/dense_attention_reference.hpp"
+#include "tests/support/relative_error.hpp"
 
-namespace longnet::extras_test {
+namespace longnet::test {
 
 inline Tensor random_tensor(const Shape& shape, std::mt19937_64& rng, float stddev = 1.0f) {
   std::normal_distribution<float> dist(0.0f, stddev);
@@ -68,23 +69,6 @@ inline std::vector<double> flatten(const std::vector<Tensor>& tensors) {
   return out;
 }
 
-// ||got - ref|| / ||ref|| (NaN when got holds a non-finite value); ||got|| / sqrt(n) when
-// ||ref|| is 0, the inputs being O(1). `keep` selects the compared elements.
-template <typename Got, typename Keep>
-double relative_l2(const Got& got, const std::vector<double>& ref, Keep keep) {
-  double diff2 = 0, ref2 = 0;
-  std::size_t n = 0;
-  for (std::size_t i = 0; i < ref.size(); ++i) {
-    if (!keep(i)) continue;
-    const double g = static_cast<double>(got[i]);
-    if (!std::isfinite(g)) return std::numeric_limits<double>::quiet_NaN();
-    diff2 += (g - ref[i]) * (g - ref[i]);
-    ref2 += ref[i] * ref[i];
-    ++n;
-  }
-  return std::sqrt(diff2 / (ref2 > 0 ? ref2 : static_cast<double>(std::max<std::size_t>(n, 1))));
-}
-
 // ||got - ref|| / max(||ref||, floor): for quantities whose exact value may nearly cancel
 // (dbias of a short segment), where a floor of O(1) inputs' natural unit, 1, keeps the
 // measure meaningful.
@@ -100,20 +84,4 @@ double error_over_floor(const Got& got, const std::vector<double>& ref, double f
   return std::sqrt(diff2) / std::max(std::sqrt(ref2), floor);
 }
 
-template <typename Got>
-double relative_l2(const Got& got, const std::vector<double>& ref) {
-  return relative_l2(got, ref, [](std::size_t) { return true; });
-}
-
-inline double relative_l2(const Tensor& got, const std::vector<double>& ref) {
-  return relative_l2(got.span<float>(), ref);
-}
-
-// Whether two float32 tensors hold the same bits (NaN payloads included).
-inline bool bitwise_equal(const Tensor& a, const Tensor& b) {
-  return a.shape() == b.shape() &&
-         std::equal(a.span<float>().begin(), a.span<float>().end(), b.span<float>().begin(),
-                    [](float x, float y) { return std::memcmp(&x, &y, sizeof x) == 0; });
-}
-
-}  // namespace longnet::extras_test
+}  // namespace longnet::test

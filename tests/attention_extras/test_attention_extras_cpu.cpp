@@ -35,11 +35,11 @@
 namespace longnet {
 namespace {
 
-using extras_test::bitwise_equal;
-using extras_test::poisoned;
-using extras_test::random_tensor;
-using extras_test::relative_l2;
 using reference::DenseInputs;
+using test::bitwise_equal;
+using test::poisoned;
+using test::random_tensor;
+using test::relative_l2;
 using ::testing::AllOf;
 using ::testing::HasSubstr;
 using ::testing::ThrowsMessage;
@@ -84,8 +84,8 @@ struct Extras {
 Extras make_extras(const ExtrasCase& c, std::mt19937_64& rng) {
   Extras e;
   if (c.bias) {
-    e.kernel.bias = extras_test::random_bias(c.config, c.shape.heads, rng);
-    e.dense.bias = extras_test::bias_table(e.kernel.bias);
+    e.kernel.bias = test::random_bias(c.config, c.shape.heads, rng);
+    e.dense.bias = test::bias_table(e.kernel.bias);
   }
   e.kernel.dropout_p = e.dense.dropout_p = c.dropout_p;
   e.kernel.dropout_seed = e.dense.dropout_seed = kDropoutSeed;
@@ -108,7 +108,7 @@ TEST_P(CpuExtrasMatchReference, OnEveryAvailableIsa) {
   const auto ref = reference::dense_forward(c.config, in, extras.dense);
   const auto ref_grads =
       reference::dense_backward(c.config, in, reference::to_doubles(dout), extras.dense);
-  const std::vector<double> ref_dbias = extras_test::flatten(ref_grads.dbias);
+  const std::vector<double> ref_dbias = test::flatten(ref_grads.dbias);
   auto covered = [&](std::size_t row) { return std::isfinite(ref.lse[row]); };
   const double grad_tolerance = gradient_tolerance(ref.lse);
 
@@ -134,7 +134,7 @@ TEST_P(CpuExtrasMatchReference, OnEveryAvailableIsa) {
     EXPECT_LE(relative_l2(dv, ref_grads.dv), grad_tolerance) << "dv";
     double e_dbias = 0;
     if (c.bias) {
-      e_dbias = extras_test::error_over_floor(extras_test::flatten(dbias), ref_dbias, 1.0);
+      e_dbias = test::error_over_floor(test::flatten(dbias), ref_dbias, 1.0);
       EXPECT_LE(e_dbias, grad_tolerance) << "dbias";
     } else {
       EXPECT_TRUE(dbias.empty()) << "no bias, so no bias gradient";
@@ -219,7 +219,7 @@ TEST_F(CpuExtrasProperties, ZeroBiasMatchesNoBiasAndItsGradientIsTheDiagonalSumO
     zero.bias.push_back(Tensor::zeros({s_.heads, 2 * relative_bias_rows(p) - 1}));
   }
   reference::DenseExtras dense;
-  dense.bias = extras_test::bias_table(zero.bias);
+  dense.bias = test::bias_table(zero.bias);
   const DenseInputs in = DenseInputs::from_tensors(q_, k_, v_);
   const auto ref = reference::dense_backward(config_, in, reference::to_doubles(dout_), dense);
   for (CpuIsa isa : available_cpu_isas()) {
@@ -231,7 +231,7 @@ TEST_F(CpuExtrasProperties, ZeroBiasMatchesNoBiasAndItsGradientIsTheDiagonalSumO
     EXPECT_LE(relative_l2(with.o, plain_o), 1e-6);
     const auto grads = run_backward(*kernels, config_, q_, k_, v_, with, dout_, zero);
     EXPECT_LE(relative_l2(grads.dq, ref.dq), kGradientTolerance);
-    EXPECT_LE(relative_l2(extras_test::flatten(grads.dbias), extras_test::flatten(ref.dbias)),
+    EXPECT_LE(relative_l2(test::flatten(grads.dbias), test::flatten(ref.dbias)),
               kGradientTolerance);
   }
 }
@@ -266,11 +266,11 @@ TEST_F(CpuExtrasProperties, SplittingQueriesIntoTasksFromMidSegmentChangesNothin
   // at dilated index 77 (mid query block): outputs and gradients agree with the reference.
   const auto config = DilatedAttentionConfig::from_lists({600}, {2}, true, HeadOffsets::grouped);
   AttentionExtras extras;
-  extras.bias = extras_test::random_bias(config, s_.heads, rng_);
+  extras.bias = test::random_bias(config, s_.heads, rng_);
   extras.dropout_p = 0.3f;
   extras.dropout_seed = 31;
   reference::DenseExtras dense;
-  dense.bias = extras_test::bias_table(extras.bias);
+  dense.bias = test::bias_table(extras.bias);
   dense.dropout_p = extras.dropout_p;
   dense.dropout_seed = extras.dropout_seed;
   const DenseInputs in = DenseInputs::from_tensors(q_, k_, v_);
@@ -317,8 +317,7 @@ TEST_F(CpuExtrasProperties, SplittingQueriesIntoTasksFromMidSegmentChangesNothin
     EXPECT_LE(relative_l2(dq, ref_grads.dq), tol) << "dq";
     EXPECT_LE(relative_l2(dk, ref_grads.dk), tol) << "dk";
     EXPECT_LE(relative_l2(dv, ref_grads.dv), tol) << "dv";
-    EXPECT_LE(relative_l2(dbias[0].span<float>(), extras_test::flatten(ref_grads.dbias)), tol)
-        << "dbias";
+    EXPECT_LE(relative_l2(dbias[0].span<float>(), test::flatten(ref_grads.dbias)), tol) << "dbias";
   }
 }
 

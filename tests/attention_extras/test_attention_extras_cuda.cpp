@@ -62,10 +62,10 @@ constexpr uint64_t kDropoutSeed = 0xD15EA5E;
 // ---- inputs ------------------------------------------------------------------------------
 // tests/cuda_test_support.hpp: rounded (the values a dtype holds, as float32), on_gpu (a
 // device copy in a dtype), poisoned_gpu (NaN bytes), host_float (a float32 host copy).
-using testing_support::host_float;
-using testing_support::on_gpu;
-using testing_support::poisoned_gpu;
-using testing_support::rounded;
+using test::host_float;
+using test::on_gpu;
+using test::poisoned_gpu;
+using test::rounded;
 
 // float32 tensors shaped like `tensors`, on `device`, of NaN bytes.
 std::vector<Tensor> poisoned_like(const std::vector<Tensor>& tensors, Device device) {
@@ -92,8 +92,8 @@ Extras make_extras(const DilatedAttentionConfig& config, int64_t heads, bool bia
                    std::mt19937_64& rng) {
   Extras e;
   if (bias) {
-    e.kernel.bias = extras_test::random_bias(config, heads, rng);
-    e.dense.bias = extras_test::bias_table(e.kernel.bias);
+    e.kernel.bias = test::random_bias(config, heads, rng);
+    e.dense.bias = test::bias_table(e.kernel.bias);
   }
   e.kernel.dropout_p = e.dense.dropout_p = p;
   e.kernel.dropout_seed = e.dense.dropout_seed = kDropoutSeed;
@@ -105,7 +105,7 @@ Extras make_extras(const DilatedAttentionConfig& config, int64_t heads, bool bia
 // ---- the naive 16-bit baseline -------------------------------------------------------------
 struct NaiveExtras {
   std::vector<double> o, dq, dk, dv;  // [B, N, H, D]
-  std::vector<double> dbias;          // extras_test::flatten order
+  std::vector<double> dbias;          // test::flatten order
 };
 
 // Per query row, over the multiset of (pattern, key) pairs the configuration allows (one
@@ -221,7 +221,7 @@ NaiveExtras naive_extras_attention(const DilatedAttentionConfig& config, const T
     out.dk[x] = rd(out.dk[x]);
     out.dv[x] = rd(out.dv[x]);
   }
-  out.dbias = extras_test::flatten(dbias);
+  out.dbias = test::flatten(dbias);
   for (double& x : out.dbias) x = static_cast<float>(x);
   return out;
 }
@@ -249,7 +249,7 @@ void expect_bound(const std::string& what, double kernel, double naive) {
 double dbias_error(const std::vector<Tensor>& dbias, const std::vector<double>& ref) {
   std::vector<Tensor> host;
   for (const Tensor& t : dbias) host.push_back(t.to(Device::cpu));
-  return extras_test::error_over_floor(extras_test::flatten(host), ref, 1.0);
+  return test::error_over_floor(test::flatten(host), ref, 1.0);
 }
 
 class CudaExtrasMatchReference : public testing::TestWithParam<ExtrasGpuCase> {};
@@ -259,17 +259,17 @@ TEST_P(CudaExtrasMatchReference, WithinTwiceTheNaiveError) {
   const ExtrasGpuCase& c = GetParam();
   const Shape shape = qkv_shape(c.shape);
   std::mt19937_64 rng(kSeed);
-  const Tensor q = rounded(extras_test::random_tensor(shape, rng), c.dtype);
-  const Tensor k = rounded(extras_test::random_tensor(shape, rng), c.dtype);
-  const Tensor v = rounded(extras_test::random_tensor(shape, rng), c.dtype);
-  const Tensor dout = rounded(extras_test::random_tensor(shape, rng), c.dtype);
+  const Tensor q = rounded(test::random_tensor(shape, rng), c.dtype);
+  const Tensor k = rounded(test::random_tensor(shape, rng), c.dtype);
+  const Tensor v = rounded(test::random_tensor(shape, rng), c.dtype);
+  const Tensor dout = rounded(test::random_tensor(shape, rng), c.dtype);
   const Extras extras = make_extras(c.config, c.shape.heads, c.bias, c.dropout_p, rng);
 
   const DenseInputs in = DenseInputs::from_tensors(q, k, v);
   const auto ref = reference::dense_forward(c.config, in, extras.dense);
   const auto ref_grads =
       reference::dense_backward(c.config, in, reference::to_doubles(dout), extras.dense);
-  const std::vector<double> ref_dbias = extras_test::flatten(ref_grads.dbias);
+  const std::vector<double> ref_dbias = test::flatten(ref_grads.dbias);
   auto covered = [&](std::size_t row) { return std::isfinite(ref.lse[row]); };
   ASSERT_TRUE(std::ranges::any_of(ref.lse, [](double x) { return std::isfinite(x); }))
       << "every row of this case is uncovered: it checks nothing";
@@ -277,24 +277,24 @@ TEST_P(CudaExtrasMatchReference, WithinTwiceTheNaiveError) {
   // The naive same-precision implementations (top of the file).
   auto cpu = make_cpu_dilated_attention();
   const AttentionOutputs cpu_out = run_forward(*cpu, c.config, q, k, v, extras.kernel);
-  const double naive_lse = extras_test::relative_l2(cpu_out.lse.span<float>(), ref.lse, covered);
+  const double naive_lse = test::relative_l2(cpu_out.lse.span<float>(), ref.lse, covered);
   double naive_o = 0, naive_dq = 0, naive_dk = 0, naive_dv = 0, naive_dbias = 0;
   if (c.dtype == DType::float32) {
     const AttentionGradients g =
         run_backward(*cpu, c.config, q, k, v, cpu_out, dout, extras.kernel);
-    naive_o = extras_test::relative_l2(cpu_out.o, ref.o);
-    naive_dq = extras_test::relative_l2(g.dq, ref_grads.dq);
-    naive_dk = extras_test::relative_l2(g.dk, ref_grads.dk);
-    naive_dv = extras_test::relative_l2(g.dv, ref_grads.dv);
+    naive_o = test::relative_l2(cpu_out.o, ref.o);
+    naive_dq = test::relative_l2(g.dq, ref_grads.dq);
+    naive_dk = test::relative_l2(g.dk, ref_grads.dk);
+    naive_dv = test::relative_l2(g.dv, ref_grads.dv);
     if (c.bias) naive_dbias = dbias_error(g.dbias, ref_dbias);
   } else {
     const NaiveExtras naive =
         naive_extras_attention(c.config, q, k, v, dout, c.dtype, extras.dense);
-    naive_o = extras_test::relative_l2(naive.o, ref.o);
-    naive_dq = extras_test::relative_l2(naive.dq, ref_grads.dq);
-    naive_dk = extras_test::relative_l2(naive.dk, ref_grads.dk);
-    naive_dv = extras_test::relative_l2(naive.dv, ref_grads.dv);
-    if (c.bias) naive_dbias = extras_test::error_over_floor(naive.dbias, ref_dbias, 1.0);
+    naive_o = test::relative_l2(naive.o, ref.o);
+    naive_dq = test::relative_l2(naive.dq, ref_grads.dq);
+    naive_dk = test::relative_l2(naive.dk, ref_grads.dk);
+    naive_dv = test::relative_l2(naive.dv, ref_grads.dv);
+    if (c.bias) naive_dbias = test::error_over_floor(naive.dbias, ref_dbias, 1.0);
   }
 
   const Tensor gq = on_gpu(q, c.dtype), gk = on_gpu(k, c.dtype), gv = on_gpu(v, c.dtype),
@@ -306,8 +306,8 @@ TEST_P(CudaExtrasMatchReference, WithinTwiceTheNaiveError) {
     Tensor glse = poisoned_gpu(lse_shape(c.shape), DType::float32);
     kernels->forward(c.config, gq, gk, gv, go, glse, extras.kernel);
     const Tensor o = host_float(go), lse = host_float(glse);
-    const double e_o = extras_test::relative_l2(o, ref.o);
-    const double e_lse = extras_test::relative_l2(lse.span<float>(), ref.lse, covered);
+    const double e_o = test::relative_l2(o, ref.o);
+    const double e_lse = test::relative_l2(lse.span<float>(), ref.lse, covered);
     expect_bound("o", e_o, naive_o);
     expect_bound("lse (covered rows)", e_lse, naive_lse);
     int64_t bad_lse = 0;
@@ -320,9 +320,9 @@ TEST_P(CudaExtrasMatchReference, WithinTwiceTheNaiveError) {
            gdv = poisoned_gpu(shape, c.dtype);
     std::vector<Tensor> dbias = poisoned_like(extras.kernel.bias, Device::cpu);
     kernels->backward(c.config, gq, gk, gv, go, glse, gdout, gdq, gdk, gdv, extras.kernel, dbias);
-    const double e_dq = extras_test::relative_l2(host_float(gdq), ref_grads.dq);
-    const double e_dk = extras_test::relative_l2(host_float(gdk), ref_grads.dk);
-    const double e_dv = extras_test::relative_l2(host_float(gdv), ref_grads.dv);
+    const double e_dq = test::relative_l2(host_float(gdq), ref_grads.dq);
+    const double e_dk = test::relative_l2(host_float(gdk), ref_grads.dk);
+    const double e_dv = test::relative_l2(host_float(gdv), ref_grads.dv);
     const double e_dbias = c.bias ? dbias_error(dbias, ref_dbias) : 0.0;
     expect_bound("dq", e_dq, naive_dq);
     expect_bound("dk", e_dk, naive_dk);
@@ -333,11 +333,11 @@ TEST_P(CudaExtrasMatchReference, WithinTwiceTheNaiveError) {
              again_dv = poisoned_gpu(shape, c.dtype);
       kernels->backward(c.config, gq, gk, gv, go, glse, gdout, again_dq, again_dk, again_dv,
                         extras.kernel);
-      EXPECT_TRUE(extras_test::bitwise_equal(host_float(gdq), host_float(again_dq)))
+      EXPECT_TRUE(test::bitwise_equal(host_float(gdq), host_float(again_dq)))
           << "deterministic dq differs between two runs";
-      EXPECT_TRUE(extras_test::bitwise_equal(host_float(gdk), host_float(again_dk)))
+      EXPECT_TRUE(test::bitwise_equal(host_float(gdk), host_float(again_dk)))
           << "deterministic dk differs between two runs";
-      EXPECT_TRUE(extras_test::bitwise_equal(host_float(gdv), host_float(again_dv)))
+      EXPECT_TRUE(test::bitwise_equal(host_float(gdv), host_float(again_dv)))
           << "deterministic dv differs between two runs";
     }
     fmt::print(
@@ -450,9 +450,9 @@ TEST_P(CudaDropoutMaskMatchesCpu, RowByRowWithUniformAttention) {
   const auto cfg = config({256, 512}, {1, 4}, c.causal, HO::interleaved);
   std::mt19937_64 rng(kSeed + 7);
   const Tensor q = Tensor::zeros(shape);  // every score 0: P uniform over allowed keys
-  const Tensor k = rounded(extras_test::random_tensor(shape, rng), c.dtype);
-  const Tensor v = rounded(extras_test::random_tensor(shape, rng), c.dtype);
-  const Tensor dout = rounded(extras_test::random_tensor(shape, rng), c.dtype);
+  const Tensor k = rounded(test::random_tensor(shape, rng), c.dtype);
+  const Tensor v = rounded(test::random_tensor(shape, rng), c.dtype);
+  const Tensor dout = rounded(test::random_tensor(shape, rng), c.dtype);
   AttentionExtras extras;
   extras.dropout_p = 0.5f;
   extras.dropout_seed = kDropoutSeed + 1;
@@ -503,10 +503,8 @@ class CudaExtrasProperties : public testing::Test {
   Shape shape_ = qkv_shape(s_);
   DilatedAttentionConfig config_ = config({128, 600}, {2, 4}, kCausal, HO::interleaved);
   std::mt19937_64 rng_{kSeed + 1};
-  Tensor q_ = extras_test::random_tensor(shape_, rng_),
-         k_ = extras_test::random_tensor(shape_, rng_),
-         v_ = extras_test::random_tensor(shape_, rng_),
-         dout_ = extras_test::random_tensor(shape_, rng_);
+  Tensor q_ = test::random_tensor(shape_, rng_), k_ = test::random_tensor(shape_, rng_),
+         v_ = test::random_tensor(shape_, rng_), dout_ = test::random_tensor(shape_, rng_);
 };
 
 TEST_F(CudaExtrasProperties, NoBiasAndZeroDropoutAreBitIdenticalToNoExtras) {
@@ -523,8 +521,8 @@ TEST_F(CudaExtrasProperties, NoBiasAndZeroDropoutAreBitIdenticalToNoExtras) {
         lse2(lse_shape(s_), DType::float32, Device::cuda);
     kernels->forward(config_, q, k, v, o1, lse1);
     kernels->forward(config_, q, k, v, o2, lse2, off);
-    EXPECT_TRUE(extras_test::bitwise_equal(host_float(o1), host_float(o2)));
-    EXPECT_TRUE(extras_test::bitwise_equal(host_float(lse1), host_float(lse2)));
+    EXPECT_TRUE(test::bitwise_equal(host_float(o1), host_float(o2)));
+    EXPECT_TRUE(test::bitwise_equal(host_float(lse1), host_float(lse2)));
     Tensor g1[3] = {Tensor(shape_, dtype, Device::cuda), Tensor(shape_, dtype, Device::cuda),
                     Tensor(shape_, dtype, Device::cuda)};
     Tensor g2[3] = {Tensor(shape_, dtype, Device::cuda), Tensor(shape_, dtype, Device::cuda),
@@ -532,7 +530,7 @@ TEST_F(CudaExtrasProperties, NoBiasAndZeroDropoutAreBitIdenticalToNoExtras) {
     kernels->backward(config_, q, k, v, o1, lse1, dout, g1[0], g1[1], g1[2]);
     kernels->backward(config_, q, k, v, o1, lse1, dout, g2[0], g2[1], g2[2], off);
     for (int i = 0; i < 3; ++i) {
-      EXPECT_TRUE(extras_test::bitwise_equal(host_float(g1[i]), host_float(g2[i]))) << "grad " << i;
+      EXPECT_TRUE(test::bitwise_equal(host_float(g1[i]), host_float(g2[i]))) << "grad " << i;
     }
   }
 }
@@ -553,8 +551,8 @@ TEST_F(CudaExtrasProperties, DeviceAndHostBiasTensorsGiveTheSameResults) {
                    poisoned_gpu(lse_shape(s_), DType::float32)};
   kernels->forward(config_, q, k, v, o[0], lse[0], host);
   kernels->forward(config_, q, k, v, o[1], lse[1], device);
-  EXPECT_TRUE(extras_test::bitwise_equal(o[0].to(Device::cpu), o[1].to(Device::cpu)));
-  EXPECT_TRUE(extras_test::bitwise_equal(lse[0].to(Device::cpu), lse[1].to(Device::cpu)));
+  EXPECT_TRUE(test::bitwise_equal(o[0].to(Device::cpu), o[1].to(Device::cpu)));
+  EXPECT_TRUE(test::bitwise_equal(lse[0].to(Device::cpu), lse[1].to(Device::cpu)));
   Tensor grads[2][3];
   for (auto& g : grads) {
     for (Tensor& t : g) t = poisoned_gpu(shape_, DType::float32);
@@ -566,13 +564,11 @@ TEST_F(CudaExtrasProperties, DeviceAndHostBiasTensorsGiveTheSameResults) {
   kernels->backward(config_, q, k, v, o[0], lse[0], dout, grads[1][0], grads[1][1], grads[1][2],
                     device, dbias_device);
   for (int i = 0; i < 3; ++i) {
-    EXPECT_TRUE(
-        extras_test::bitwise_equal(grads[0][i].to(Device::cpu), grads[1][i].to(Device::cpu)))
+    EXPECT_TRUE(test::bitwise_equal(grads[0][i].to(Device::cpu), grads[1][i].to(Device::cpu)))
         << "gradient " << i << " (dq, dk, dv)";
   }
-  const std::vector<double> want = extras_test::flatten(dbias_host);
-  EXPECT_LE(extras_test::error_over_floor(
-                extras_test::flatten(to_device(dbias_device, Device::cpu)), want, 1.0),
+  const std::vector<double> want = test::flatten(dbias_host);
+  EXPECT_LE(test::error_over_floor(test::flatten(to_device(dbias_device, Device::cpu)), want, 1.0),
             1e-5);
 }
 
@@ -614,10 +610,10 @@ TEST_P(CudaExtrasTaskEntryPoints, QueriesSplitMidSegmentMatchTheCpu) {
   const Shape shape = qkv_shape(s);
   const auto cfg = config({600}, {2}, kCausal, HO::grouped);
   std::mt19937_64 rng(kSeed + 2);
-  const Tensor q = rounded(extras_test::random_tensor(shape, rng), dtype);
-  const Tensor k = rounded(extras_test::random_tensor(shape, rng), dtype);
-  const Tensor v = rounded(extras_test::random_tensor(shape, rng), dtype);
-  const Tensor dout = rounded(extras_test::random_tensor(shape, rng), dtype);
+  const Tensor q = rounded(test::random_tensor(shape, rng), dtype);
+  const Tensor k = rounded(test::random_tensor(shape, rng), dtype);
+  const Tensor v = rounded(test::random_tensor(shape, rng), dtype);
+  const Tensor dout = rounded(test::random_tensor(shape, rng), dtype);
   const AttentionExtras extras = make_extras(cfg, s.heads, kBias, 0.3f, rng).kernel;
 
   auto cpu = make_cpu_dilated_attention();
@@ -675,12 +671,12 @@ TEST_P(CudaExtrasTaskEntryPoints, QueriesSplitMidSegmentMatchTheCpu) {
 
   const double tol = dtype == DType::float32 ? 1e-5 : 2e-2;
   auto as_doubles = [](const Tensor& t) { return reference::to_doubles(t); };
-  EXPECT_LE(extras_test::relative_l2(o_host, as_doubles(want.o)), tol) << "o";
-  EXPECT_LE(extras_test::relative_l2(dq.to(Device::cpu), as_doubles(want_grads.dq)), tol) << "dq";
-  EXPECT_LE(extras_test::relative_l2(dk.to(Device::cpu), as_doubles(want_grads.dk)), tol) << "dk";
-  EXPECT_LE(extras_test::relative_l2(dv.to(Device::cpu), as_doubles(want_grads.dv)), tol) << "dv";
-  EXPECT_LE(extras_test::error_over_floor(dbias[0].to(Device::cpu).span<float>(),
-                                          as_doubles(want_grads.dbias[0]), 1.0),
+  EXPECT_LE(test::relative_l2(o_host, as_doubles(want.o)), tol) << "o";
+  EXPECT_LE(test::relative_l2(dq.to(Device::cpu), as_doubles(want_grads.dq)), tol) << "dq";
+  EXPECT_LE(test::relative_l2(dk.to(Device::cpu), as_doubles(want_grads.dk)), tol) << "dk";
+  EXPECT_LE(test::relative_l2(dv.to(Device::cpu), as_doubles(want_grads.dv)), tol) << "dv";
+  EXPECT_LE(test::error_over_floor(dbias[0].to(Device::cpu).span<float>(),
+                                   as_doubles(want_grads.dbias[0]), 1.0),
             tol)
       << "dbias";
 }
@@ -701,10 +697,10 @@ TEST(NaiveExtrasBaseline, IsWithinItsDtypesRoundingOfTheReference) {
   const Shape shape = qkv_shape(s);
   for (DType dtype : {DType::bfloat16, DType::float16}) {
     SCOPED_TRACE(dtype_name(dtype));
-    const Tensor q = rounded(extras_test::random_tensor(shape, rng), dtype);
-    const Tensor k = rounded(extras_test::random_tensor(shape, rng), dtype);
-    const Tensor v = rounded(extras_test::random_tensor(shape, rng), dtype);
-    const Tensor dout = rounded(extras_test::random_tensor(shape, rng), dtype);
+    const Tensor q = rounded(test::random_tensor(shape, rng), dtype);
+    const Tensor k = rounded(test::random_tensor(shape, rng), dtype);
+    const Tensor v = rounded(test::random_tensor(shape, rng), dtype);
+    const Tensor dout = rounded(test::random_tensor(shape, rng), dtype);
     const Extras extras = make_extras(cfg, s.heads, kBias, 0.3f, rng);
     const DenseInputs in = DenseInputs::from_tensors(q, k, v);
     const auto ref = reference::dense_forward(cfg, in, extras.dense);
@@ -713,19 +709,17 @@ TEST(NaiveExtrasBaseline, IsWithinItsDtypesRoundingOfTheReference) {
     const NaiveExtras naive = naive_extras_attention(cfg, q, k, v, dout, dtype, extras.dense);
     // 16 ulps of bfloat16 (2^-8 each): rounding of a few steps, far below a slip's O(1).
     const double tol = 16.0 / 256;
-    EXPECT_LE(extras_test::relative_l2(naive.o, ref.o), tol) << "o";
-    EXPECT_LE(extras_test::relative_l2(naive.dq, ref_grads.dq), tol) << "dq";
-    EXPECT_LE(extras_test::relative_l2(naive.dk, ref_grads.dk), tol) << "dk";
-    EXPECT_LE(extras_test::relative_l2(naive.dv, ref_grads.dv), tol) << "dv";
-    EXPECT_LE(
-        extras_test::error_over_floor(naive.dbias, extras_test::flatten(ref_grads.dbias), 1.0), tol)
+    EXPECT_LE(test::relative_l2(naive.o, ref.o), tol) << "o";
+    EXPECT_LE(test::relative_l2(naive.dq, ref_grads.dq), tol) << "dq";
+    EXPECT_LE(test::relative_l2(naive.dk, ref_grads.dk), tol) << "dk";
+    EXPECT_LE(test::relative_l2(naive.dv, ref_grads.dv), tol) << "dv";
+    EXPECT_LE(test::error_over_floor(naive.dbias, test::flatten(ref_grads.dbias), 1.0), tol)
         << "dbias";
-    fmt::print(
-        "# naive {:<8} o {:.2e} dq {:.2e} dk {:.2e} dv {:.2e} dbias {:.2e}\n", dtype_name(dtype),
-        extras_test::relative_l2(naive.o, ref.o), extras_test::relative_l2(naive.dq, ref_grads.dq),
-        extras_test::relative_l2(naive.dk, ref_grads.dk),
-        extras_test::relative_l2(naive.dv, ref_grads.dv),
-        extras_test::error_over_floor(naive.dbias, extras_test::flatten(ref_grads.dbias), 1.0));
+    fmt::print("# naive {:<8} o {:.2e} dq {:.2e} dk {:.2e} dv {:.2e} dbias {:.2e}\n",
+               dtype_name(dtype), test::relative_l2(naive.o, ref.o),
+               test::relative_l2(naive.dq, ref_grads.dq), test::relative_l2(naive.dk, ref_grads.dk),
+               test::relative_l2(naive.dv, ref_grads.dv),
+               test::error_over_floor(naive.dbias, test::flatten(ref_grads.dbias), 1.0));
   }
 }
 

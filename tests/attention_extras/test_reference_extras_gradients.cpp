@@ -109,7 +109,7 @@ TEST_P(ReferenceExtrasGradients, MatchFiniteDifferences) {
     }
   }
   const auto grads = reference::dense_backward(c.config, in, dout, extras);
-  const std::vector<double> dbias = extras_test::flatten(grads.dbias);
+  const std::vector<double> dbias = test::flatten(grads.dbias);
 
   const struct {
     Input input;

@@ -7,7 +7,7 @@
 #include <limits>
 #include <vector>
 
-namespace longnet::testing_support {
+namespace longnet::test {
 namespace {
 
 struct Pair {
@@ -133,4 +133,4 @@ void DenseAttentionCore::backward(std::span<const PatternOperands> patterns, con
   }
 }
 
-}  // namespace longnet::testing_support
+}  // namespace longnet::test

@@ -6,7 +6,7 @@
 
 #include "model/attention_core.hpp"
 
-namespace longnet::testing_support {
+namespace longnet::test {
 
 class DenseAttentionCore final : public AttentionCore {
  public:
@@ -24,4 +24,4 @@ class DenseAttentionCore final : public AttentionCore {
   AttentionShape shape_;
 };
 
-}  // namespace longnet::testing_support
+}  // namespace longnet::test

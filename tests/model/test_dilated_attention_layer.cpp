@@ -14,7 +14,7 @@
 namespace longnet {
 namespace {
 
-using testing_support::DenseAttentionCore;
+using test::DenseAttentionCore;
 
 struct LayerCase {
   std::string name;

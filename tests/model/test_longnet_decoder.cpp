@@ -51,7 +51,7 @@ TEST_P(DecoderTest, BackwardMatchesFiniteDifferencesInDouble) {
   const AttentionShape shape{2, 10, 2, 4};
   auto ops = make_cpu_model_ops();
   LongNetDecoder model(config, DType::float64, 3);
-  testing_support::DenseAttentionCore core(config.attention.attention_config(), shape);
+  test::DenseAttentionCore core(config.attention.attention_config(), shape);
   const Batch batch = random_batch(20, config.vocab_size, 7);
   auto loss = [&] {
     DecoderActivations saved;
@@ -87,7 +87,7 @@ TEST_P(DecoderTest, Float32ModelOnKernelsMatchesFloat64) {
   auto ops = make_cpu_model_ops();
   auto kernels = make_cpu_dilated_attention();
   LongNetDecoder m64(config, DType::float64, 3), m32(config, DType::float32, 3);
-  testing_support::DenseAttentionCore dense(config.attention.attention_config(), shape);
+  test::DenseAttentionCore dense(config.attention.attention_config(), shape);
   auto local = make_local_attention_core(config.attention.attention_config(), shape, *kernels);
   const Batch batch = random_batch(20, config.vocab_size, 8);
   DecoderActivations s64, s32;

@@ -12,7 +12,7 @@
 namespace longnet {
 namespace {
 
-using testing_support::DenseAttentionCore;
+using test::DenseAttentionCore;
 
 MultiModalConfig small_config() {
   MultiModalConfig c;

@@ -17,9 +17,9 @@ namespace longnet {
 namespace {
 
 namespace fs = std::filesystem;
+using test::run_process;
+using test::RunResult;
 using ::testing::HasSubstr;
-using testing::run_process;
-using testing::RunResult;
 
 class TrainCliTest : public ::testing::Test {
  protected:

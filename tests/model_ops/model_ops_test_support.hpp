@@ -11,7 +11,7 @@
 
 #include "runtime/tensor.hpp"
 
-namespace longnet::model_ops_testing {
+namespace longnet::test {
 
 // Standard normal entries (times `scale`, plus `offset`), float64, reproducible from `seed`.
 inline Tensor random_double(const Shape& shape, uint64_t seed, double scale = 1.0,
@@ -87,4 +87,4 @@ inline std::vector<double> minus(const Tensor& got, const Tensor& before) {
   return out;
 }
 
-}  // namespace longnet::model_ops_testing
+}  // namespace longnet::test

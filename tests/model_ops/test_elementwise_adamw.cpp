@@ -10,7 +10,7 @@
 namespace longnet {
 namespace {
 
-using namespace model_ops_testing;
+using namespace test;
 
 class CpuElementwiseTest : public ::testing::Test {
  protected:

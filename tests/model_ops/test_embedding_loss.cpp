@@ -11,7 +11,7 @@
 namespace longnet {
 namespace {
 
-using namespace model_ops_testing;
+using namespace test;
 using ::testing::HasSubstr;
 
 constexpr double kGradTol = 1e-7;

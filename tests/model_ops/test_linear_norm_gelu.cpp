@@ -11,7 +11,7 @@
 namespace longnet {
 namespace {
 
-using namespace model_ops_testing;
+using namespace test;
 
 // Finite differences in double agree with an exact gradient to ~1e-9 on O(1) data.
 constexpr double kGradTol = 1e-7;

@@ -15,7 +15,7 @@
 namespace longnet {
 namespace {
 
-using namespace model_ops_testing;
+using namespace test;
 using ::testing::HasSubstr;
 
 // Parameter names in test listings: "float32", not the enum's bytes.

@@ -13,7 +13,7 @@
 
 #include "runtime/error.hpp"
 
-namespace longnet::testing_support {
+namespace longnet::test {
 
 class TempDir {
  public:
@@ -67,4 +67,4 @@ std::string error_of(F&& run) {
   return "";
 }
 
-}  // namespace longnet::testing_support
+}  // namespace longnet::test

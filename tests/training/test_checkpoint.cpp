@@ -24,12 +24,12 @@ namespace longnet {
 namespace {
 
 namespace fs = std::filesystem;
+using test::error_of;
+using test::read_file;
+using test::TempDir;
+using test::write_file;
 using ::testing::AllOf;
 using ::testing::HasSubstr;
-using testing_support::error_of;
-using testing_support::read_file;
-using testing_support::TempDir;
-using testing_support::write_file;
 
 // Random floats with the values a careless writer would change: -0, subnormals, the
 // largest float, infinities and a NaN with a payload.

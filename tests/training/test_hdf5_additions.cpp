@@ -12,10 +12,10 @@
 namespace longnet {
 namespace {
 
+using test::error_of;
+using test::TempDir;
 using ::testing::AllOf;
 using ::testing::HasSubstr;
-using testing_support::error_of;
-using testing_support::TempDir;
 
 TEST(H5FileAdditions, IntegerDatasetsRoundTripAndRefuseOtherTypes) {
   const TempDir tmp;
@@ -113,7 +113,7 @@ TEST(H5FileAdditions, UserBlockPrecedesTheSuperblock) {
   EXPECT_EQ(f.read_tensor_f32("x").span<float>()[2], 2.0f);
   EXPECT_EQ(H5File::open_read(tmp / "plain.h5").user_block_bytes(), 0u);
   // HDF5's signature sits at byte 512, after the block left to the application.
-  const std::string bytes = testing_support::read_file(tmp / "u.h5");
+  const std::string bytes = test::read_file(tmp / "u.h5");
   EXPECT_EQ(bytes.substr(512, 4), "\x89HDF");
   EXPECT_THAT(error_of([&] { H5File::create_with_user_block(tmp / "bad.h5", 100); }),
               HasSubstr("bad.h5"));

@@ -23,11 +23,11 @@ namespace longnet {
 namespace {
 
 namespace fs = std::filesystem;
+using test::error_of;
+using test::read_file;
+using test::TempDir;
+using test::write_file;
 using ::testing::HasSubstr;
-using testing_support::error_of;
-using testing_support::read_file;
-using testing_support::TempDir;
-using testing_support::write_file;
 
 std::string host_name() {
   char name[256] = {};

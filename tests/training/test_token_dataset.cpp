@@ -16,11 +16,11 @@
 namespace longnet {
 namespace {
 
+using test::error_of;
+using test::TempDir;
+using test::write_file;
 using ::testing::AllOf;
 using ::testing::HasSubstr;
-using testing_support::error_of;
-using testing_support::TempDir;
-using testing_support::write_file;
 
 // 10007 random bytes (a prime length, so nothing lines up with powers of two).
 TokenDataset random_dataset(int64_t n = 10007, uint32_t seed = 17) {

@@ -16,12 +16,12 @@
 namespace longnet {
 namespace {
 
+using test::error_of;
+using test::read_file;
+using test::TempDir;
+using test::write_file;
 using ::testing::AllOf;
 using ::testing::HasSubstr;
-using testing_support::error_of;
-using testing_support::read_file;
-using testing_support::TempDir;
-using testing_support::write_file;
 
 // Printable text without NUL, of a length drawn from the generator.
 std::string random_text(std::mt19937& rng, int max_length) {

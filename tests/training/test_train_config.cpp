@@ -16,9 +16,9 @@
 namespace longnet {
 namespace {
 
+using test::error_of;
 using ::testing::AllOf;
 using ::testing::HasSubstr;
-using testing_support::error_of;
 
 std::string parse_error(const std::string& text) {
   return error_of([&] { parse_train_config_string(text); });
@@ -161,7 +161,7 @@ TEST(TrainConfig, SyntaxErrorGivesLineAndColumn) {
 }
 
 TEST(TrainConfig, FileErrorsNameTheFileAndLine) {
-  const testing_support::TempDir tmp;
+  const test::TempDir tmp;
   const auto path = tmp / "train.toml";
   std::ofstream(path) << "[model]\ndim = 128\nheads = 0\n";
   const std::string message = error_of([&] { parse_train_config_file(path.string()); });
