@@ -30,7 +30,7 @@ source_dir=$(cd "$(dirname "$0")/.." && pwd)
 stages=("$@")
 [[ ${#stages[@]} -eq 0 ]] && stages=(info tests sanitize attend bench torch)
 tokens=${LONGNET_GPU_TOKENS:-32768,131072,524288,1048576}
-cuda_test=$build/tests/test_dilated_attention_cuda
+cuda_test=$build/tests/kernels/test_dilated_attention_cuda
 # The CUDA kernel table: `longnet bench attention --device cuda` with the given options.
 cuda_bench() { "$build/launch/longnet" bench attention --device cuda "$@"; }
 failed=0

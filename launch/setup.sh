@@ -21,7 +21,7 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev    # tests
   golang-1.19-src                               # Go sources: the default training corpus
   slurmctld slurmd slurm-client munge libpmix-dev  # launch/slurm and its tests (srun --mpi=pmix loads libpmix.so)
-  python3-h5py python3-matplotlib               # tests/slurm compares HDF5 files; bench plots
+  python3-h5py python3-matplotlib               # tests/launch/slurm compares HDF5 files; bench plots
   python3-venv python3-numpy python3-torch python3-pytest python3-mpi4py  # python/ and its tests
 )
 missing=()
