@@ -30,10 +30,13 @@ if [[ ${LONGNET_SKIP_SANITIZERS:-0} != 1 ]]; then
   cmake --build build-sanitize
   step "ctest -L 'unit|mpi' (build-sanitize/)"
   # Any report fails the test: ASan aborts on its first error, UBSan does too (the build
-  # sets -fno-sanitize-recover); LeakSanitizer ignores only Open MPI's own allocations.
-  ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:strict_string_checks=1 \
+  # sets -fno-sanitize-recover); LeakSanitizer ignores only Open MPI's own allocations
+  # (and HDF5's per-thread state; tests/sanitizers/lsan_suppressions.txt says why). Full
+  # stacks (fast_unwind_on_malloc=0), so that a suppression matches the library that
+  # allocated, whatever called it.
+  ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:strict_string_checks=1:fast_unwind_on_malloc=0 \
     UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-    LSAN_OPTIONS=suppressions=$root/tests/sanitizers/lsan_suppressions.txt:print_suppressions=0 \
+    LSAN_OPTIONS=suppressions=$root/tests/sanitizers/lsan_suppressions.txt:use_tls=0:print_suppressions=0 \
     ctest --test-dir build-sanitize --output-on-failure -j 2 -L 'unit|mpi'
 fi
 
