@@ -25,8 +25,9 @@
 #include "runtime/error.hpp"
 
 #ifdef LONGNET_HAVE_NCCL
-#include "comm/cuda_check.hpp"
 #include "comm/nccl_communicator.hpp"
+#include "runtime/cuda_check.hpp"
+#include "runtime/nccl_check.hpp"
 
 #include <cuda_runtime_api.h>
 #include <nccl.h>

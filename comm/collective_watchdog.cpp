@@ -2,8 +2,8 @@
 // the header for the design and its cost).
 #include "comm/collective_watchdog.hpp"
 
-#include "comm/mpi_check.hpp"
 #include "runtime/error.hpp"
+#include "runtime/mpi_check.hpp"
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>

@@ -1,8 +1,8 @@
 // MpiSession: MPI_Init_thread / MPI_Finalize, and MPI_Abort with a tagged message.
 #include "comm/mpi_session.hpp"
 
-#include "comm/mpi_check.hpp"
 #include "runtime/error.hpp"
+#include "runtime/mpi_check.hpp"
 
 #include <fmt/format.h>
 #include <mpi.h>
@@ -69,6 +69,7 @@ MpiSession::MpiSession(int* argc, char*** argv, MpiThreadLevel required) {
   LONGNET_MPI_CHECK(MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN));
   LONGNET_MPI_CHECK(MPI_Comm_rank(MPI_COMM_WORLD, &rank_));
   LONGNET_MPI_CHECK(MPI_Comm_size(MPI_COMM_WORLD, &size_));
+  register_process_rank(rank_, size_);  // for every library failure's message
   std::array<char, MPI_MAX_PROCESSOR_NAME> name{};
   int length = 0;
   LONGNET_MPI_CHECK(MPI_Get_processor_name(name.data(), &length));
@@ -79,6 +80,7 @@ MpiSession::~MpiSession() {
   int finalized = 0;
   MPI_Finalized(&finalized);
   if (finalized == 0) MPI_Finalize();
+  register_process_rank(-1, -1);
 }
 
 void MpiSession::abort_job(std::string_view message, int exit_code) const {

@@ -2,8 +2,9 @@
 // and the abort-never-hang rules of the header.
 #include "comm/nccl_communicator.hpp"
 
-#include "comm/cuda_check.hpp"
+#include "runtime/cuda_check.hpp"
 #include "runtime/error.hpp"
+#include "runtime/nccl_check.hpp"
 
 #include <fmt/chrono.h>
 #include <fmt/format.h>

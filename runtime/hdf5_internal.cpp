@@ -2,6 +2,7 @@
 #include "runtime/hdf5_internal.hpp"
 
 #include "runtime/checked_size.hpp"
+#include "runtime/library_check.hpp"
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
@@ -34,7 +35,7 @@ std::string hdf5_error_message() {
 
 [[noreturn]] void throw_hdf5_error(const std::string& context, const char* statement,
                                    const char* file, int line) {
-  fail("{}: {} ({} failed at {}:{})", context, hdf5_error_message(), statement, file, line);
+  detail::throw_library_failure("HDF5: " + hdf5_error_message(), statement, file, line, context);
 }
 
 // HDF5 prints its whole error stack to stderr by default; we report the cause ourselves,

@@ -16,7 +16,8 @@
 
 namespace longnet::hdf5_internal {
 
-// Throws Error: `context`, HDF5's innermost message, the statement and file:line.
+// Throws Error through the one library failure path (runtime/library_check.hpp):
+// `context`, the statement, file:line, HDF5's innermost message, rank and host.
 [[noreturn]] void throw_hdf5_error(const std::string& context, const char* statement,
                                    const char* file, int line);
 
@@ -24,8 +25,8 @@ namespace longnet::hdf5_internal {
 
 // LONGNET_HDF5(call, context): evaluates an HDF5 call and yields its result; every HDF5
 // call signals failure with a negative value, which becomes a longnet::Error holding
-// `context` (what we were doing, built only on failure), HDF5's message, the statement
-// and file:line.
+// `context` (what we were doing, built only on failure), the statement, file:line,
+// HDF5's message, rank and host.
 #define LONGNET_HDF5(call, context)                                                     \
   [&] {                                                                                 \
     const auto hdf5_result_ = (call);                                                   \

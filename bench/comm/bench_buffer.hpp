@@ -13,7 +13,8 @@
 #include "runtime/error.hpp"
 
 #ifdef LONGNET_HAVE_NCCL
-#include "comm/cuda_check.hpp"
+#include "runtime/cuda_check.hpp"
+#include "runtime/nccl_check.hpp"
 
 #include <cuda_runtime_api.h>
 #endif

@@ -11,9 +11,9 @@
 // head's rows and its dropout key (pattern_task_extras, the same keys as the CPU kernels).
 #include "kernels/cuda/dilated_attention_cuda.hpp"
 
-#include "kernels/cuda/cuda_check.cuh"
 #include "kernels/cuda/dilated_attention_launch.hpp"
 #include "kernels/philox.hpp"
+#include "runtime/cuda_check.hpp"
 #include "runtime/device_memory.hpp"
 #include "runtime/error.hpp"
 
@@ -88,8 +88,8 @@ void check_task_alignment(const AttentionParams& params, const PatternTasks& pat
 class DeviceGuard {
  public:
   explicit DeviceGuard(int device) : device_(device) {
-    LONGNET_CHECK_CUDA(cudaGetDevice(&previous_));
-    if (previous_ != device_) LONGNET_CHECK_CUDA(cudaSetDevice(device_));
+    LONGNET_CUDA_CHECK(cudaGetDevice(&previous_));
+    if (previous_ != device_) LONGNET_CUDA_CHECK(cudaSetDevice(device_));
   }
   ~DeviceGuard() {
     if (previous_ != device_) cudaSetDevice(previous_);
@@ -205,7 +205,7 @@ class CudaDilatedAttention final : public DilatedAttentionOp {
     const int64_t elements = shape.elements();
     float* o_acc = dtype == DType::float32 ? call.o.data<float>()
                                            : o_accumulator_.ensure_elements<float>(elements);
-    LONGNET_CHECK_CUDA(cudaMemsetAsync(o_acc, 0, static_cast<std::size_t>(elements) * 4, stream));
+    LONGNET_CUDA_CHECK(cudaMemsetAsync(o_acc, 0, static_cast<std::size_t>(elements) * 4, stream));
     cuda_kernels::fill(call.lse.data<float>(), shape.rows(), kNegInf, stream);
     FlashParams params = task_params(call.params);
     params.o = o_acc;
@@ -216,7 +216,7 @@ class CudaDilatedAttention final : public DilatedAttentionOp {
     if (dtype != DType::float32) {
       cuda_kernels::convert_from_float(dtype, o_acc, call.o.raw(), elements, stream);
     }
-    LONGNET_CHECK_CUDA(cudaStreamSynchronize(stream), "the dilated-attention forward");
+    LONGNET_CUDA_CHECK(cudaStreamSynchronize(stream), "the dilated-attention forward");
   }
 
   void do_backward(const BackwardCall& call) override {
@@ -241,7 +241,7 @@ class CudaDilatedAttention final : public DilatedAttentionOp {
     float* dk_acc = wide ? call.dk.data<float>() : acc + elements;
     float* dv_acc = wide ? call.dv.data<float>() : acc + 2 * elements;
     for (float* g : {dq_acc, dk_acc, dv_acc}) {
-      LONGNET_CHECK_CUDA(cudaMemsetAsync(g, 0, static_cast<std::size_t>(elements) * 4, stream));
+      LONGNET_CUDA_CHECK(cudaMemsetAsync(g, 0, static_cast<std::size_t>(elements) * 4, stream));
     }
     float* delta = delta_.ensure_elements<float>(shape.rows());
     cuda_kernels::row_dot(dtype, call.dout.raw(), call.o.raw(), delta, shape.rows(), shape.head_dim,
@@ -274,7 +274,7 @@ class CudaDilatedAttention final : public DilatedAttentionOp {
       cuda_kernels::convert_from_float(dtype, dv_acc, call.dv.raw(), elements, stream);
     }
     download_dbias(call.dbias, dbias_acc, stream);
-    LONGNET_CHECK_CUDA(cudaStreamSynchronize(stream), "the dilated-attention backward");
+    LONGNET_CUDA_CHECK(cudaStreamSynchronize(stream), "the dilated-attention backward");
   }
 
   void do_forward_tasks(const AttentionParams& params, const PatternTasks& pattern) override {
@@ -293,7 +293,7 @@ class CudaDilatedAttention final : public DilatedAttentionOp {
     flash.lse = params.lse;
     cuda_kernels::forward_pattern(params.input_dtype, with_slice(flash, slice, device_tasks),
                                   stream);
-    LONGNET_CHECK_CUDA(cudaStreamSynchronize(stream), "forward_tasks");
+    LONGNET_CUDA_CHECK(cudaStreamSynchronize(stream), "forward_tasks");
   }
 
   void do_backward_tasks(const AttentionParams& params, const PatternTasks& pattern) override {
@@ -314,7 +314,7 @@ class CudaDilatedAttention final : public DilatedAttentionOp {
     flash.dq = params.dq;
     cuda_kernels::backward_pattern(params.input_dtype, with_slice(flash, slice, device_tasks),
                                    deterministic_, stream);
-    LONGNET_CHECK_CUDA(cudaStreamSynchronize(stream), "backward_tasks");
+    LONGNET_CUDA_CHECK(cudaStreamSynchronize(stream), "backward_tasks");
   }
 
   void do_output_gradient_dot(const Tensor& o, const Tensor& dout, Tensor& delta) override {
@@ -323,19 +323,19 @@ class CudaDilatedAttention final : public DilatedAttentionOp {
     check_tensors_here({{&o, "o"}, {&dout, "do"}, {&delta, "delta"}});
     cuda_kernels::row_dot(o.dtype(), dout.raw(), o.raw(), delta.data<float>(), delta.numel(),
                           o.dim(3), stream);
-    LONGNET_CHECK_CUDA(cudaStreamSynchronize(stream), "output_gradient_dot");
+    LONGNET_CUDA_CHECK(cudaStreamSynchronize(stream), "output_gradient_dot");
   }
 
  private:
   // Created on first use, on device_ (the caller holds a DeviceGuard).
   cudaStream_t stream() {
-    if (stream_ == nullptr) LONGNET_CHECK_CUDA(cudaStreamCreate(&stream_));
+    if (stream_ == nullptr) LONGNET_CUDA_CHECK(cudaStreamCreate(&stream_));
     return stream_;
   }
 
   void check_pointer_here(const void* p, const char* what) const {
     cudaPointerAttributes attributes{};
-    LONGNET_CHECK_CUDA(cudaPointerGetAttributes(&attributes, p), what);
+    LONGNET_CUDA_CHECK(cudaPointerGetAttributes(&attributes, p), what);
     LONGNET_CHECK(
         attributes.type == cudaMemoryTypeDevice || attributes.type == cudaMemoryTypeManaged,
         "{} is not device memory; the CUDA backend takes device pointers", what);
@@ -375,7 +375,7 @@ class CudaDilatedAttention final : public DilatedAttentionOp {
         out.push_back(b.data<float>());
         continue;
       }
-      LONGNET_CHECK_CUDA(
+      LONGNET_CUDA_CHECK(
           cudaMemcpyAsync(staging, b.raw(), b.nbytes(), cudaMemcpyHostToDevice, stream),
           "copying the bias to the device");
       out.push_back(staging);
@@ -400,7 +400,7 @@ class CudaDilatedAttention final : public DilatedAttentionOp {
         acc = staging;
         staging += d.numel();
       }
-      LONGNET_CHECK_CUDA(cudaMemsetAsync(acc, 0, d.nbytes(), stream));
+      LONGNET_CUDA_CHECK(cudaMemsetAsync(acc, 0, d.nbytes(), stream));
       out.push_back(acc);
     }
     return out;
@@ -410,7 +410,7 @@ class CudaDilatedAttention final : public DilatedAttentionOp {
                              cudaStream_t stream) {
     for (std::size_t p = 0; p < dbias.size(); ++p) {
       if (dbias[p].device() == Device::cuda) continue;
-      LONGNET_CHECK_CUDA(cudaMemcpyAsync(dbias[p].raw(), acc[p], dbias[p].nbytes(),
+      LONGNET_CUDA_CHECK(cudaMemcpyAsync(dbias[p].raw(), acc[p], dbias[p].nbytes(),
                                          cudaMemcpyDeviceToHost, stream),
                          "copying dbias to the host");
     }
@@ -421,7 +421,7 @@ class CudaDilatedAttention final : public DilatedAttentionOp {
   const SegmentTask* upload(const std::vector<SegmentTask>& tasks, cudaStream_t stream) {
     auto* device_tasks = tasks_.ensure_elements<SegmentTask>(static_cast<int64_t>(tasks.size()));
     if (!tasks.empty()) {
-      LONGNET_CHECK_CUDA(
+      LONGNET_CUDA_CHECK(
           cudaMemcpyAsync(device_tasks, tasks.data(), tasks.size() * sizeof(SegmentTask),
                           cudaMemcpyHostToDevice, stream),
           "copying the task list to the device");

@@ -1,9 +1,9 @@
 // Dispatch of one pattern over (dtype in {bf16, fp16, fp32}) x (head dim in {32, 64, 128})
 // x causal x extras to the launcher instantiation for it (flash_launch.hpp). bf16 and fp16 run the
 // tensor-core kernels, fp32 the CUDA-core ones (flash_traits.cuh says why).
-#include "kernels/cuda/cuda_check.cuh"
 #include "kernels/cuda/dilated_attention_launch.hpp"
 #include "kernels/cuda/flash_launch.hpp"
+#include "runtime/cuda_check.hpp"
 
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
@@ -40,8 +40,8 @@ void dispatch(DType dtype, int head_dim, bool causal, bool extras, Fn&& fn) {
       case 128:
         return with_causal.template operator()<T, 128>();
       default:
-        throw_kernel_error("no CUDA kernels for head dim " + std::to_string(head_dim) +
-                           " (supported: 32, 64, 128)");
+        ::longnet::detail::throw_error("no CUDA kernels for head dim " + std::to_string(head_dim) +
+                                       " (supported: 32, 64, 128)");
     }
   };
   switch (dtype) {
@@ -54,8 +54,8 @@ void dispatch(DType dtype, int head_dim, bool causal, bool extras, Fn&& fn) {
     case DType::float64:
       break;
   }
-  throw_kernel_error("no CUDA kernels for dtype " + std::string(dtype_name(dtype)) +
-                     " (supported: bfloat16, float16, float32)");
+  ::longnet::detail::throw_error("no CUDA kernels for dtype " + std::string(dtype_name(dtype)) +
+                                 " (supported: bfloat16, float16, float32)");
 }
 
 }  // namespace

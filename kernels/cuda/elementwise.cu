@@ -3,9 +3,9 @@
 //
 // All use grid-stride loops over int64 indices (tensors may exceed 2^31 elements) with a
 // grid capped at kMaxBlocks, enough to fill any current GPU several times over.
-#include "kernels/cuda/cuda_check.cuh"
 #include "kernels/cuda/dilated_attention_launch.hpp"
 #include "kernels/cuda/mma_primitives.cuh"
+#include "runtime/cuda_check.hpp"
 
 #include <algorithm>
 #include <string>
@@ -62,7 +62,7 @@ __global__ void row_dot_kernel(const T* a, const T* b, float* out, int64_t rows,
 template <typename T>
 void convert_as(const float* in, void* out, int64_t n, cudaStream_t stream) {
   convert_kernel<T><<<blocks_for(n, kThreads), kThreads, 0, stream>>>(in, static_cast<T*>(out), n);
-  LONGNET_CHECK_LAUNCH("convert_kernel");
+  LONGNET_CUDA_CHECK_LAUNCH("convert_kernel");
 }
 
 template <typename T>
@@ -70,12 +70,13 @@ void row_dot_as(const void* a, const void* b, float* out, int64_t rows, int64_t 
                 cudaStream_t stream) {
   row_dot_kernel<T><<<blocks_for(rows, kThreads / 32), kThreads, 0, stream>>>(
       static_cast<const T*>(a), static_cast<const T*>(b), out, rows, d);
-  LONGNET_CHECK_LAUNCH("row_dot_kernel");
+  LONGNET_CUDA_CHECK_LAUNCH("row_dot_kernel");
 }
 
 [[noreturn]] void unsupported(DType dtype, const char* what) {
-  throw_kernel_error(std::string(what) + ": unsupported dtype " + std::string(dtype_name(dtype)) +
-                     " (the CUDA kernels take bfloat16, float16 or float32)");
+  ::longnet::detail::throw_error(std::string(what) + ": unsupported dtype " +
+                                 std::string(dtype_name(dtype)) +
+                                 " (the CUDA kernels take bfloat16, float16 or float32)");
 }
 
 }  // namespace
@@ -83,7 +84,7 @@ void row_dot_as(const void* a, const void* b, float* out, int64_t rows, int64_t 
 void fill(float* data, int64_t n, float value, cudaStream_t stream) {
   if (n == 0) return;
   fill_kernel<<<blocks_for(n, kThreads), kThreads, 0, stream>>>(data, n, value);
-  LONGNET_CHECK_LAUNCH("fill_kernel");
+  LONGNET_CUDA_CHECK_LAUNCH("fill_kernel");
 }
 
 void convert_from_float(DType dtype, const float* in, void* out, int64_t n, cudaStream_t stream) {
@@ -95,7 +96,7 @@ void convert_from_float(DType dtype, const float* in, void* out, int64_t n, cuda
       return convert_as<__half>(in, out, n, stream);
     case DType::float32:
       if (in != out) {
-        LONGNET_CHECK_CUDA(cudaMemcpyAsync(out, in, static_cast<std::size_t>(n) * sizeof(float),
+        LONGNET_CUDA_CHECK(cudaMemcpyAsync(out, in, static_cast<std::size_t>(n) * sizeof(float),
                                            cudaMemcpyDeviceToDevice, stream));
       }
       return;

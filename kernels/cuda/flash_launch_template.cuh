@@ -9,10 +9,10 @@
 // together and share its keys and values in L2.
 #pragma once
 
-#include "kernels/cuda/cuda_check.cuh"
 #include "kernels/cuda/flash_backward.cuh"
 #include "kernels/cuda/flash_launch.hpp"
 #include "kernels/cuda/simt_backward.cuh"
+#include "runtime/cuda_check.hpp"
 
 #include <climits>
 #include <string>
@@ -25,9 +25,9 @@ inline dim3 task_grid(int64_t blocks_per_task, int64_t num_tasks, const char* ke
   const int64_t y = num_tasks < kMaxY ? num_tasks : kMaxY;
   const int64_t z = (num_tasks + y - 1) / y;
   if (blocks_per_task > INT_MAX || z > kMaxZ) {
-    throw_kernel_error(std::string(kernel) + ": grid too large (" +
-                       std::to_string(blocks_per_task) + " blocks per task, " +
-                       std::to_string(num_tasks) + " tasks)");
+    ::longnet::detail::throw_error(std::string(kernel) + ": grid too large (" +
+                                   std::to_string(blocks_per_task) + " blocks per task, " +
+                                   std::to_string(num_tasks) + " tasks)");
   }
   return dim3(static_cast<unsigned>(blocks_per_task), static_cast<unsigned>(y),
               static_cast<unsigned>(z));
@@ -42,10 +42,10 @@ void launch_over_tasks(Kernel kernel, const char* name, int64_t blocks_per_task,
                        int smem_bytes, const FlashParams& params, cudaStream_t stream) {
   if (blocks_per_task <= 0 || params.num_tasks <= 0) return;
   const dim3 grid = task_grid(blocks_per_task, params.num_tasks, name);
-  LONGNET_CHECK_CUDA(
+  LONGNET_CUDA_CHECK(
       cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem_bytes), name);
   kernel<<<grid, threads, smem_bytes, stream>>>(params);
-  LONGNET_CHECK_LAUNCH(name);
+  LONGNET_CUDA_CHECK_LAUNCH(name);
 }
 
 // ---- kernel launchers --------------------------------------------------------------------

@@ -5,9 +5,9 @@
 // LONGNET_COLLECTIVE_TIMEOUT (sub-communicators inherit it), and a bad value of either is
 // refused.
 #include "comm/collective_watchdog.hpp"
-#include "comm/mpi_check.hpp"
 #include "comm/mpi_communicator.hpp"
 #include "runtime/error.hpp"
+#include "runtime/mpi_check.hpp"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>

@@ -3,9 +3,9 @@
 // collectives reach exactly their members; counters follow the convention of
 // comm/comm_counters.hpp; and every failure is a longnet::Error that names the call,
 // the communicator and the rank, raised before anything is communicated.
-#include "comm/mpi_check.hpp"
 #include "comm/mpi_communicator.hpp"
 #include "runtime/error.hpp"
+#include "runtime/mpi_check.hpp"
 #include "tests/support/comm_test_support.hpp"
 
 #include <fmt/format.h>

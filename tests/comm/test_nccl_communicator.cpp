@@ -7,10 +7,11 @@
 // Without a usable GPU every test is skipped, with the reason, on every rank alike (the
 // test main then exits 77 and ctest reports the test as skipped, not passed). NCCL
 // needs one device per rank, so np 2 on a one-GPU machine is skipped too.
-#include "comm/cuda_check.hpp"
 #include "comm/mpi_communicator.hpp"
 #include "comm/nccl_communicator.hpp"
+#include "runtime/cuda_check.hpp"
 #include "runtime/error.hpp"
+#include "runtime/nccl_check.hpp"
 #include "tests/support/comm_test_support.hpp"
 
 #include <cuda_runtime_api.h>

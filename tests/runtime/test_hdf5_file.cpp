@@ -400,6 +400,8 @@ TEST_F(Hdf5FileTest, LibraryFailureCarriesHdf5sMessageAndTheCall) {
   EXPECT_THAT(message, HasSubstr("No such file or directory"));  // HDF5's innermost frame
   EXPECT_THAT(message, HasSubstr("H5Fcreate("));                 // the statement
   EXPECT_THAT(message, HasSubstr("hdf5_file.cpp:"));             // file:line
+  EXPECT_THAT(message, HasSubstr("HDF5: "));                     // the library
+  EXPECT_THAT(message, HasSubstr("[rank "));                     // the process
 }
 
 TEST_F(Hdf5FileTest, FailuresPrintNothing) {

@@ -16,10 +16,10 @@
 //   GoogleTest records an exception escaping a test as a failure on the rank that threw;
 //   the other ranks, waiting for it in a collective, wait 5 s longer before they fire, so
 //   that the failing rank's message is the one printed before MPI_Abort ends the job.
-#include "comm/mpi_check.hpp"
 #include "comm/mpi_communicator.hpp"
 #include "comm/mpi_session.hpp"
 #include "runtime/error.hpp"
+#include "runtime/mpi_check.hpp"
 
 #include <fmt/format.h>
 #include <gtest/gtest.h>

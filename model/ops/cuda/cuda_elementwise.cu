@@ -5,8 +5,9 @@
 // its grid-stride elements in double, then a block reduction to one partial per block; the
 // host adds the partials in order. The split depends only on n: deterministic.
 #include "model/ops/cuda/ops_common.cuh"
-#include "model/ops/cuda/ops_cuda_check.hpp"
 #include "model/ops/cuda/ops_launch.hpp"
+#include "runtime/cublas_check.hpp"
+#include "runtime/cuda_check.hpp"
 
 namespace longnet::cuda_ops {
 namespace {
@@ -62,19 +63,19 @@ __global__ void adamw_kernel(T* param, const T* grad, T* m, T* v, int64_t n, Ada
 template <typename T>
 void add(const T* a, const T* b, T* out, int64_t n, cudaStream_t stream) {
   add_kernel<T><<<blocks_for(n), kThreads, 0, stream>>>(a, b, out, n);
-  LONGNET_OPS_CHECK_LAUNCH("add_kernel");
+  LONGNET_CUDA_CHECK_LAUNCH("add_kernel");
 }
 
 template <typename T>
 void scale(T* a, double factor, int64_t n, cudaStream_t stream) {
   scale_kernel<T><<<blocks_for(n), kThreads, 0, stream>>>(a, static_cast<T>(factor), n);
-  LONGNET_OPS_CHECK_LAUNCH("scale_kernel");
+  LONGNET_CUDA_CHECK_LAUNCH("scale_kernel");
 }
 
 template <typename T>
 void sum_of_squares_partials(const T* a, int64_t n, double* partials, cudaStream_t stream) {
   sum_of_squares_kernel<T><<<kSumOfSquaresPartials, kThreads, 0, stream>>>(a, n, partials);
-  LONGNET_OPS_CHECK_LAUNCH("sum_of_squares_kernel");
+  LONGNET_CUDA_CHECK_LAUNCH("sum_of_squares_kernel");
 }
 
 template <typename T>
@@ -88,7 +89,7 @@ void adamw_step(T* param, const T* grad, T* m, T* v, int64_t n, const AdamWScala
                           static_cast<T>(s.eps),
                           static_cast<T>(s.weight_decay)};
   adamw_kernel<T><<<blocks_for(n), kThreads, 0, stream>>>(param, grad, m, v, n, args);
-  LONGNET_OPS_CHECK_LAUNCH("adamw_kernel");
+  LONGNET_CUDA_CHECK_LAUNCH("adamw_kernel");
 }
 
 #define LONGNET_INSTANTIATE(T)                                                        \

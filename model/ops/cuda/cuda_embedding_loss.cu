@@ -10,8 +10,9 @@
 // exact in float), the sum is in double; the row's loss is written to `losses` and the
 // caller adds the rows in order on the host.
 #include "model/ops/cuda/ops_common.cuh"
-#include "model/ops/cuda/ops_cuda_check.hpp"
 #include "model/ops/cuda/ops_launch.hpp"
+#include "runtime/cublas_check.hpp"
+#include "runtime/cuda_check.hpp"
 
 namespace longnet::cuda_ops {
 namespace {
@@ -85,7 +86,7 @@ void embedding_forward(const int32_t* tokens, int64_t count, const T* table, T* 
                        int64_t channels, cudaStream_t stream) {
   embedding_forward_kernel<T>
       <<<blocks_for(count * channels), kThreads, 0, stream>>>(tokens, count, table, out, channels);
-  LONGNET_OPS_CHECK_LAUNCH("embedding_forward_kernel");
+  LONGNET_CUDA_CHECK_LAUNCH("embedding_forward_kernel");
 }
 
 template <typename T>
@@ -94,7 +95,7 @@ void embedding_backward(const int32_t* group_ids, const int64_t* group_offsets,
                         int64_t channels, cudaStream_t stream) {
   embedding_backward_kernel<T><<<blocks_for(groups, 1), kThreads, 0, stream>>>(
       group_ids, group_offsets, positions, groups, dout, dtable, channels);
-  LONGNET_OPS_CHECK_LAUNCH("embedding_backward_kernel");
+  LONGNET_CUDA_CHECK_LAUNCH("embedding_backward_kernel");
 }
 
 template <typename T>
@@ -102,7 +103,7 @@ void cross_entropy(const T* logits, const int32_t* targets, int64_t rows, int64_
                    double grad_scale, T* dlogits, double* losses, cudaStream_t stream) {
   cross_entropy_kernel<T><<<blocks_for(rows, 1), kThreads, 0, stream>>>(
       logits, targets, rows, vocab, grad_scale, dlogits, losses);
-  LONGNET_OPS_CHECK_LAUNCH("cross_entropy_kernel");
+  LONGNET_CUDA_CHECK_LAUNCH("cross_entropy_kernel");
 }
 
 #define LONGNET_INSTANTIATE(T)                                                                    \

@@ -1,8 +1,9 @@
 // The linear layer's kernels around its cuBLAS GEMMs: the bias broadcast before the
 // forward GEMM (which then adds with beta = 1) and db += column sums of dy.
 #include "model/ops/cuda/column_sums.cuh"
-#include "model/ops/cuda/ops_cuda_check.hpp"
 #include "model/ops/cuda/ops_launch.hpp"
+#include "runtime/cublas_check.hpp"
+#include "runtime/cuda_check.hpp"
 
 namespace longnet::cuda_ops {
 namespace {
@@ -22,7 +23,7 @@ int64_t column_partial_doubles(int64_t rows, int64_t cols) { return row_chunks(r
 template <typename T>
 void broadcast_rows(const T* row, T* y, int64_t rows, int64_t cols, cudaStream_t stream) {
   broadcast_rows_kernel<T><<<blocks_for(rows * cols), kThreads, 0, stream>>>(row, y, rows, cols);
-  LONGNET_OPS_CHECK_LAUNCH("broadcast_rows_kernel");
+  LONGNET_CUDA_CHECK_LAUNCH("broadcast_rows_kernel");
 }
 
 template <typename T>
@@ -30,10 +31,10 @@ void add_column_sums(const T* a, int64_t rows, int64_t cols, T* out, double* scr
                      cudaStream_t stream) {
   column_partials_kernel<T, false><<<column_partials_grid(rows, cols), kThreads, 0, stream>>>(
       a, nullptr, nullptr, nullptr, rows, cols, rows_per_chunk(rows), scratch, nullptr);
-  LONGNET_OPS_CHECK_LAUNCH("column_partials_kernel");
+  LONGNET_CUDA_CHECK_LAUNCH("column_partials_kernel");
   add_partials_kernel<T>
       <<<blocks_for(cols), kThreads, 0, stream>>>(scratch, row_chunks(rows), cols, out);
-  LONGNET_OPS_CHECK_LAUNCH("add_partials_kernel");
+  LONGNET_CUDA_CHECK_LAUNCH("add_partials_kernel");
 }
 
 #define LONGNET_INSTANTIATE(T)                                                   \

@@ -21,10 +21,11 @@
 #include <memory>
 #include <vector>
 
-#include "model/ops/cuda/ops_cuda_check.hpp"
 #include "model/ops/cuda/ops_launch.hpp"
 #include "model/ops/model_ops_checks.hpp"
 #include "model/ops/token_groups.hpp"
+#include "runtime/cublas_check.hpp"
+#include "runtime/cuda_check.hpp"
 #include "runtime/device_memory.hpp"
 
 namespace longnet {
@@ -59,12 +60,12 @@ int blas_int(int64_t extent, const char* what) {
 void gemm(cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k,
           const float* a, int lda, const float* b, int ldb, float beta, float* c, int ldc) {
   const float one = 1.0f;
-  LONGNET_OPS_CHECK_CUBLAS(cublasSgemm(h, ta, tb, m, n, k, &one, a, lda, b, ldb, &beta, c, ldc));
+  LONGNET_CUBLAS_CHECK(cublasSgemm(h, ta, tb, m, n, k, &one, a, lda, b, ldb, &beta, c, ldc));
 }
 void gemm(cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k,
           const double* a, int lda, const double* b, int ldb, double beta, double* c, int ldc) {
   const double one = 1.0;
-  LONGNET_OPS_CHECK_CUBLAS(cublasDgemm(h, ta, tb, m, n, k, &one, a, lda, b, ldb, &beta, c, ldc));
+  LONGNET_CUBLAS_CHECK(cublasDgemm(h, ta, tb, m, n, k, &one, a, lda, b, ldb, &beta, c, ldc));
 }
 
 class CudaModelOps final : public ModelOps {
@@ -294,8 +295,8 @@ class CudaModelOps final : public ModelOps {
 
   void synchronize() override {
     if (stream_ == nullptr) return;  // nothing was ever queued
-    LONGNET_OPS_CHECK_CUDA(cudaSetDevice(device_));
-    LONGNET_OPS_CHECK_CUDA(cudaStreamSynchronize(stream_));
+    LONGNET_CUDA_CHECK(cudaSetDevice(device_));
+    LONGNET_CUDA_CHECK(cudaStreamSynchronize(stream_));
   }
 
  private:
@@ -306,15 +307,15 @@ class CudaModelOps final : public ModelOps {
     if (stream_ == nullptr) {
       std::string reason;
       LONGNET_CHECK(cuda_device_available(&reason), "cuda model ops: no usable GPU: {}", reason);
-      LONGNET_OPS_CHECK_CUDA(cudaSetDevice(device_));
-      LONGNET_OPS_CHECK_CUDA(cudaStreamCreate(&stream_));
-      LONGNET_OPS_CHECK_CUBLAS(cublasCreate(&handle_));
-      LONGNET_OPS_CHECK_CUBLAS(cublasSetStream(handle_, stream_));
+      LONGNET_CUDA_CHECK(cudaSetDevice(device_));
+      LONGNET_CUDA_CHECK(cudaStreamCreate(&stream_));
+      LONGNET_CUBLAS_CHECK(cublasCreate(&handle_));
+      LONGNET_CUBLAS_CHECK(cublasSetStream(handle_, stream_));
       // The default math mode: no TF32 for float32 GEMMs, whose 10-bit mantissa would break
       // the agreement with the CPU (and with float32 semantics) at the 1e-3 level.
-      LONGNET_OPS_CHECK_CUBLAS(cublasSetMathMode(handle_, CUBLAS_DEFAULT_MATH));
+      LONGNET_CUBLAS_CHECK(cublasSetMathMode(handle_, CUBLAS_DEFAULT_MATH));
     }
-    LONGNET_OPS_CHECK_CUDA(cudaSetDevice(device_));
+    LONGNET_CUDA_CHECK(cudaSetDevice(device_));
   }
 
   void* scratch_bytes(std::size_t bytes) {
@@ -334,12 +335,12 @@ class CudaModelOps final : public ModelOps {
   // staged, so the caller's span may change afterwards.
   void upload(void* dst, const void* src, std::size_t bytes) {
     if (bytes == 0) return;
-    LONGNET_OPS_CHECK_CUDA(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, stream_));
+    LONGNET_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, stream_));
   }
   // Device to host after the queued work; waits, so kernel faults surface here.
   void download(void* dst, const void* src, std::size_t bytes) {
-    LONGNET_OPS_CHECK_CUDA(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, stream_));
-    LONGNET_OPS_CHECK_CUDA(cudaStreamSynchronize(stream_));
+    LONGNET_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, stream_));
+    LONGNET_CUDA_CHECK(cudaStreamSynchronize(stream_));
   }
 
   int device_;

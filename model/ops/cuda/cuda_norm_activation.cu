@@ -4,8 +4,9 @@
 // two passes (mean, then the centred variance) as on the CPU. The backward's dx is also one
 // warp per row; dgamma and dbeta are column sums (column_sums.cuh). GELU is elementwise in T.
 #include "model/ops/cuda/column_sums.cuh"
-#include "model/ops/cuda/ops_cuda_check.hpp"
 #include "model/ops/cuda/ops_launch.hpp"
+#include "runtime/cublas_check.hpp"
+#include "runtime/cuda_check.hpp"
 
 namespace longnet::cuda_ops {
 namespace {
@@ -98,7 +99,7 @@ void layer_norm_forward(const T* x, const T* gamma, const T* beta, double eps, T
                         T* rstd, int64_t rows, int64_t cols, cudaStream_t stream) {
   layer_norm_forward_kernel<T><<<blocks_for(rows, kThreads / kWarp), kThreads, 0, stream>>>(
       x, gamma, beta, eps, y, mean, rstd, rows, cols);
-  LONGNET_OPS_CHECK_LAUNCH("layer_norm_forward_kernel");
+  LONGNET_CUDA_CHECK_LAUNCH("layer_norm_forward_kernel");
 }
 
 template <typename T>
@@ -107,30 +108,30 @@ void layer_norm_backward(const T* x, const T* gamma, const T* mean, const T* rst
                          cudaStream_t stream) {
   layer_norm_dx_kernel<T><<<blocks_for(rows, kThreads / kWarp), kThreads, 0, stream>>>(
       x, gamma, mean, rstd, dy, dx, rows, cols);
-  LONGNET_OPS_CHECK_LAUNCH("layer_norm_dx_kernel");
+  LONGNET_CUDA_CHECK_LAUNCH("layer_norm_dx_kernel");
   double* part_dbeta = scratch;
   double* part_dgamma = scratch + column_partial_doubles(rows, cols);
   column_partials_kernel<T, true><<<column_partials_grid(rows, cols), kThreads, 0, stream>>>(
       dy, x, mean, rstd, rows, cols, rows_per_chunk(rows), part_dbeta, part_dgamma);
-  LONGNET_OPS_CHECK_LAUNCH("column_partials_kernel");
+  LONGNET_CUDA_CHECK_LAUNCH("column_partials_kernel");
   add_partials_kernel<T>
       <<<blocks_for(cols), kThreads, 0, stream>>>(part_dgamma, row_chunks(rows), cols, dgamma);
-  LONGNET_OPS_CHECK_LAUNCH("add_partials_kernel");
+  LONGNET_CUDA_CHECK_LAUNCH("add_partials_kernel");
   add_partials_kernel<T>
       <<<blocks_for(cols), kThreads, 0, stream>>>(part_dbeta, row_chunks(rows), cols, dbeta);
-  LONGNET_OPS_CHECK_LAUNCH("add_partials_kernel");
+  LONGNET_CUDA_CHECK_LAUNCH("add_partials_kernel");
 }
 
 template <typename T>
 void gelu_forward(const T* x, T* y, int64_t n, cudaStream_t stream) {
   gelu_forward_kernel<T><<<blocks_for(n), kThreads, 0, stream>>>(x, y, n);
-  LONGNET_OPS_CHECK_LAUNCH("gelu_forward_kernel");
+  LONGNET_CUDA_CHECK_LAUNCH("gelu_forward_kernel");
 }
 
 template <typename T>
 void gelu_backward(const T* x, const T* dy, T* dx, int64_t n, cudaStream_t stream) {
   gelu_backward_kernel<T><<<blocks_for(n), kThreads, 0, stream>>>(x, dy, dx, n);
-  LONGNET_OPS_CHECK_LAUNCH("gelu_backward_kernel");
+  LONGNET_CUDA_CHECK_LAUNCH("gelu_backward_kernel");
 }
 
 #define LONGNET_INSTANTIATE(T)                                                                   \
