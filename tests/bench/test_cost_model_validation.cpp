@@ -12,9 +12,12 @@
 #include "bench/cost_model_validation.hpp"
 #include "bench/csv_table.hpp"
 #include "runtime/error.hpp"
+#include "tests/support/error_of.hpp"
 
 namespace longnet::bench {
 namespace {
+
+using longnet::test::error_of;
 
 using ::testing::HasSubstr;
 
@@ -143,17 +146,6 @@ TEST(Validate, NeedsAOneRankRowForEachKernel) {
     EXPECT_THAT(e.what(), HasSubstr("s.csv:2"));
     EXPECT_THAT(e.what(), HasSubstr("no one-rank row of dense attention"));
   }
-}
-
-// The message of the Error that fn throws.
-template <typename Fn>
-std::string error_of(Fn&& fn) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
 }
 
 TEST(Csv, ErrorsNameTheFileLineAndColumn) {

@@ -2,6 +2,7 @@
 // attribute forms other tools write are read, slices read exactly their range, and
 // every failure is a longnet::Error that names the problem (and prints nothing).
 #include "runtime/hdf5_file.hpp"
+#include "tests/support/error_of.hpp"
 
 #include <fmt/format.h>
 #include <gmock/gmock.h>
@@ -19,6 +20,8 @@
 
 namespace longnet {
 namespace {
+
+using test::error_of;
 
 namespace fs = std::filesystem;
 using ::testing::HasSubstr;
@@ -59,18 +62,6 @@ Tensor iota_f32(const Shape& shape) {
 bool same_bits(const Tensor& a, const Tensor& b) {
   return a.shape() == b.shape() && a.dtype() == b.dtype() &&
          std::memcmp(a.raw(), b.raw(), a.nbytes()) == 0;
-}
-
-// The message of the Error `action` throws; fails the test if it throws none.
-template <typename Action>
-std::string error_of(Action&& action) {
-  try {
-    action();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "expected a longnet::Error";
-  return "";
 }
 
 TEST_F(Hdf5FileTest, TensorRoundTripIsBitwise) {
@@ -303,6 +294,27 @@ TEST_F(Hdf5FileTest, MissingDatasetIsNamedWithTheFilesContents) {
   EXPECT_THAT(error_of([&] { out.dataset_shape("q"); }), HasSubstr("no dataset 'q'"));
 }
 
+// Declares dataset `name` of `type` with extents `dims`, chunked and never written (so
+// nothing is stored), in a new file or, with `replace`, in place of one of that name.
+void declare_unwritten(const fs::path& path, const char* name, hid_t type,
+                       const std::vector<hsize_t>& dims, bool replace) {
+  const hid_t f = replace ? H5Fopen(path.c_str(), H5F_ACC_RDWR, H5P_DEFAULT)
+                          : H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+  ASSERT_GE(f, 0);
+  if (replace) H5Ldelete(f, name, H5P_DEFAULT);
+  const int rank = static_cast<int>(dims.size());
+  const std::vector<hsize_t> chunk(dims.size(), 1);
+  const hid_t space = H5Screate_simple(rank, dims.data(), nullptr);
+  const hid_t props = H5Pcreate(H5P_DATASET_CREATE);
+  H5Pset_chunk(props, rank, chunk.data());
+  const hid_t d = H5Dcreate2(f, name, type, space, H5P_DEFAULT, props, H5P_DEFAULT);
+  EXPECT_GE(d, 0);
+  if (d >= 0) H5Dclose(d);
+  H5Pclose(props);
+  H5Sclose(space);
+  H5Fclose(f);
+}
+
 // A dataset declared but never written reads as HDF5's fill value (zeros) unless refused;
 // so does one whose declared extent was raised after writing.
 TEST_F(Hdf5FileTest, DeclaredButUnwrittenDataIsRefusedNotReadAsZeros) {
@@ -310,21 +322,8 @@ TEST_F(Hdf5FileTest, DeclaredButUnwrittenDataIsRefusedNotReadAsZeros) {
   out.create_dataset_f32("o", {2, 3});
   out.write_dataset_u64("rng", std::vector<uint64_t>{7, 11});
   out.close();
-  {  // A chunked u64 dataset declaring 2^40 elements and storing none.
-    const hid_t f = H5Fopen(file("t.h5").c_str(), H5F_ACC_RDWR, H5P_DEFAULT);
-    ASSERT_GE(f, 0);
-    H5Ldelete(f, "rng", H5P_DEFAULT);
-    const hsize_t dims[1] = {hsize_t{1} << 40}, chunk[1] = {1};
-    const hid_t space = H5Screate_simple(1, dims, nullptr);
-    const hid_t props = H5Pcreate(H5P_DATASET_CREATE);
-    H5Pset_chunk(props, 1, chunk);
-    const hid_t d = H5Dcreate2(f, "rng", H5T_STD_U64LE, space, H5P_DEFAULT, props, H5P_DEFAULT);
-    ASSERT_GE(d, 0);
-    H5Dclose(d);
-    H5Pclose(props);
-    H5Sclose(space);
-    H5Fclose(f);
-  }
+  // A chunked u64 dataset declaring 2^40 elements and storing none.
+  declare_unwritten(file("t.h5"), "rng", H5T_STD_U64LE, {hsize_t{1} << 40}, /*replace=*/true);
   const H5File in = H5File::open_read(file("t.h5"));
   EXPECT_THAT(error_of([&] { in.read_tensor_f32("o"); }),
               HasSubstr("declares 6 elements (24 bytes) but stores only 0 bytes"));
@@ -337,20 +336,8 @@ TEST_F(Hdf5FileTest, DeclaredButUnwrittenDataIsRefusedNotReadAsZeros) {
 // Extents whose product overflows int64 are refused naming the dataset, before any
 // allocation (a wrapped count would pass every later check).
 TEST_F(Hdf5FileTest, ExtentsWhoseProductOverflowsAreRefused) {
-  {
-    const hid_t f = H5Fcreate(file("t.h5").c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
-    ASSERT_GE(f, 0);
-    const hsize_t dims[3] = {hsize_t{1} << 40, hsize_t{1} << 30, 1}, chunk[3] = {1, 1, 1};
-    const hid_t space = H5Screate_simple(3, dims, nullptr);
-    const hid_t props = H5Pcreate(H5P_DATASET_CREATE);
-    H5Pset_chunk(props, 3, chunk);
-    const hid_t d = H5Dcreate2(f, "q", H5T_IEEE_F32LE, space, H5P_DEFAULT, props, H5P_DEFAULT);
-    ASSERT_GE(d, 0);
-    H5Dclose(d);
-    H5Pclose(props);
-    H5Sclose(space);
-    H5Fclose(f);
-  }
+  declare_unwritten(file("t.h5"), "q", H5T_IEEE_F32LE, {hsize_t{1} << 40, hsize_t{1} << 30, 1},
+                    /*replace=*/false);
   const H5File in = H5File::open_read(file("t.h5"));
   for (const std::string& message :
        {error_of([&] { in.read_tensor_f32("q"); }), error_of([&] { in.dataset_shape("q"); })}) {

@@ -22,25 +22,17 @@
 #endif
 #ifdef LONGNET_HAVE_NCCL
 #include "runtime/nccl_check.hpp"
+#include "tests/support/error_of.hpp"
 #endif
 
 namespace longnet {
 namespace {
 
+using test::error_of;
+
 using ::testing::AllOf;
 using ::testing::HasSubstr;
 using ::testing::StartsWith;
-
-template <typename Action>
-std::string error_of(Action&& action) {
-  try {
-    action();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "expected a longnet::Error";
-  return "";
-}
 
 std::string host() {
   std::array<char, 256> name{};
@@ -121,7 +113,6 @@ TEST_F(LibraryCheck, NcclFailureCarriesNcclsText) {
                     HasSubstr("invalid argument")));
 }
 #endif
-
 
 }  // namespace
 }  // namespace longnet

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "runtime/error.hpp"
+#include "tests/support/error_of.hpp"
 
 namespace longnet::test {
 
@@ -53,18 +54,6 @@ inline void write_file(const std::filesystem::path& path, const std::string& byt
 inline std::string read_file(const std::filesystem::path& path) {
   std::ifstream in(path, std::ios::binary);
   return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
-
-// The message of the longnet::Error that `run` throws; fails the test if it throws none.
-template <typename F>
-std::string error_of(F&& run) {
-  try {
-    run();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "expected a longnet::Error";
-  return "";
 }
 
 }  // namespace longnet::test

@@ -7,22 +7,15 @@
 #include <string>
 
 #include "model/ops/model_ops.hpp"
+#include "tests/support/error_of.hpp"
 
 namespace longnet {
 namespace {
 
+using test::error_of;
+
 using ::testing::AllOf;
 using ::testing::HasSubstr;
-
-// The message of the Error `call` throws ("" if it throws none, which fails the matchers).
-std::string error_of(const std::function<void()>& call) {
-  try {
-    call();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
 
 class ModelOpsErrorsTest : public ::testing::Test {
  protected:
