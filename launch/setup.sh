@@ -17,7 +17,7 @@ packages=(
   libfmt-dev libcli11-dev libtomlplusplus-dev   # formatting, command line, configs
   libhdf5-dev hdf5-tools                        # tensors and checkpoints on disk
   libopenmpi-dev openmpi-bin                    # the MPI communicator, mpirun
-  libopenblas-dev                               # the sgemm rate the benchmarks compare with
+  libopenblas-openmp-dev                        # GEMMs on longnet's OpenMP threads (cmake/LongnetBlas.cmake)
   libgtest-dev libgmock-dev libbenchmark-dev    # tests
   golang-1.19-src                               # Go sources: the default training corpus
   slurmctld slurmd slurm-client munge libpmix-dev  # launch/slurm and its tests (srun --mpi=pmix loads libpmix.so)
