@@ -16,13 +16,13 @@
 
 #include "longnet/config.hpp"
 #include "runtime/error.hpp"
+#include "tests/support/error_of.hpp"
 #ifdef LONGNET_HAVE_CUDA
 #include "runtime/cublas_check.hpp"
 #include "runtime/cuda_check.hpp"
 #endif
 #ifdef LONGNET_HAVE_NCCL
 #include "runtime/nccl_check.hpp"
-#include "tests/support/error_of.hpp"
 #endif
 
 namespace longnet {
