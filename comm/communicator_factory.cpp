@@ -1,9 +1,12 @@
 #include "comm/communicator_factory.hpp"
 
-#include "comm/mpi_communicator.hpp"
 #include "comm/self_communicator.hpp"
 #include "longnet/config.hpp"
 #include "runtime/error.hpp"
+
+#ifdef LONGNET_HAVE_MPI
+#include "comm/mpi_communicator.hpp"
+#endif
 
 #ifdef LONGNET_HAVE_NCCL
 #include "comm/nccl_communicator.hpp"
@@ -13,7 +16,15 @@ namespace longnet {
 
 std::unique_ptr<Communicator> make_communicator(std::string_view backend, std::string name) {
   if (backend == "self") return std::make_unique<SelfCommunicator>(std::move(name));
-  if (backend == "mpi") return MpiCommunicator::world(std::move(name));
+  if (backend == "mpi") {
+#ifdef LONGNET_HAVE_MPI
+    return MpiCommunicator::world(std::move(name));
+#else
+    fail(
+        "communicator backend 'mpi': this build has no MPI (configured with LONGNET_MPI=OFF); "
+        "use 'self' for one process, or rebuild with LONGNET_MPI=ON");
+#endif
+  }
   if (backend == "nccl") {
 #ifdef LONGNET_HAVE_NCCL
     // The MPI world only bootstraps NCCL (the unique id); the node split picks the device.
@@ -27,6 +38,14 @@ std::unique_ptr<Communicator> make_communicator(std::string_view backend, std::s
 #endif
   }
   fail("unknown communicator backend '{}': use mpi, nccl or self", backend);
+}
+
+std::unique_ptr<Communicator> make_world_communicator(std::string name) {
+#ifdef LONGNET_HAVE_MPI
+  return make_communicator("mpi", std::move(name));
+#else
+  return make_communicator("self", std::move(name));
+#endif
 }
 
 }  // namespace longnet

@@ -17,4 +17,8 @@ namespace longnet {
 std::unique_ptr<Communicator> make_communicator(std::string_view backend,
                                                 std::string name = "world");
 
+// The job's host-memory world, the one launch code starts from: "mpi" in a build with
+// MPI (one rank without mpirun), "self" in a build without.
+std::unique_ptr<Communicator> make_world_communicator(std::string name = "world");
+
 }  // namespace longnet

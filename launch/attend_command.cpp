@@ -5,10 +5,9 @@
 // and writes its slice of one output file: rank 0 creates the file under a temporary
 // name, the ranks write their slices in turn, rank 0 renames it into place. Every step
 // that can fail on some ranks only runs through run_collectively, so all ranks fail
-// together with the first failing rank's message. Without MPI (a build with
-// LONGNET_MPI=OFF) the same steps run in one process over the whole sequence.
+// together with the first failing rank's message. Without mpirun, or in a build without
+// MPI (the self communicator), the same steps run in one process over the whole sequence.
 #include "launch/attend_command.hpp"
-#include "longnet/config.hpp"
 
 #include "kernels/dilated_attention_factory.hpp"
 #include "launch/attend_io.hpp"
@@ -27,13 +26,11 @@
 #include <optional>
 #include <ostream>
 
-#ifdef LONGNET_HAVE_MPI
 #include "comm/collective_step.hpp"
 #include "comm/communicator_factory.hpp"
 #include "launch/rank_agreement.hpp"
 #include "launch/traffic_report.hpp"
 #include "model/sequence_parallel_attention.hpp"
-#endif
 
 namespace longnet {
 namespace {
@@ -46,11 +43,11 @@ double milliseconds_since(std::chrono::steady_clock::time_point start) {
 // GFLOP/s from FLOPs and milliseconds: flops / (ms * 1e-3) / 1e9.
 double gflops_per_second(double flops, double ms) { return ms > 0 ? flops / (ms * 1e6) : 0.0; }
 
-// The ranks of a run: an MPI world, or one process on its own.
+// The ranks of a run: MPI's world (one rank without mpirun), or this process alone in a
+// build without MPI. One path either way.
 class Ranks {
  public:
-#ifdef LONGNET_HAVE_MPI
-  Ranks() : world_(make_communicator("mpi", "attend")) {}
+  Ranks() : world_(make_world_communicator("attend")) {}
   int rank() const { return world_->rank(); }
   int size() const { return world_->size(); }
   Communicator& world() { return *world_; }
@@ -69,14 +66,6 @@ class Ranks {
 
  private:
   std::unique_ptr<Communicator> world_;
-#else
-  int rank() const { return 0; }
-  int size() const { return 1; }
-  void together(const std::function<void()>& step) { step(); }
-  void barrier() {}
-  double max(double x) { return x; }
-  long broadcast(long x) { return x; }
-#endif
 };
 
 const char* const kGradientNames[] = {"dq", "dk", "dv"};
@@ -93,16 +82,12 @@ struct Run {
   double forward_ms = 0, backward_ms = 0;
 };
 
-void read_inputs(const AttendOptions& options, [[maybe_unused]] Ranks& ranks, Run& run) {
+void read_inputs(const AttendOptions& options, Ranks& ranks, Run& run) {
   const H5File file = H5File::open_read(options.input);
   run.config = read_attend_config(file);
   run.shape = read_attend_shape(file, &run.has_dout);
-  int64_t begin = 0, end = run.shape.tokens;
-#ifdef LONGNET_HAVE_MPI
   const Shard shard = shard_of(run.shape.tokens, ranks.size(), ranks.rank());
-  begin = shard.begin;
-  end = shard.end;
-#endif
+  const int64_t begin = shard.begin, end = shard.end;
   run.first_token = begin;
   run.local = {run.shape.batch, end - begin, run.shape.heads, run.shape.head_dim};
   check_attend_memory(run.local, run.has_dout);
@@ -236,11 +221,9 @@ void run_attend(const AttendOptions& options, std::ostream& out) {
     }
     read_inputs(options, ranks, run);
   });
-#ifdef LONGNET_HAVE_MPI
   require_ranks_agree(ranks.world(),
                       attend_facts(options.output, run.config, run.shape, run.has_dout),
                       "input file and options");
-#endif
   run.o = Tensor(qkv_shape(run.local), DType::float32);
   run.lse = Tensor(lse_shape(run.local), DType::float32);
   if (run.has_dout) {
@@ -252,27 +235,16 @@ void run_attend(const AttendOptions& options, std::ostream& out) {
   // the attention and would make the reported rate meaningless.
 #pragma omp parallel
   { (void)0; }
-#ifdef LONGNET_HAVE_MPI
   std::optional<SequenceParallelAttention> sp;
   ranks.together([&] { sp.emplace(ranks.world(), run.config, run.shape, *kernels); });
   std::string backend = ranks.size() > 1
                             ? fmt::format("{} x {} ranks (mpi)", kernels->name(), ranks.size())
                             : kernels->name();
-  std::function<void()> forward = [&] { sp->forward(run.q, run.k, run.v, run.o, run.lse); };
-  std::function<void()> backward = [&] {
+  const auto forward = [&] { sp->forward(run.q, run.k, run.v, run.o, run.lse); };
+  const auto backward = [&] {
     sp->backward(run.q, run.k, run.v, run.o, run.lse, run.dout, run.grads[0], run.grads[1],
                  run.grads[2]);
   };
-#else
-  std::string backend = kernels->name();
-  std::function<void()> forward = [&] {
-    kernels->forward(run.config, run.q, run.k, run.v, run.o, run.lse);
-  };
-  std::function<void()> backward = [&] {
-    kernels->backward(run.config, run.q, run.k, run.v, run.o, run.lse, run.dout, run.grads[0],
-                      run.grads[1], run.grads[2]);
-  };
-#endif
   ranks.barrier();
   if (cuda) {
     run_on_cuda(options, *cuda, run, backend);
@@ -289,9 +261,7 @@ void run_attend(const AttendOptions& options, std::ostream& out) {
 
   write_outputs(options, backend, ranks, run);
   if (!options.quiet) print_summary(options, backend, ranks, run, out);
-#ifdef LONGNET_HAVE_MPI
   if (options.stats) print_traffic(ranks.world(), *sp, out);
-#endif
 }
 
 void add_attend_command(CLI::App& app) {
@@ -327,11 +297,9 @@ void add_attend_command(CLI::App& app) {
   command->add_flag("--quiet", options->quiet, "print nothing on success");
   command->add_flag("--allow-nonfinite", options->allow_nonfinite,
                     "compute on inputs holding NaN or Inf (refused by default; see the README)");
-#ifdef LONGNET_HAVE_MPI
   command->add_flag("--stats", options->stats,
                     "print the bytes each rank sent and received per pattern, and its compute "
                     "and communication time");
-#endif
   command->callback([options] { run_attend(*options, std::cout); });
 }
 

@@ -11,9 +11,11 @@
 #include <sched.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <cstring>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -24,10 +26,10 @@
 #include <nccl.h>
 #endif
 #ifdef LONGNET_HAVE_MPI
-#include "comm/mpi_communicator.hpp"
-
 #include <mpi.h>
 #endif
+
+#include "comm/communicator_factory.hpp"
 
 namespace longnet {
 namespace {
@@ -146,36 +148,48 @@ std::string rank_line(int rank, int size, int local_rank, int local_size) {
                      omp_get_max_threads(), gpu);
 }
 
+// Fixed-size records of every rank's `text`, gathered so that each rank holds all of them
+// in rank order ("info" output and node grouping need nothing more).
+std::vector<std::string> gather_strings(Communicator& world, std::string text,
+                                        std::string_view tag) {
+  constexpr std::size_t kRecordBytes = 512;
+  if (text.size() >= kRecordBytes) text = text.substr(0, kRecordBytes - 5) + " ...";  // said
+  text.resize(kRecordBytes, '\0');
+  const std::vector<std::uint8_t> send(text.begin(), text.end());
+  std::vector<std::uint8_t> all(kRecordBytes * static_cast<std::size_t>(world.size()));
+  world.all_gather<std::uint8_t>(send, all, tag);
+  std::vector<std::string> out;
+  for (int r = 0; r < world.size(); ++r) {
+    const char* record = reinterpret_cast<const char*>(all.data()) + r * kRecordBytes;
+    out.emplace_back(record, strnlen(record, kRecordBytes));
+  }
+  return out;
+}
+
 void run_info() {
-#ifdef LONGNET_HAVE_MPI
-  auto world = MpiCommunicator::world("info");
-  auto node = world->split_by_node("info node");
-  // Each rank's line, gathered as fixed-size records so that rank 0 prints them in order.
-  constexpr std::size_t kLineBytes = 512;
-  std::string mine = rank_line(world->rank(), world->size(), node->rank(), node->size());
-  if (mine.size() >= kLineBytes)
-    mine = mine.substr(0, kLineBytes - 5) + " ...";  // said, not silent
-  mine.resize(kLineBytes, '\0');
-  std::vector<std::uint8_t> send(mine.begin(), mine.end());
-  std::vector<std::uint8_t> all(kLineBytes * static_cast<std::size_t>(world->size()));
-  world->all_gather<std::uint8_t>(send, all, "info lines");
-  std::vector<int32_t> leaders{node->rank() == 0 ? 1 : 0};
-  world->all_reduce_in_place<int32_t>(leaders, ReduceOp::sum, "info nodes");
+  // The same path in every build: MPI's world, or this process alone without MPI.
+  auto world = make_world_communicator("info");
+  // Ranks on one host form a node (as MPI's shared-memory split groups them).
+  const std::vector<std::string> hosts = gather_strings(*world, host_name(), "info hosts");
+  int local_rank = 0, local_size = 0, nodes = 0;
+  for (int r = 0; r < world->size(); ++r) {
+    const auto rs = static_cast<std::size_t>(r);
+    const bool first_on_host =
+        std::find(hosts.begin(), hosts.begin() + r, hosts[rs]) == hosts.begin() + r;
+    nodes += first_on_host;
+    if (hosts[rs] != hosts[static_cast<std::size_t>(world->rank())]) continue;
+    if (r < world->rank()) ++local_rank;
+    ++local_size;
+  }
+  const std::vector<std::string> lines = gather_strings(
+      *world, rank_line(world->rank(), world->size(), local_rank, local_size), "info lines");
   if (world->rank() != 0) return;
   print_build();
   fmt::print("devices (rank 0's node)\n");
   for (const std::string& device : cuda_devices()) fmt::print("  {}\n", device);
-  fmt::print("world: {} rank(s) on {} node(s)\n", world->size(), leaders[0]);
-  for (int r = 0; r < world->size(); ++r) {
-    const char* line = reinterpret_cast<const char*>(all.data()) + r * kLineBytes;
-    fmt::print("  {}\n", std::string(line, strnlen(line, kLineBytes)));
-  }
-#else
-  print_build();
-  fmt::print("devices\n");
-  for (const std::string& device : cuda_devices()) fmt::print("  {}\n", device);
-  fmt::print("world: 1 process (no MPI in this build)\n  {}\n", rank_line(0, 1, 0, 1));
-#endif
+  fmt::print("world: {} rank(s) on {} node(s){}\n", world->size(), nodes,
+             mpi_version().starts_with("not built") ? " (no MPI in this build)" : "");
+  for (const std::string& line : lines) fmt::print("  {}\n", line);
 }
 
 }  // namespace

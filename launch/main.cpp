@@ -23,10 +23,11 @@
 #include <fmt/format.h>
 #include <CLI/CLI.hpp>
 
+#include "launch/train_command.hpp"
+
 #ifdef LONGNET_HAVE_MPI
 #include "comm/collective_step.hpp"
 #include "comm/mpi_session.hpp"
-#include "launch/train_command.hpp"
 #endif
 
 #include <algorithm>
@@ -95,14 +96,21 @@ int main(int argc, char** argv) {
   longnet::add_attend_command(app);
   longnet::add_demo_command(app);
   longnet::add_data_command(app);
-#ifdef LONGNET_HAVE_MPI
   longnet::add_train_command(app);
-#endif
 #ifdef LONGNET_HAVE_BENCH
   longnet::bench::add_bench_command(app);
 #endif
   longnet::add_info_command(app);
 
+  // Under mpirun a failure must end every rank (report_on_ranks); alone, it is reported.
+  const auto report_failure = [&](const std::exception& e, std::string message, int status) {
+#ifdef LONGNET_HAVE_MPI
+    return report_on_ranks(app, e, std::move(message), status, mpi);
+#else
+    (void)e;
+    return report(app, std::move(message), status);
+#endif
+  };
   try {
     app.parse(argc, argv);
   } catch (const CLI::Success& e) {  // --help
@@ -111,24 +119,11 @@ int main(int argc, char** argv) {
     return report(app, fmt::format("{} (see '{} --help')", e.what(), command_name(app)),
                   kExitUsageOrInput);
   } catch (const longnet::CheckFailed& e) {
-#ifdef LONGNET_HAVE_MPI
-    return report_on_ranks(app, e, e.what(), kExitCheckFailed, mpi);
-#else
-    return report(app, e.what(), kExitCheckFailed);
-#endif
+    return report_failure(e, e.what(), kExitCheckFailed);
   } catch (const longnet::Error& e) {
-#ifdef LONGNET_HAVE_MPI
-    return report_on_ranks(app, e, e.what(), kExitUsageOrInput, mpi);
-#else
-    return report(app, e.what(), kExitUsageOrInput);
-#endif
+    return report_failure(e, e.what(), kExitUsageOrInput);
   } catch (const std::exception& e) {
-    std::string message = fmt::format("unexpected failure: {}", e.what());
-#ifdef LONGNET_HAVE_MPI
-    return report_on_ranks(app, e, std::move(message), kExitUnexpected, mpi);
-#else
-    return report(app, std::move(message), kExitUnexpected);
-#endif
+    return report_failure(e, fmt::format("unexpected failure: {}", e.what()), kExitUnexpected);
   }
   return 0;
 }

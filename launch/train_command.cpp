@@ -21,7 +21,7 @@ struct TrainCommandOptions {
 };
 
 void run_train(const TrainCommandOptions& options) {
-  auto world = make_communicator("mpi");
+  auto world = make_world_communicator();
   TrainConfig config;
   // The config is read and checked by every rank alike: one message, printed once.
   try {

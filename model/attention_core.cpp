@@ -1,11 +1,8 @@
 #include "model/attention_core.hpp"
-#include "longnet/config.hpp"
 
 #include <limits>
 
-#ifdef LONGNET_HAVE_MPI
 #include "model/sequence_parallel_attention.hpp"
-#endif
 
 namespace longnet {
 namespace {
@@ -99,7 +96,6 @@ class LocalAttentionCore final : public AttentionCore {
   DilatedAttentionOp& kernels_;
 };
 
-#ifdef LONGNET_HAVE_MPI
 class SequenceParallelCore final : public AttentionCore {
  public:
   SequenceParallelCore(Communicator& group, const DilatedAttentionConfig& config,
@@ -119,7 +115,6 @@ class SequenceParallelCore final : public AttentionCore {
  private:
   SequenceParallelAttention op_;
 };
-#endif
 
 }  // namespace
 
@@ -129,13 +124,11 @@ std::unique_ptr<AttentionCore> make_local_attention_core(const DilatedAttentionC
   return std::make_unique<LocalAttentionCore>(config, shape, kernels);
 }
 
-#ifdef LONGNET_HAVE_MPI
 std::unique_ptr<AttentionCore> make_sequence_parallel_core(Communicator& group,
                                                            const DilatedAttentionConfig& config,
                                                            const AttentionShape& global_shape,
                                                            DilatedAttentionOp& kernels) {
   return std::make_unique<SequenceParallelCore>(group, config, global_shape, kernels);
 }
-#endif
 
 }  // namespace longnet

@@ -8,7 +8,6 @@
 #pragma once
 
 #include "kernels/dilated_attention.hpp"
-#include "longnet/config.hpp"
 #include "model/pattern_operands.hpp"
 
 #include <memory>
@@ -37,12 +36,10 @@ std::unique_ptr<AttentionCore> make_local_attention_core(const DilatedAttentionC
                                                          const AttentionShape& shape,
                                                          DilatedAttentionOp& kernels);
 
-#ifdef LONGNET_HAVE_MPI
 // The sequence split across `group` (collective; see SequenceParallelAttention).
 std::unique_ptr<AttentionCore> make_sequence_parallel_core(Communicator& group,
                                                            const DilatedAttentionConfig& config,
                                                            const AttentionShape& global_shape,
                                                            DilatedAttentionOp& kernels);
-#endif
 
 }  // namespace longnet
