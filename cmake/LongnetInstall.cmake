@@ -20,7 +20,7 @@ set(_longnet_include_dir "${CMAKE_INSTALL_INCLUDEDIR}/longnet")
 set(_longnet_exported
   longnet_warnings longnet_config longnet_runtime longnet_kernels longnet_kernels_cuda
   longnet_attention longnet_model_ops longnet_model_ops_cuda longnet_training longnet_comm
-  longnet_model)
+  longnet_model longnet_trainer)
 set(_longnet_installed_targets)
 foreach(_target IN LISTS _longnet_exported)
   if(NOT TARGET ${_target})

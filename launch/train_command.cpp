@@ -2,8 +2,8 @@
 
 #include "comm/collective_step.hpp"
 #include "comm/communicator_factory.hpp"
-#include "model/trainer.hpp"
 #include "model/training/train_config.hpp"
+#include "model/training/trainer.hpp"
 
 #include <fmt/format.h>
 

@@ -13,10 +13,10 @@
 
 #include "comm/collective_step.hpp"
 #include "comm/mpi_communicator.hpp"
-#include "model/trainer.hpp"
 #include "model/training/checkpoint.hpp"
 #include "model/training/directory_lock.hpp"
 #include "model/training/token_shards.hpp"
+#include "model/training/trainer.hpp"
 
 namespace longnet {
 namespace {

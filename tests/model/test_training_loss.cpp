@@ -3,8 +3,8 @@
 // validation loss ends below the corpus's unigram byte entropy, the loss of the best
 // model that ignores context. Skipped, with the reason, where the package is absent.
 #include "comm/mpi_communicator.hpp"
-#include "model/trainer.hpp"
 #include "model/training/token_shards.hpp"
+#include "model/training/trainer.hpp"
 
 #include <fmt/format.h>
 #include <gtest/gtest.h>

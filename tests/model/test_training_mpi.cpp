@@ -4,9 +4,9 @@
 //     continues within float tolerance;
 //   - SIGUSR1 (a scheduler's preemption) writes a checkpoint at the next step boundary.
 #include "comm/mpi_communicator.hpp"
-#include "model/trainer.hpp"
 #include "model/training/checkpoint.hpp"
 #include "model/training/token_shards.hpp"
+#include "model/training/trainer.hpp"
 
 #include <fmt/format.h>
 #include <gtest/gtest.h>

@@ -1,4 +1,4 @@
-#include "model/trainer_agreement.hpp"
+#include "model/training/trainer_agreement.hpp"
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
@@ -7,9 +7,9 @@
 #include <cstdio>
 #include <vector>
 
-#include "model/trainer.hpp"
 #include "model/training/checkpoint.hpp"
 #include "model/training/config_diff.hpp"
+#include "model/training/trainer.hpp"
 
 namespace longnet {
 namespace {
