@@ -7,6 +7,7 @@
 #include "model/longnet_decoder.hpp"
 #include "model/ops/model_ops.hpp"
 #include "model/training/checkpoint.hpp"
+#include "model/training/decoder_config.hpp"
 #include "model/training/directory_lock.hpp"
 #include "model/training/json_log.hpp"
 #include "model/training/token_dataset.hpp"
@@ -45,28 +46,6 @@ class SignalScope {
   void (*old_term_)(int);
   void (*old_usr1_)(int);
 };
-
-DecoderConfig decoder_config(const TrainConfig& c) {
-  DecoderConfig d;
-  d.vocab_size = c.model.vocab_size;
-  d.layers = c.model.layers;
-  d.ffn_dim = c.model.ffn_dim;
-  d.layer_norm_eps = c.model.layer_norm_eps;
-  d.attention.dim = c.model.dim;
-  d.attention.heads = c.model.heads;
-  d.attention.segment_lengths = c.model.segment_lengths;
-  d.attention.dilation_rates = c.model.dilation_rates;
-  d.attention.causal = c.model.causal;
-  d.attention.head_offsets = parse_head_offsets(c.model.head_offsets);
-  d.attention.use_xpos = c.model.use_xpos;
-  d.attention.xpos_scale_base = c.model.xpos_scale_base;
-  d.attention.use_rel_pos_bias = c.model.use_rel_pos_bias;
-  d.attention.rel_pos_buckets = c.model.rel_pos_buckets;
-  d.attention.rel_pos_max_distance = c.model.rel_pos_max_distance;
-  d.attention.dropout = c.model.dropout;
-  d.attention.init_std = c.model.init_std;
-  return d;
-}
 
 std::string duration(double seconds) {
   const auto s = static_cast<int64_t>(std::llround(seconds));

@@ -33,6 +33,8 @@
 #include "launch/attend_io.hpp"
 #include "model/training/train_config.hpp"
 #include "runtime/hdf5_file.hpp"
+#include "tests/support/mutations.hpp"
+#include "tests/support/temp_dir.hpp"
 
 namespace longnet {
 namespace {
@@ -44,32 +46,6 @@ constexpr int kAttendMutationsPerFixture = 150;
 constexpr int kConfigMutations = 500;
 constexpr double kCaseSeconds = 10;
 constexpr double kSameCodeTolerance = 1e-6;
-
-std::string read_bytes(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream bytes;
-  bytes << in.rdbuf();
-  return bytes.str();
-}
-
-void write_bytes(const fs::path& path, const std::string& bytes) {
-  std::ofstream(path, std::ios::binary | std::ios::trunc) << bytes;
-}
-
-// Flips 1 to 16 random bits.
-std::string flip_bits(std::string bytes, std::mt19937_64& rng) {
-  const int flips = std::uniform_int_distribution<int>(1, 16)(rng);
-  for (int i = 0; i < flips && !bytes.empty(); ++i) {
-    const std::size_t at = std::uniform_int_distribution<std::size_t>(0, bytes.size() - 1)(rng);
-    bytes[at] = static_cast<char>(bytes[at] ^ (1 << std::uniform_int_distribution<int>(0, 7)(rng)));
-  }
-  return bytes;
-}
-
-std::string truncate(std::string bytes, std::mt19937_64& rng) {
-  bytes.resize(std::uniform_int_distribution<std::size_t>(0, bytes.size())(rng));
-  return bytes;
-}
 
 // An extent a hostile file might declare.
 hsize_t hostile_extent(std::mt19937_64& rng) {
@@ -137,7 +113,7 @@ void flip_value_bits(const fs::path& path, std::mt19937_64& rng) {
   H5File file = H5File::open_read_write(path);
   Tensor t = file.read_tensor_f32(name);
   const std::string flipped =
-      flip_bits(std::string(static_cast<const char*>(t.raw()), t.nbytes()), rng);
+      test::flip_bits(std::string(static_cast<const char*>(t.raw()), t.nbytes()), rng);
   std::copy(flipped.begin(), flipped.end(), static_cast<char*>(t.raw()));
   file.write_tensor(name, t);
   file.close();
@@ -181,7 +157,7 @@ class FuzzTest : public ::testing::Test {
 // Mutates `fixture` kAttendMutationsPerFixture times and runs attend on each.
 void fuzz_attend(const fs::path& dir, const std::string& fixture, unsigned seed) {
   const fs::path original = fs::path(LONGNET_TEST_FIXTURES) / fixture;
-  const std::string bytes = read_bytes(original);
+  const std::string bytes = test::read_file(original);
   std::mt19937_64 rng(seed);
   int errors = 0, results = 0;
   for (int i = 0; i < kAttendMutationsPerFixture; ++i) {
@@ -191,29 +167,29 @@ void fuzz_attend(const fs::path& dir, const std::string& fixture, unsigned seed)
     std::string what;
     switch (kind) {
       case 0:
-        write_bytes(in, flip_bits(bytes, rng));
+        test::write_file(in, test::flip_bits(bytes, rng));
         what = "bit flips";
         break;
       case 1:
-        write_bytes(in, truncate(bytes, rng));
+        test::write_file(in, test::truncate(bytes, rng));
         what = "truncation";
         break;
       case 2: {
-        write_bytes(in, bytes);
+        test::write_file(in, bytes);
         const char* names[] = {"q", "k", "v"};
         redeclare_dataset(in, names[std::uniform_int_distribution<int>(0, 2)(rng)], rng);
         what = "declared shape";
         break;
       }
       case 3:
-        write_bytes(in, bytes);
+        test::write_file(in, bytes);
         replace_attribute(in, rng);
         what = "attribute";
         break;
       default:
         // The fixtures are compressed, so flips in the file's bytes rarely reach the
         // values; these flip bits of the values themselves (NaN, Inf, huge, tiny).
-        write_bytes(in, bytes);
+        test::write_file(in, bytes);
         flip_value_bits(in, rng);
         what = "value bit flips";
     }
@@ -292,14 +268,14 @@ std::string replace_value(const std::string& text, std::mt19937_64& rng) {
 }
 
 TEST_F(FuzzTest, MutatedConfigsAreErrorsOrValidConfigs) {
-  const std::string text = read_bytes(fs::path(LONGNET_SOURCE_DIR) / "configs" / "tiny.toml");
+  const std::string text = test::read_file(fs::path(LONGNET_SOURCE_DIR) / "configs" / "tiny.toml");
   ASSERT_FALSE(text.empty());
   std::mt19937_64 rng(kSeed + 3);
   int errors = 0, valid = 0;
   for (int i = 0; i < kConfigMutations; ++i) {
     const int kind = std::uniform_int_distribution<int>(0, 2)(rng);
-    const std::string mutated = kind == 0   ? flip_bits(text, rng)
-                                : kind == 1 ? truncate(text, rng)
+    const std::string mutated = kind == 0   ? test::flip_bits(text, rng)
+                                : kind == 1 ? test::truncate(text, rng)
                                             : replace_value(text, rng);
     SCOPED_TRACE(fmt::format("config mutation {} (kind {}):\n{}", i, kind, mutated));
     try {

@@ -25,6 +25,7 @@
 #include "model/training/train_config.hpp"
 #include "runtime/error.hpp"
 #include "runtime/hdf5_file.hpp"
+#include "tests/support/mutations.hpp"
 #include "tests/support/temp_dir.hpp"
 
 namespace longnet {
@@ -35,17 +36,6 @@ namespace fs = std::filesystem;
 constexpr unsigned kSeed = 20261206;
 constexpr int kMutations = 400;
 constexpr double kCaseSeconds = 10;
-
-std::string read_bytes(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream bytes;
-  bytes << in.rdbuf();
-  return bytes.str();
-}
-
-void write_bytes(const fs::path& path, const std::string& bytes) {
-  std::ofstream(path, std::ios::binary | std::ios::trunc) << bytes;
-}
 
 Tensor counting(const Shape& shape, float start) {
   Tensor t(shape, DType::float32);
@@ -83,15 +73,6 @@ bool same_tensors(const std::vector<NamedTensor>& a, const std::vector<NamedTens
     }
   }
   return true;
-}
-
-std::string flip_bits(std::string bytes, std::mt19937_64& rng) {
-  const int flips = std::uniform_int_distribution<int>(1, 16)(rng);
-  for (int i = 0; i < flips; ++i) {
-    const std::size_t at = std::uniform_int_distribution<std::size_t>(0, bytes.size() - 1)(rng);
-    bytes[at] = static_cast<char>(bytes[at] ^ (1 << std::uniform_int_distribution<int>(0, 7)(rng)));
-  }
-  return bytes;
 }
 
 const char* pick(std::initializer_list<const char*> names, std::mt19937_64& rng) {
@@ -163,7 +144,7 @@ void replace_attribute(const fs::path& path, std::mt19937_64& rng) {
       break;
     case 6: {
       std::string toml = file.read_attr_string(layout::kConfig);
-      file.write_attr_string(layout::kConfig, flip_bits(toml, rng));
+      file.write_attr_string(layout::kConfig, test::flip_bits(toml, rng));
       break;
     }
     default:
@@ -180,22 +161,21 @@ class CheckpointFuzz : public ::testing::Test {
 TEST_F(CheckpointFuzz, MutatedCheckpointsAreErrorsOrLoadExactlyWhatWasWritten) {
   const CheckpointState original = valid_state();
   const fs::path written = write_checkpoint(dir_ / "saved", original, 1);
-  const std::string bytes = read_bytes(written);
+  const std::string bytes = test::read_file(written);
   std::mt19937_64 rng(kSeed);
   int errors = 0, loaded = 0;
   for (int i = 0; i < kMutations; ++i) {
     const fs::path file = dir_ / "ckpt_00000012.h5";
-    write_bytes(file, bytes);
+    test::write_file(file, bytes);
     const int kind = std::uniform_int_distribution<int>(0, 5)(rng);
     std::string what;
     switch (kind) {
       case 0:
-        write_bytes(file, flip_bits(bytes, rng));
+        test::write_file(file, test::flip_bits(bytes, rng));
         what = "bit flips";
         break;
       case 1:
-        write_bytes(file, bytes.substr(
-                              0, std::uniform_int_distribution<std::size_t>(0, bytes.size())(rng)));
+        test::write_file(file, test::truncate(bytes, rng));
         what = "truncation";
         break;
       case 2:
@@ -219,7 +199,7 @@ TEST_F(CheckpointFuzz, MutatedCheckpointsAreErrorsOrLoadExactlyWhatWasWritten) {
         replace_attribute(file, rng);  // not resealed: the checksum must catch it
         what = "attribute, not resealed";
     }
-    const std::string mutated = read_bytes(file);
+    const std::string mutated = test::read_file(file);
     const bool unchanged = mutated == bytes;
     SCOPED_TRACE(fmt::format("mutation {} ({})", i, what));
     const auto start = std::chrono::steady_clock::now();
