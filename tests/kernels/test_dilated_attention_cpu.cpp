@@ -27,6 +27,7 @@
 #include "runtime/error.hpp"
 #include "tests/kernels/attention_cases.hpp"
 #include "tests/reference/dense_attention_reference.hpp"
+#include "tests/support/relative_error.hpp"
 
 #include <fmt/format.h>
 #include <gmock/gmock.h>
@@ -131,20 +132,6 @@ double gradient_tolerance(const std::vector<double>& lse) {
   return std::max(kGradientTolerance, kLseUlps * std::numeric_limits<float>::epsilon() * largest);
 }
 
-// Counts rows (of [B, N, H]) that `covered` rejects but that hold a nonzero in t [B, N, H, D].
-template <typename Keep>
-int64_t nonzero_rows(const Tensor& t, int64_t d, std::size_t rows, Keep covered) {
-  int64_t bad = 0;
-  const auto x = t.span<float>();
-  for (std::size_t row = 0; row < rows; ++row) {
-    if (covered(row)) continue;
-    bool zero = true;
-    for (int64_t i = 0; i < d; ++i) zero = zero && x[row * d + i] == 0.0f;
-    bad += !zero;
-  }
-  return bad;
-}
-
 class CpuKernelsMatchReference : public testing::TestWithParam<AttentionCase> {
  public:
   static void TearDownTestSuite() {
@@ -197,7 +184,7 @@ TEST_P(CpuKernelsMatchReference, OnEveryAvailableIsa) {
       bad_lse += !covered(row) && lse.span<float>()[row] != -std::numeric_limits<float>::infinity();
     }
     EXPECT_EQ(bad_lse, 0) << "rows no pattern selects must have lse = -inf exactly";
-    EXPECT_EQ(nonzero_rows(o, d, rows, covered), 0)
+    EXPECT_EQ(test::nonzero_uncovered_rows(o, d, rows, covered), 0)
         << "rows no pattern selects must have o = 0 exactly";
 
     Tensor dq = poisoned(shape), dk = poisoned(shape), dv = poisoned(shape);
@@ -210,7 +197,7 @@ TEST_P(CpuKernelsMatchReference, OnEveryAvailableIsa) {
         expect_within("dv", compare_all(dv, ref_grads.dv), grad_tolerance, worst.dv);
     // An uncovered row is neither a query nor a key of any pattern: no gradient at all.
     for (const Tensor* g : {&dq, &dk, &dv}) {
-      EXPECT_EQ(nonzero_rows(*g, d, rows, covered), 0)
+      EXPECT_EQ(test::nonzero_uncovered_rows(*g, d, rows, covered), 0)
           << "uncovered rows must have exactly zero dq, dk and dv";
     }
     fmt::print("# {:<7} o {:.2e}  lse {:.2e}  dq {:.2e}  dk {:.2e}  dv {:.2e}\n", cpu_isa_name(isa),

@@ -88,20 +88,6 @@ void expect_bound(const std::string& what, double kernel, double naive) {
       << what << ": CUDA error " << kernel << " vs naive same-precision error " << naive;
 }
 
-// Rows (of [B, N, H]) that `covered` rejects but that hold a nonzero in t [B, N, H, D].
-template <typename Covered>
-int64_t nonzero_uncovered_rows(const Tensor& t, int64_t d, std::size_t rows, Covered covered) {
-  int64_t bad = 0;
-  const auto x = t.span<float>();
-  for (std::size_t row = 0; row < rows; ++row) {
-    if (covered(row)) continue;
-    bool zero = true;
-    for (int64_t i = 0; i < d; ++i) zero = zero && x[row * d + static_cast<std::size_t>(i)] == 0.0f;
-    bad += !zero;
-  }
-  return bad;
-}
-
 // ---- the grid --------------------------------------------------------------------------
 class CudaKernelsMatchReference : public testing::TestWithParam<GpuCase> {};
 
@@ -167,7 +153,7 @@ TEST_P(CudaKernelsMatchReference, WithinTwiceTheNaiveError) {
       bad_lse += !covered(row) && lse.span<float>()[row] != -std::numeric_limits<float>::infinity();
     }
     EXPECT_EQ(bad_lse, 0) << "rows no pattern selects must have lse = -inf exactly";
-    EXPECT_EQ(nonzero_uncovered_rows(o, d, rows, covered), 0)
+    EXPECT_EQ(test::nonzero_uncovered_rows(o, d, rows, covered), 0)
         << "rows no pattern selects must have o = 0 exactly";
 
     Tensor gdq = poisoned_gpu(shape, c.dtype), gdk = poisoned_gpu(shape, c.dtype),
@@ -181,7 +167,7 @@ TEST_P(CudaKernelsMatchReference, WithinTwiceTheNaiveError) {
     expect_bound("dk", e_dk, naive_dk);
     expect_bound("dv", e_dv, naive_dv);
     for (const Tensor* g : {&dq, &dk, &dv}) {
-      EXPECT_EQ(nonzero_uncovered_rows(*g, d, rows, covered), 0)
+      EXPECT_EQ(test::nonzero_uncovered_rows(*g, d, rows, covered), 0)
           << "uncovered rows must have exactly zero dq, dk and dv";
     }
     if (deterministic) {

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstddef>
+#include <cstdint>
 #include <cstring>
 #include <limits>
 #include <vector>
@@ -50,6 +51,21 @@ inline bool bitwise_equal(const Tensor& a, const Tensor& b) {
   const Tensor ha = a.to(Device::cpu), hb = b.to(Device::cpu);
   return ha.shape() == hb.shape() && ha.dtype() == hb.dtype() &&
          std::memcmp(ha.raw(), hb.raw(), ha.nbytes()) == 0;
+}
+
+// Rows (of [B, N, H]) that `covered` rejects but that hold a nonzero in the float32 host
+// tensor t [B, N, H, D]: rows no pattern selects must be exactly 0 (o, dq, dk, dv).
+template <typename Covered>
+int64_t nonzero_uncovered_rows(const Tensor& t, int64_t d, std::size_t rows, Covered covered) {
+  int64_t bad = 0;
+  const auto x = t.span<float>();
+  for (std::size_t row = 0; row < rows; ++row) {
+    if (covered(row)) continue;
+    bool zero = true;
+    for (int64_t i = 0; i < d; ++i) zero = zero && x[row * d + static_cast<std::size_t>(i)] == 0.0f;
+    bad += !zero;
+  }
+  return bad;
 }
 
 }  // namespace longnet::test
