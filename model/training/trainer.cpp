@@ -150,9 +150,16 @@ class Trainer {
   void say(const std::string& line) const;
   // Resumes per options.resume (rank 0 chooses the file; every rank loads it).
   void resume();
-  // One optimizer step (all micro-batches, the gradient all-reduce, AdamW or a skip);
-  // returns whether a stop was requested on any rank.
-  bool step();
+  // What one optimizer step did, for the log.
+  struct StepOutcome {
+    double loss = 0;  // mean training loss (nats per token)
+    double grad_norm = 0;
+    double lr = 0;
+    bool skipped = false;         // non-finite loss or gradient norm, with on_nonfinite = "skip"
+    bool stop_requested = false;  // SIGTERM / SIGUSR1 on any rank
+  };
+  // One optimizer step: all micro-batches, the gradient all-reduce, AdamW or a skip.
+  StepOutcome step();
   // The validation loss (nats per token) over config.eval.batches windows, also by
   // position in the sequence (result_.validation_by_position).
   double validate();
@@ -168,7 +175,6 @@ class Trainer {
   const TrainOptions& options_;
   int64_t sp_ = 1, dp_ = 1, group_ = 0;
   bool leader_ = false;
-  DecoderConfig model_config_;
   int64_t batch_ = 0, seq_len_ = 0;
   std::unique_ptr<DilatedAttentionOp> kernels_;
   std::unique_ptr<ModelOps> ops_;
@@ -184,9 +190,7 @@ class Trainer {
   std::vector<int32_t> window_, tokens_, targets_;
   std::vector<int64_t> bucket_starts_;
   double tokens_per_step_ = 0;
-  int64_t step_ = 0, end_step_ = 0, consecutive_skips_ = 0;
-  double last_loss_ = 0, last_norm_ = 0, last_lr_ = 0;
-  bool last_skipped_ = false;
+  int64_t step_ = 0, consecutive_skips_ = 0;
   TrainResult result_;
 };
 
@@ -216,20 +220,20 @@ Trainer::Trainer(const TrainConfig& config, Communicator& world, const TrainOpti
   group_ = rank / sp_;
   leader_ = rank == 0;
 
-  model_config_ = decoder_config(config_);
+  const DecoderConfig model_config = decoder_config(config_);
   batch_ = config_.data.batch_size;
   seq_len_ = config_.data.seq_len;
-  const AttentionShape global_shape{batch_, seq_len_, model_config_.attention.heads,
-                                    model_config_.attention.head_dim()};
+  const AttentionShape global_shape{batch_, seq_len_, model_config.attention.heads,
+                                    model_config.attention.head_dim()};
   // Training runs the CPU kernels in float32; the model's GPU path is not wired in yet.
   kernels_ = make_dilated_attention(Device::cpu, DType::float32);
   ops_ = make_cpu_model_ops();
   sp_comm_ = world_.split(static_cast<int>(group_), rank % static_cast<int>(sp_),
                           fmt::format("sp{}", group_));
   core_ = sp_ > 1
-              ? make_sequence_parallel_core(*sp_comm_, model_config_.attention.attention_config(),
+              ? make_sequence_parallel_core(*sp_comm_, model_config.attention.attention_config(),
                                             global_shape, *kernels_)
-              : make_local_attention_core(model_config_.attention.attention_config(), global_shape,
+              : make_local_attention_core(model_config.attention.attention_config(), global_shape,
                                           *kernels_);
   first_ = core_->first_token();
   local_tokens_ = core_->local_shape().tokens;
@@ -250,7 +254,7 @@ Trainer::Trainer(const TrainConfig& config, Communicator& world, const TrainOpti
   });
   agree_on_data(world_, train_data_->size(), val_data_->size());
 
-  model_.emplace(model_config_, DType::float32, config_.seed);
+  model_.emplace(model_config, DType::float32, config_.seed);
   params_ = model_->parameters();
   for (Parameter* p : params_) {
     adam_m_.push_back(Tensor::zeros(p->value.shape()));
@@ -380,7 +384,7 @@ double Trainer::validate() {
   return result_.validation_loss;
 }
 
-bool Trainer::step() {
+Trainer::StepOutcome Trainer::step() {
   const AdamWSettings adam_base{config_.optimizer.lr, config_.optimizer.beta1,
                                 config_.optimizer.beta2, config_.optimizer.eps,
                                 config_.optimizer.weight_decay};
@@ -460,11 +464,7 @@ bool Trainer::step() {
   }
   ++step_;
   result_.steps.push_back({step_, mean_loss, adam.lr});
-  last_loss_ = mean_loss;
-  last_norm_ = norm;
-  last_lr_ = adam.lr;
-  last_skipped_ = skipped_now;
-  return loss[1] > 0;
+  return {mean_loss, norm, adam.lr, skipped_now, loss[1] > 0};
 }
 
 TrainResult Trainer::run() {
@@ -486,10 +486,10 @@ TrainResult Trainer::run() {
 
   const auto start = std::chrono::steady_clock::now();
   const int64_t start_step = step_;
-  end_step_ =
+  const int64_t end_step =
       std::min(config_.optimizer.max_steps, options_.stop_at.value_or(config_.optimizer.max_steps));
-  while (step_ < end_step_) {
-    const bool stop_now = step();
+  while (step_ < end_step) {
+    const StepOutcome done = step();
     const double elapsed =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     const double rate = static_cast<double>(step_ - start_step) * tokens_per_step_ / elapsed;
@@ -497,19 +497,19 @@ TrainResult Trainer::run() {
       // JSON has no NaN or Infinity: a skipped step's values are null.
       json_->write(fmt::format(
           R"({{"step": {}, "loss": {}, "lr": {:.6g}, "grad_norm": {}, "tokens_per_s": {:.1f}, "elapsed_s": {:.2f}{}}})",
-          step_, last_skipped_ ? "null" : fmt::format("{:.6f}", last_loss_), last_lr_,
-          last_skipped_ ? "null" : fmt::format("{:.6g}", last_norm_), rate, elapsed,
-          last_skipped_ ? R"(, "skipped": true)" : ""));
+          step_, done.skipped ? "null" : fmt::format("{:.6f}", done.loss), done.lr,
+          done.skipped ? "null" : fmt::format("{:.6g}", done.grad_norm), rate, elapsed,
+          done.skipped ? R"(, "skipped": true)" : ""));
     }
-    if (step_ % config_.log.every == 0 || step_ == end_step_) {
-      const double eta = static_cast<double>(end_step_ - step_) * tokens_per_step_ / rate;
+    if (step_ % config_.log.every == 0 || step_ == end_step) {
+      const double eta = static_cast<double>(end_step - step_) * tokens_per_step_ / rate;
       say(
           fmt::format("step {:>6}/{} | loss {:.4f} | lr {:.2e} | grad norm {:.3f} | {:.0f} tok/s "
                       "| elapsed {} | eta {}",
-                      step_, config_.optimizer.max_steps, last_loss_, last_lr_, last_norm_, rate,
+                      step_, config_.optimizer.max_steps, done.loss, done.lr, done.grad_norm, rate,
                       duration(elapsed), duration(eta)));
     }
-    if (config_.eval.every > 0 && step_ % config_.eval.every == 0 && step_ < end_step_) {
+    if (config_.eval.every > 0 && step_ % config_.eval.every == 0 && step_ < end_step) {
       const double val = validate();
       say(fmt::format("step {:>6} | validation loss {:.4f} nats/byte ({:.4f} bits)", step_, val,
                       val / std::numbers::ln2));
@@ -517,11 +517,12 @@ TrainResult Trainer::run() {
         json_->write(fmt::format(R"({{"step": {}, "validation_loss": {:.6f}}})", step_, val));
       }
     }
-    if (stop_now || (config_.checkpoint.every > 0 && step_ % config_.checkpoint.every == 0) ||
-        step_ == end_step_) {
+    if (done.stop_requested ||
+        (config_.checkpoint.every > 0 && step_ % config_.checkpoint.every == 0) ||
+        step_ == end_step) {
       save(step_);
     }
-    if (stop_now) {
+    if (done.stop_requested) {
       say(
           fmt::format("stop requested (SIGTERM/SIGUSR1): checkpoint written at step {}; "
                       "resume with --resume auto",
