@@ -128,6 +128,13 @@ std::unique_ptr<MpiCommunicator> MpiCommunicator::world(std::string name, Option
 
 std::unique_ptr<MpiCommunicator> MpiCommunicator::duplicate(MPI_Comm comm, std::string name,
                                                             Options options) {
+  // Errors name the process by its rank in the job, also where another library (mpi4py,
+  // whose communicators come through here) started MPI rather than an MpiSession.
+  int world_rank = 0;
+  int world_size = 0;
+  LONGNET_MPI_CHECK(MPI_Comm_rank(MPI_COMM_WORLD, &world_rank));
+  LONGNET_MPI_CHECK(MPI_Comm_size(MPI_COMM_WORLD, &world_size));
+  register_process_rank(world_rank, world_size);
   MPI_Comm copy = MPI_COMM_NULL;
   LONGNET_MPI_CHECK(MPI_Comm_dup(comm, &copy), fmt::format("duplicating for '{}'", name));
   return adopt(copy, std::move(name), options);
@@ -147,13 +154,6 @@ std::unique_ptr<MpiCommunicator> MpiCommunicator::adopt(MPI_Comm comm, std::stri
   int size = 0;
   LONGNET_MPI_CHECK(MPI_Comm_rank(guard.get(), &rank), context);
   LONGNET_MPI_CHECK(MPI_Comm_size(guard.get(), &size), context);
-  // Errors name the process by its rank in the job, also where another library (mpi4py)
-  // started MPI rather than an MpiSession.
-  int world_rank = 0;
-  int world_size = 0;
-  LONGNET_MPI_CHECK(MPI_Comm_rank(MPI_COMM_WORLD, &world_rank), context);
-  LONGNET_MPI_CHECK(MPI_Comm_size(MPI_COMM_WORLD, &world_size), context);
-  register_process_rank(world_rank, world_size);
   // The constructor is private, so make_unique cannot reach it.
   auto watchdog = std::make_unique<CollectiveWatchdog>(
       guard.get(), name, CollectiveWatchdog::resolve_timeout(timeout_s));

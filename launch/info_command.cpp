@@ -14,6 +14,7 @@
 #include <algorithm>
 #include <array>
 #include <cstring>
+#include <set>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -171,24 +172,18 @@ void run_info() {
   auto world = make_world_communicator("info");
   // Ranks on one host form a node (as MPI's shared-memory split groups them).
   const std::vector<std::string> hosts = gather_strings(*world, host_name(), "info hosts");
-  int local_rank = 0, local_size = 0, nodes = 0;
-  for (int r = 0; r < world->size(); ++r) {
-    const auto rs = static_cast<std::size_t>(r);
-    const bool first_on_host =
-        std::find(hosts.begin(), hosts.begin() + r, hosts[rs]) == hosts.begin() + r;
-    nodes += first_on_host;
-    if (hosts[rs] != hosts[static_cast<std::size_t>(world->rank())]) continue;
-    if (r < world->rank()) ++local_rank;
-    ++local_size;
-  }
+  const std::string& mine = hosts[static_cast<std::size_t>(world->rank())];
+  const auto before_me = hosts.begin() + world->rank();
+  const auto local_rank = static_cast<int>(std::count(hosts.begin(), before_me, mine));
+  const auto local_size = static_cast<int>(std::count(hosts.begin(), hosts.end(), mine));
+  const std::size_t nodes = std::set<std::string>(hosts.begin(), hosts.end()).size();
   const std::vector<std::string> lines = gather_strings(
       *world, rank_line(world->rank(), world->size(), local_rank, local_size), "info lines");
   if (world->rank() != 0) return;
   print_build();
   fmt::print("devices (rank 0's node)\n");
   for (const std::string& device : cuda_devices()) fmt::print("  {}\n", device);
-  fmt::print("world: {} rank(s) on {} node(s){}\n", world->size(), nodes,
-             mpi_version().starts_with("not built") ? " (no MPI in this build)" : "");
+  fmt::print("world: {} rank(s) on {} node(s)\n", world->size(), nodes);
   for (const std::string& line : lines) fmt::print("  {}\n", line);
 }
 
