@@ -11,6 +11,7 @@
 #include "launch/attend_command.hpp"
 #include "launch/data_command.hpp"
 #include "launch/demo_command.hpp"
+#include "launch/eval_command.hpp"
 #include "launch/info_command.hpp"
 #include "longnet/config.hpp"
 #include "runtime/check_failed.hpp"
@@ -97,6 +98,7 @@ int main(int argc, char** argv) {
   longnet::add_demo_command(app);
   longnet::add_data_command(app);
   longnet::add_train_command(app);
+  longnet::add_eval_command(app);
 #ifdef LONGNET_HAVE_BENCH
   longnet::bench::add_bench_command(app);
 #endif

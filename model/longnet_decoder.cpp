@@ -55,7 +55,8 @@ void LongNetDecoder::zero_grads() {
 double LongNetDecoder::forward(std::span<const int32_t> tokens, std::span<const int32_t> targets,
                                AttentionCore& core, ModelOps& ops, DecoderActivations& saved,
                                std::span<double> per_token_loss,
-                               const AttentionRandomness& randomness) {
+                               const AttentionRandomness& randomness,
+                               std::span<int32_t> predicted) {
   const AttentionShape& shape = core.local_shape();
   const int64_t n = shape.batch * shape.tokens, d = config_.dim(), f = config_.ffn_dim;
   LONGNET_CHECK(
@@ -105,6 +106,7 @@ double LongNetDecoder::forward(std::span<const int32_t> tokens, std::span<const 
                          saved.final_rstd);
   Tensor logits({n, config_.vocab_size}, dtype_);
   ops.linear_forward(saved.final_ln, embed_.value, nullptr, logits);
+  if (!predicted.empty()) ops.argmax_rows(logits, predicted);
   return ops.cross_entropy(logits, targets, 0.0, nullptr, per_token_loss);
 }
 

@@ -52,9 +52,12 @@ class LongNetDecoder {
   // tokens, targets: this rank's [B, T] (T = core.local_shape().tokens), row-major.
   // Returns the SUM of the token losses; per_token_loss (size B*T, optional) gets each.
   // randomness: training turns attention dropout on (model/dilated_attention_layer.hpp).
+  // predicted (size B*T, optional) gets each position's most likely next token (the
+  // greedy choice), for evaluations that score exact answers.
   double forward(std::span<const int32_t> tokens, std::span<const int32_t> targets,
                  AttentionCore& core, ModelOps& ops, DecoderActivations& saved,
-                 std::span<double> per_token_loss = {}, const AttentionRandomness& randomness = {});
+                 std::span<double> per_token_loss = {}, const AttentionRandomness& randomness = {},
+                 std::span<int32_t> predicted = {});
   // Adds d(grad_scale * loss_sum)/d(parameter) into every parameter's grad. When given,
   // gradients_ready is called as soon as a group of parameters has its final gradient
   // (each block, last to first, then the embedding and final norm), so their all-reduce

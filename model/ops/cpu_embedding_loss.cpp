@@ -81,11 +81,21 @@ double cross_entropy(const T* logits, std::span<const int32_t> targets, int64_t 
   return total;
 }
 
+template <typename T>
+void argmax_rows(const T* logits, int64_t rows, int64_t vocab, std::span<int32_t> out) {
+#pragma omp parallel for schedule(static)
+  for (int64_t r = 0; r < rows; ++r) {
+    const T* z = logits + r * vocab;
+    out[static_cast<std::size_t>(r)] = static_cast<int32_t>(std::max_element(z, z + vocab) - z);
+  }
+}
+
 #define LONGNET_INSTANTIATE(T)                                                              \
   template void embedding_forward<T>(std::span<const int32_t>, const T*, T*, int64_t);      \
   template void embedding_backward<T>(const TokenGroups&, const T*, T*, int64_t);           \
   template double cross_entropy<T>(const T*, std::span<const int32_t>, int64_t, double, T*, \
-                                   std::span<double>);
+                                   std::span<double>);                                      \
+  template void argmax_rows<T>(const T*, int64_t, int64_t, std::span<int32_t>);
 LONGNET_INSTANTIATE(float)
 LONGNET_INSTANTIATE(double)
 #undef LONGNET_INSTANTIATE

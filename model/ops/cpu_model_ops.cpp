@@ -120,6 +120,14 @@ class CpuModelOps final : public ModelOps {
     });
   }
 
+  void argmax_rows(const Tensor& logits, std::span<int32_t> out) override {
+    const RowDims d = check_argmax_rows(logits, out, Device::cpu);
+    with_type(d.dtype, [&](auto tag) {
+      using T = decltype(tag);
+      cpu_ops::argmax_rows(logits.data<T>(), d.rows, d.cols, out);
+    });
+  }
+
   void add(const Tensor& a, const Tensor& b, Tensor& out) override {
     const Tensor* tensors[] = {&a, &b, &out};
     const char* names[] = {"a", "b", "out"};

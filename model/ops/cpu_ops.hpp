@@ -48,6 +48,8 @@ void embedding_backward(const TokenGroups& groups, const T* dout, T* dtable, int
 template <typename T>
 double cross_entropy(const T* logits, std::span<const int32_t> targets, int64_t vocab,
                      double grad_scale, T* dlogits, std::span<double> per_token_loss);
+template <typename T>
+void argmax_rows(const T* logits, int64_t rows, int64_t vocab, std::span<int32_t> out);
 
 // cpu_elementwise.cpp
 template <typename T>

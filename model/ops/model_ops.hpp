@@ -68,6 +68,9 @@ class ModelOps {
   virtual double cross_entropy(const Tensor& logits, std::span<const int32_t> targets,
                                double grad_scale, Tensor* dlogits,
                                std::span<double> per_token_loss) = 0;
+  // out[t] = the index of the largest value in row t of logits[T,V] (the first of equal
+  // values): the greedy next token. out has T elements (host memory).
+  virtual void argmax_rows(const Tensor& logits, std::span<int32_t> out) = 0;
   // out = a + b elementwise (shapes equal); a += b.
   virtual void add(const Tensor& a, const Tensor& b, Tensor& out) = 0;
   virtual void add_in_place(Tensor& a, const Tensor& b) = 0;

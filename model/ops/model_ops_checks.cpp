@@ -239,6 +239,17 @@ RowDims check_cross_entropy(const Tensor& logits, std::span<const int32_t> targe
   return lr;
 }
 
+RowDims check_argmax_rows(const Tensor& logits, std::span<const int32_t> out, Device device) {
+  constexpr const char* op = "argmax_rows";
+  const DType dtype = call_dtype(op, logits, "logits");
+  check_operand(op, logits, "logits", dtype, device);
+  const RowDims lr = rows_of(op, logits, "logits", "[..., V]");
+  LONGNET_CHECK(lr.rows == static_cast<int64_t>(out.size()),
+                "{}: logits {} hold {} rows but out has {} elements; pass one element per row", op,
+                shape_string(logits.shape()), lr.rows, out.size());
+  return lr;
+}
+
 ElementDims check_adamw(const Tensor& param, const Tensor& grad, const Tensor& m, const Tensor& v,
                         int64_t step, const AdamWSettings& s, Device device) {
   constexpr const char* op = "adamw_step";

@@ -70,6 +70,8 @@ EmbeddingDims check_embedding_backward(std::span<const int32_t> tokens, const Te
 RowDims check_cross_entropy(const Tensor& logits, std::span<const int32_t> targets,
                             const Tensor* dlogits, std::span<const double> per_token_loss,
                             Device device);
+// rows = T, cols = V.
+RowDims check_argmax_rows(const Tensor& logits, std::span<const int32_t> out, Device device);
 ElementDims check_adamw(const Tensor& param, const Tensor& grad, const Tensor& m, const Tensor& v,
                         int64_t step, const AdamWSettings& s, Device device);
 

@@ -9,9 +9,7 @@
 #include <memory>
 
 #include "model/longnet_decoder.hpp"
-#include "model/training/checkpoint.hpp"
-#include "model/training/decoder_config.hpp"
-#include "model/training/train_config.hpp"
+#include "model/training/checkpoint_model.hpp"
 #include "model/xpos.hpp"
 #include "op_adapter.hpp"
 #include "runtime/error.hpp"
@@ -24,16 +22,11 @@ namespace {
 class Decoder {
  public:
   explicit Decoder(const std::string& path) {
-    CheckpointState state = read_checkpoint(path);
-    config_toml_ = state.config_toml;
-    step_ = state.step;
-    config_ = decoder_config(parse_train_config_string(state.config_toml));
-    model_ = std::make_unique<LongNetDecoder>(config_, DType::float32, /*seed=*/0);
-    std::vector<NamedTensor> named;
-    for (Parameter* p : model_->parameters()) named.push_back({p->name, p->value});
-    check_checkpoint_matches(state, named);
-    std::size_t i = 0;
-    for (Parameter* p : model_->parameters()) p->value = state.params[i++].tensor;
+    CheckpointModel loaded = load_checkpoint_model(path);
+    config_toml_ = std::move(loaded.config_toml);
+    step_ = loaded.step;
+    model_ = std::move(loaded.model);
+    config_ = model_->config();
     for (Parameter* p : model_->parameters()) {
       if (p->name == "embed") embed_ = p->value;
     }

@@ -6,12 +6,14 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <string>
 #include <vector>
 
 #include "tests/support/run_process.hpp"
+#include "tests/support/temp_dir.hpp"
 
 namespace longnet {
 namespace {
@@ -48,7 +50,7 @@ class TrainCliTest : public ::testing::Test {
   // A tiny model that trains 3 steps in well under a second.
   std::vector<std::string> train_args() {
     std::vector<std::string> args = {"train"};
-    for (const std::string& s :
+    for (const char* s :
          {"model.dim=16", "model.heads=2", "model.layers=1", "model.ffn_dim=32",
           "model.segment_lengths=16,32", "model.dilation_rates=1,2", "model.rel_pos_buckets=8",
           "model.rel_pos_max_distance=32", "data.seq_len=32", "data.batch_size=2",
@@ -103,6 +105,37 @@ TEST_F(TrainCliTest, DataPrepareIntoAnUncreatableDirectoryIsRefused) {
                                (root_ / "src" / "f00.go" / "sub").string()});
   EXPECT_EQ(r.status, 2) << r.err;
   EXPECT_THAT(r.err, HasSubstr("cannot create output directory"));
+}
+
+// `longnet eval passkey` on the checkpoint of a short run: the table, the CSV, and the
+// refusals that name their fix. (What it measures is tested in test_passkey and, split
+// across ranks, in test_passkey_mpi.)
+TEST_F(TrainCliTest, EvalPasskeyReportsEveryBucketOfACheckpoint) {
+  ASSERT_EQ(prepare().status, 0);
+  std::vector<std::string> args = train_args();
+  std::ranges::replace(args, std::string("data.seq_len=32"), std::string("data.seq_len=64"));
+  const RunResult trained = longnet(args);
+  ASSERT_EQ(trained.status, 0) << trained.err;
+
+  const std::string csv = (root_ / "passkey.csv").string();
+  const RunResult r = longnet({"eval", "passkey", "--checkpoint", (root_ / "ckpt").string(),
+                               "--key-digits", "3", "--trials", "3", "--csv", csv});
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("ckpt_00000003.h5 (step 3), 64 tokens per prompt"));
+  EXPECT_THAT(r.out, HasSubstr("key accuracy"));
+  EXPECT_THAT(r.out, HasSubstr("chance"));
+  // 64 tokens hold distances [18, 48]: one default bucket, [32, 49).
+  const std::string table = test::read_file(csv);
+  EXPECT_THAT(table, ::testing::StartsWith("distance_first,distance_last,trials,key_accuracy,"));
+  EXPECT_THAT(table, HasSubstr("\n32,49,3,"));
+
+  const RunResult empty = longnet({"eval", "passkey", "--checkpoint", (root_ / "src").string()});
+  EXPECT_EQ(empty.status, 2);
+  EXPECT_THAT(empty.err, HasSubstr("holds no complete checkpoint"));
+  const RunResult far = longnet(
+      {"eval", "passkey", "--checkpoint", (root_ / "ckpt").string(), "--buckets", "20,100"});
+  EXPECT_EQ(far.status, 2);
+  EXPECT_THAT(far.err, HasSubstr("must lie inside the distances a 64-token prompt can hold"));
 }
 
 }  // namespace

@@ -78,6 +78,45 @@ __global__ void cross_entropy_kernel(const T* logits, const int32_t* targets, in
   }
 }
 
+// One block per row: each thread keeps the first largest value of its stride, then the
+// block keeps the largest of those, the lowest index among equals (as std::max_element).
+template <typename T>
+__global__ void argmax_rows_kernel(const T* logits, int64_t rows, int64_t vocab, int32_t* out) {
+  __shared__ double best_value[kThreads];
+  __shared__ int64_t best_index[kThreads];
+  for (int64_t r = blockIdx.x; r < rows; r += gridDim.x) {
+    const T* z = logits + r * vocab;
+    double value = -INFINITY;
+    int64_t index = vocab;  // none yet
+    for (int64_t j = threadIdx.x; j < vocab; j += blockDim.x) {
+      const double zj = static_cast<double>(z[j]);
+      if (index == vocab || zj > value) {
+        value = zj;
+        index = j;
+      }
+    }
+    __syncthreads();  // the previous row's reduction may still read the arrays
+    best_value[threadIdx.x] = value;
+    best_index[threadIdx.x] = index;
+    __syncthreads();
+    for (int half = blockDim.x / 2; half > 0; half /= 2) {
+      if (threadIdx.x < half) {
+        const double v = best_value[threadIdx.x + half];
+        const int64_t i = best_index[threadIdx.x + half];
+        const bool better =
+            i != vocab && (best_index[threadIdx.x] == vocab || v > best_value[threadIdx.x] ||
+                           (v == best_value[threadIdx.x] && i < best_index[threadIdx.x]));
+        if (better) {
+          best_value[threadIdx.x] = v;
+          best_index[threadIdx.x] = i;
+        }
+      }
+      __syncthreads();
+    }
+    if (threadIdx.x == 0) out[r] = static_cast<int32_t>(best_index[0]);
+  }
+}
+
 }  // namespace
 
 // ---- kernel launchers --------------------------------------------------------------------
@@ -106,13 +145,20 @@ void cross_entropy(const T* logits, const int32_t* targets, int64_t rows, int64_
   LONGNET_CUDA_CHECK_LAUNCH("cross_entropy_kernel");
 }
 
+template <typename T>
+void argmax_rows(const T* logits, int64_t rows, int64_t vocab, int32_t* out, cudaStream_t stream) {
+  argmax_rows_kernel<T><<<blocks_for(rows, 1), kThreads, 0, stream>>>(logits, rows, vocab, out);
+  LONGNET_CUDA_CHECK_LAUNCH("argmax_rows_kernel");
+}
+
 #define LONGNET_INSTANTIATE(T)                                                                    \
   template void embedding_forward<T>(const int32_t*, int64_t, const T*, T*, int64_t,              \
                                      cudaStream_t);                                               \
   template void embedding_backward<T>(const int32_t*, const int64_t*, const int64_t*, int64_t,    \
                                       const T*, T*, int64_t, cudaStream_t);                       \
   template void cross_entropy<T>(const T*, const int32_t*, int64_t, int64_t, double, T*, double*, \
-                                 cudaStream_t);
+                                 cudaStream_t);                                                   \
+  template void argmax_rows<T>(const T*, int64_t, int64_t, int32_t*, cudaStream_t);
 LONGNET_INSTANTIATE(float)
 LONGNET_INSTANTIATE(double)
 #undef LONGNET_INSTANTIATE

@@ -232,6 +232,18 @@ class CudaModelOps final : public ModelOps {
     return total;
   }
 
+  void argmax_rows(const Tensor& logits, std::span<int32_t> out) override {
+    const RowDims d = check_argmax_rows(logits, out, Device::cuda);
+    if (d.rows == 0) return;
+    begin();
+    auto* indices = static_cast<int32_t*>(scratch_bytes(out.size_bytes()));
+    with_type(d.dtype, [&](auto tag) {
+      using T = decltype(tag);
+      cuda_ops::argmax_rows(logits.data<T>(), d.rows, d.cols, indices, stream_);
+    });
+    download(out.data(), indices, out.size_bytes());
+  }
+
   void add(const Tensor& a, const Tensor& b, Tensor& out) override {
     const Tensor* tensors[] = {&a, &b, &out};
     const char* names[] = {"a", "b", "out"};

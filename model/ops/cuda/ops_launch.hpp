@@ -52,6 +52,9 @@ void embedding_backward(const int32_t* group_ids, const int64_t* group_offsets,
 template <typename T>
 void cross_entropy(const T* logits, const int32_t* targets, int64_t rows, int64_t vocab,
                    double grad_scale, T* dlogits, double* losses, cudaStream_t stream);
+// out[r] = the index of the first largest value of logits[r].
+template <typename T>
+void argmax_rows(const T* logits, int64_t rows, int64_t vocab, int32_t* out, cudaStream_t stream);
 
 template <typename T>
 void add(const T* a, const T* b, T* out, int64_t n, cudaStream_t stream);

@@ -81,6 +81,9 @@ TEST_F(ModelOpsErrorsTest, EmbeddingAndLossCountRowsAgainstTokens) {
   std::vector<double> per_token(3);
   EXPECT_THAT(error_of([&] { ops->cross_entropy(logits, five, 1.0, nullptr, per_token); }),
               HasSubstr("per_token_loss has 3 elements but there are 5 targets"));
+  std::vector<int32_t> predicted(4);
+  EXPECT_THAT(error_of([&] { ops->argmax_rows(logits, predicted); }),
+              HasSubstr("argmax_rows: logits [5, 11] hold 5 rows but out has 4 elements"));
 }
 
 TEST_F(ModelOpsErrorsTest, AdamWChecksStepAndSettings) {

@@ -108,6 +108,30 @@ TEST_F(CpuEmbeddingLossTest, CrossEntropyReturnsTheSumOfNaiveTokenLosses) {
   EXPECT_LT(max_error(per_token, want), 1e-14);
 }
 
+// The first of equal values wins, as std::max_element: planted ties and maxima at the
+// ends of rows.
+TEST_F(CpuEmbeddingLossTest, ArgmaxRowsFindsTheFirstLargestValueOfEachRow) {
+  for (const DType dtype : {DType::float64, DType::float32}) {
+    Tensor logits = random_double({T, V}, 49, 3.0);
+    std::vector<double> raw(logits.span<double>().begin(), logits.span<double>().end());
+    raw[0 * V + 0] = 50;      // row 0: the first column
+    raw[1 * V + V - 1] = 50;  // row 1: the last column
+    raw[2 * V + 4] = 50;      // row 2: a tie, the first one wins
+    raw[2 * V + 8] = 50;
+    std::ranges::copy(raw, logits.span<double>().begin());
+    const Tensor input = dtype == DType::float64 ? logits : logits.cast(DType::float32);
+    std::vector<int32_t> got(T, -1);
+    ops->argmax_rows(input, got);
+    for (int64_t t = 0; t < T; ++t) {
+      const auto row = raw.begin() + t * V;
+      EXPECT_EQ(got[t], std::max_element(row, row + V) - row) << "row " << t;
+    }
+    EXPECT_EQ(got[0], 0);
+    EXPECT_EQ(got[1], V - 1);
+    EXPECT_EQ(got[2], 4);
+  }
+}
+
 TEST_F(CpuEmbeddingLossTest, CrossEntropyGradientIsScaledFiniteDifferences) {
   Tensor logits = random_double({T, V}, 48, 3.0);
   const std::vector<int32_t> targets = random_ids(T, V, 49);

@@ -142,6 +142,15 @@ TEST_P(CudaModelOpsTest, CrossEntropyMatchesCpu) {
   expect_close(gdlogits, dlogits, "dlogits");
 }
 
+TEST_P(CudaModelOpsTest, ArgmaxRowsMatchesCpu) {
+  constexpr int64_t T = 37, V = 1000;
+  const Tensor logits = input({T, V}, 42, 3.0);
+  std::vector<int32_t> want(T), got(T, -1);
+  cpu->argmax_rows(logits, want);
+  gpu->argmax_rows(on_gpu(logits), got);
+  EXPECT_EQ(got, want);
+}
+
 TEST_P(CudaModelOpsTest, ElementwiseOpsAndSumOfSquaresMatchCpu) {
   const Tensor a = input({40001}, 50), b = input({40001}, 51);
   Tensor out({40001}, dtype());
