@@ -35,12 +35,7 @@ void add_data_command(CLI::App& app) {
       ->add_option("--val-fraction", options->val_fraction,
                    "expected share of files in the validation split, in [0, 1)")
       ->capture_default_str();
-  prepare
-      ->add_option("--recurrences", options->recurrences,
-                   "share of the files, in [0, 1], in which earlier lines (64-960 bytes back) "
-                   "recur, so that long context pays off (the default run uses 0.5)")
-      ->capture_default_str();
-  prepare->add_option("--seed", options->seed, "seed of the file-to-split and recurrence hashes")
+  prepare->add_option("--seed", options->seed, "seed of the file-to-split hash")
       ->capture_default_str();
   prepare->add_flag("--quiet,-q", *quiet, "print only the summary line");
   prepare->callback([options, quiet] {

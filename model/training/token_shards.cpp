@@ -81,24 +81,8 @@ std::vector<SourceFile> collect_files(const std::vector<fs::path>& inputs,
   return files;
 }
 
-// The hash that draws a file's recurrences, if it is one of the `share` that get them:
-// salted apart from the split's hash, so the two choices are independent.
-std::optional<uint64_t> recurrence_hash(std::string_view relative_path, double share,
-                                        uint64_t seed) {
-  constexpr uint64_t kSalt = 0x7265637572ULL;  // "recur"
-  const uint64_t hash = hash_combine(splitmix_finalize(seed ^ kSalt), hash_string(relative_path));
-  if (unit_interval(hash) >= share) return std::nullopt;
-  return hash;
-}
-
-int64_t visible_characters(std::string_view line) {
-  return std::ranges::count_if(line, [](char c) { return c != ' ' && c != '\t' && c != '\n'; });
-}
-
-// Appends the file's bytes (with recurring lines when `recurrences` is set) and then the
-// separator. Returns the bytes read.
-int64_t append_file(const fs::path& path, std::optional<uint64_t> recurrences,
-                    std::vector<uint8_t>& tokens) {
+// Appends the file's bytes and then the separator.
+int64_t append_file(const fs::path& path, std::vector<uint8_t>& tokens) {
   std::ifstream in(path, std::ios::binary | std::ios::ate);
   LONGNET_CHECK(in.good(), "cannot read input file '{}': {}", path.string(), std::strerror(errno));
   const std::streamoff size = in.tellg();
@@ -109,13 +93,6 @@ int64_t append_file(const fs::path& path, std::optional<uint64_t> recurrences,
   in.read(reinterpret_cast<char*>(tokens.data() + start), size);
   LONGNET_CHECK(in.gcount() == size, "cannot read input file '{}': read {} of its {} bytes",
                 path.string(), in.gcount(), size);
-  if (recurrences) {
-    const std::string text = with_recurring_lines(
-        {reinterpret_cast<const char*>(tokens.data() + start), static_cast<std::size_t>(size)},
-        *recurrences);
-    tokens.resize(start);
-    tokens.insert(tokens.end(), text.begin(), text.end());
-  }
   tokens.push_back(kDocumentSeparator);
   return size;
 }
@@ -182,48 +159,12 @@ void write_split(const fs::path& file, const Split& split, const ByteEntropy& en
   out.write_attr_int64("separator", kDocumentSeparator);
   out.write_attr_double("val_fraction", options.val_fraction);
   out.write_attr_uint64("split_seed", options.seed);
-  out.write_attr_double("recurrences", options.recurrences);
   out.write_attr_double("unigram_entropy_bits", entropy.bits);
   out.write_attr_double("unigram_entropy_nats", entropy.nats);
   out.close();
 }
 
 }  // namespace
-
-std::string with_recurring_lines(std::string_view text, uint64_t hash) {
-  std::string out;
-  out.reserve(text.size() + text.size() / 2);
-  std::vector<std::size_t> starts;  // where each line of `out` starts
-  uint64_t line = 0;
-  for (std::size_t at = 0; at < text.size(); ++line) {
-    const std::size_t newline = text.find('\n', at);
-    const std::size_t end = newline == std::string_view::npos ? text.size() : newline + 1;
-    starts.push_back(out.size());
-    out.append(text.substr(at, end - at));
-    at = end;
-    const uint64_t draw = hash_combine(hash, line);
-    // A file's last line without a newline gets no repeat: it would join the two lines.
-    if (out.back() != '\n' || unit_interval(draw) >= kRecurrenceRate) continue;
-    // A few tries at a distance that lands in a line worth repeating (not "}" or blank).
-    for (uint64_t attempt = 1; attempt <= 4; ++attempt) {
-      const auto distance = static_cast<std::size_t>(
-          kRecurrenceMinDistance +
-          static_cast<int64_t>(
-              hash_combine(draw, attempt) %
-              static_cast<uint64_t>(kRecurrenceMaxDistance - kRecurrenceMinDistance + 1)));
-      if (distance > out.size()) break;
-      const auto next = std::ranges::upper_bound(starts, out.size() - distance);
-      const std::size_t first = *(next - 1);
-      const std::size_t last = next == starts.end() ? out.size() : *next;
-      const std::string repeated = out.substr(first, last - first);
-      if (visible_characters(repeated) < kRecurrenceMinVisible) continue;
-      starts.push_back(out.size());
-      out += repeated;
-      break;
-    }
-  }
-  return out;
-}
 
 bool in_validation_split(std::string_view relative_path, double val_fraction, uint64_t seed) {
   const uint64_t hash = hash_combine(splitmix_finalize(seed), hash_string(relative_path));
@@ -253,21 +194,16 @@ fs::path token_split_path(const fs::path& dir, std::string_view split) {
 std::string PrepareSummary::describe() const {
   return fmt::format(
       "data prepare: {} files, {:.1f} MiB -> train: {} files, {} tokens; val: {} files, {} "
-      "tokens; {}train unigram entropy {:.4f} bits/byte ({:.4f} nats/byte) -> {}, {}",
+      "tokens; train unigram entropy {:.4f} bits/byte ({:.4f} nats/byte) -> {}, {}",
       train_files + val_files, static_cast<double>(bytes) / kMiB, train_files, train_tokens,
-      val_files, val_tokens,
-      recurrence_files > 0 ? fmt::format("{} files with recurring lines; ", recurrence_files)
-                           : std::string(),
-      train_entropy.bits, train_entropy.nats, train_path.string(), val_path.string());
+      val_files, val_tokens, train_entropy.bits, train_entropy.nats, train_path.string(),
+      val_path.string());
 }
 
 PrepareSummary prepare_token_data(const PrepareOptions& options) {
   LONGNET_CHECK(options.val_fraction >= 0 && options.val_fraction < 1,
                 "--val-fraction {} is out of range: expected a number in [0, 1)",
                 options.val_fraction);
-  LONGNET_CHECK(options.recurrences >= 0 && options.recurrences <= 1,
-                "--recurrences {} is out of range: expected a share of the files in [0, 1]",
-                options.recurrences);
   LONGNET_CHECK(!options.out_dir.empty(), "no output directory: pass --out DIR");
   // The output first: a directory that cannot be created or written is refused before
   // the inputs are read.
@@ -314,10 +250,7 @@ PrepareSummary prepare_token_data(const PrepareOptions& options) {
   for (std::size_t i = 0; i < files.size(); ++i) {
     Split& split =
         in_validation_split(files[i].relative, options.val_fraction, options.seed) ? val : train;
-    const std::optional<uint64_t> recurrences =
-        recurrence_hash(files[i].relative, options.recurrences, options.seed);
-    summary.bytes += append_file(files[i].path, recurrences, split.tokens);
-    summary.recurrence_files += recurrences ? 1 : 0;
+    summary.bytes += append_file(files[i].path, split.tokens);
     ++split.files;
     const auto done = static_cast<int64_t>(i + 1);
     if (options.progress && (done % kProgressEveryFiles == 0 || i + 1 == files.size())) {

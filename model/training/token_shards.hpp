@@ -9,20 +9,11 @@
 // its files in sorted path order, each followed by one NUL byte (kDocumentSeparator):
 // Go source holds no NUL, so the model can learn where a file ends and the next begins.
 //
-// Recurrences (--recurrences SHARE, off by default): in that share of the files (chosen
-// by a hash of the path, like the split), lines recur: after each line, with probability
-// kRecurrenceRate, an earlier line of the same file, 64 to 960 bytes back, is written
-// again (a line of at least 8 visible characters; the draws are a hash of the path and
-// the line). Source code repeats itself this way (identifiers, calls, imports), but a
-// small model trained for minutes on the Go tree learns to use only the last few dozen
-// bytes; text that recurs hundreds of bytes later, inside one training window, rewards
-// attending that far back, which is what the dilated patterns are for.
-//
 // File layout (h5py: f["tokens"][:], f.attrs[...]):
 //   /tokens                      uint8 [n]
 //   format = "longnet-tokens", version = 1, split = "train" | "val",
 //   source (the inputs and extension filter), files, tokens, separator (0),
-//   val_fraction, split_seed, recurrences (the share; absent in files written before it),
+//   val_fraction, split_seed,
 //   unigram_entropy_bits, unigram_entropy_nats (of this split's byte frequencies: the
 //   loss, per byte, of a model that learned only those frequencies)
 // Both files are written under temporary names and renamed, so a failed run leaves no
@@ -45,12 +36,6 @@ namespace longnet {
 inline constexpr std::string_view kTokenFormat = "longnet-tokens";
 inline constexpr int64_t kTokenFormatVersion = 1;
 inline constexpr uint8_t kDocumentSeparator = 0;  // appended after every file
-// Recurrences: the chance that a line is followed by a repeat, and how far back the
-// repeated line may start (bytes, inclusive): within a 1024-token window.
-inline constexpr double kRecurrenceRate = 0.3;
-inline constexpr int64_t kRecurrenceMinDistance = 64;
-inline constexpr int64_t kRecurrenceMaxDistance = 960;
-inline constexpr int64_t kRecurrenceMinVisible = 8;  // non-blank characters in a repeated line
 
 // Debian's golang-1.19-src: the Go standard library, the default corpus (~60 MB in 5,557 .go
 // files).
@@ -64,8 +49,7 @@ struct PrepareOptions {
   std::vector<std::string> extensions;
   std::filesystem::path out_dir;
   double val_fraction = 0.05;  // in [0, 1): the expected share of files in val
-  uint64_t seed = 0;           // the split's hash seed (and the recurrences')
-  double recurrences = 0;      // in [0, 1]: the expected share of files with recurring lines
+  uint64_t seed = 0;           // the split's hash seed
   // Receives progress lines (roughly every 500 files) and nothing else; may be empty.
   std::function<void(const std::string&)> progress;
 };
@@ -77,8 +61,7 @@ struct ByteEntropy {
 
 struct PrepareSummary {
   int64_t train_files = 0, val_files = 0;
-  int64_t bytes = 0;             // bytes read from the files (without separators)
-  int64_t recurrence_files = 0;  // files given recurring lines
+  int64_t bytes = 0;  // bytes read from the files (without separators)
   int64_t train_tokens = 0, val_tokens = 0;
   ByteEntropy train_entropy;
   std::filesystem::path train_path, val_path;
@@ -89,10 +72,6 @@ struct PrepareSummary {
 // Reads, splits and writes; throws longnet::Error when no input file is found, a file
 // cannot be read, a split would be empty, or the output cannot be written.
 PrepareSummary prepare_token_data(const PrepareOptions& options);
-
-// `text` with recurring lines (see above), drawn from `hash`; the lines of `text` stay in
-// order and whole.
-std::string with_recurring_lines(std::string_view text, uint64_t hash);
 
 // Whether the file at `relative_path` (generic form, '/' separators) goes to val.
 bool in_validation_split(std::string_view relative_path, double val_fraction, uint64_t seed);

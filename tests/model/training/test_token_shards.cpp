@@ -4,10 +4,8 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
-#include <map>
 #include <numbers>
 #include <random>
-#include <set>
 
 #include "launch/data_command.hpp"
 #include "model/training/token_shards.hpp"
@@ -213,105 +211,6 @@ TEST(DataPrepare, UnreadableFileIsNamed) {
   std::filesystem::permissions(tmp / "src" / "secret.go", std::filesystem::perms::none);
   EXPECT_THAT(error_of([&] { prepare_token_data(options_for(tmp / "src", tmp / "out", 0.0)); }),
               AllOf(HasSubstr("cannot read input file"), HasSubstr("secret.go")));
-}
-
-// Lines of a text, each with its newline.
-std::vector<std::string> lines_of(const std::string& text) {
-  std::vector<std::string> lines;
-  for (std::size_t at = 0; at < text.size();) {
-    const std::size_t end = std::min(text.find('\n', at), text.size() - 1) + 1;
-    lines.push_back(text.substr(at, end - at));
-    at = end;
-  }
-  return lines;
-}
-
-// Numbered, hence distinct, lines of 10 to 60 characters, some blank or "}".
-std::string numbered_source(int lines, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::string text;
-  for (int i = 0; i < lines; ++i) {
-    if (i % 7 == 3) {
-      text += i % 2 ? "}\n" : "\n";
-      continue;
-    }
-    text += fmt::format(
-        "\tline{} := {}\n", i,
-        std::string(static_cast<std::size_t>(rng() % 50), static_cast<char>('a' + rng() % 26)));
-  }
-  return text;
-}
-
-TEST(Recurrences, RepeatEarlierLinesFromTheAllowedDistancesAndKeepTheText) {
-  const std::string text = numbered_source(3000, 3);
-  const std::string out = with_recurring_lines(text, 42);
-  const std::vector<std::string> original = lines_of(text);
-  std::vector<std::string> kept;
-  std::set<std::string> seen;
-  int64_t repeats = 0, position = 0;
-  std::map<std::string, std::vector<int64_t>> starts;  // of each line's occurrences so far
-  for (const std::string& line : lines_of(out)) {
-    const bool unique = line.find("line") != std::string::npos;
-    if (unique && seen.contains(line)) {
-      ++repeats;
-      // It starts a line that holds the byte 64 to 960 bytes back.
-      const bool in_reach = std::ranges::any_of(starts[line], [&](int64_t start) {
-        return position - start >= kRecurrenceMinDistance &&
-               position - start <= kRecurrenceMaxDistance + static_cast<int64_t>(line.size());
-      });
-      EXPECT_TRUE(in_reach) << "a repeat of '" << line << "' at byte " << position;
-    } else if (!unique && line.size() > 2 && !seen.insert(line).second) {
-      ADD_FAILURE() << "a line without 8 visible characters was repeated: '" << line << "'";
-    } else {
-      kept.push_back(line);
-      seen.insert(line);
-    }
-    starts[line].push_back(position);
-    position += static_cast<int64_t>(line.size());
-  }
-  EXPECT_EQ(kept, original);  // every line, in order, once
-  // kRecurrenceRate of the lines are followed by a repeat (few tries miss).
-  const double rate = static_cast<double>(repeats) / static_cast<double>(original.size());
-  EXPECT_GT(rate, 0.8 * kRecurrenceRate);
-  EXPECT_LT(rate, 1.1 * kRecurrenceRate);
-  // A pure function of (text, hash).
-  EXPECT_EQ(with_recurring_lines(text, 42), out);
-  EXPECT_NE(with_recurring_lines(text, 43), out);
-  // Short texts and a last line without a newline.
-  EXPECT_EQ(with_recurring_lines("", 1), "");
-  EXPECT_EQ(with_recurring_lines("package main", 1), "package main");
-}
-
-TEST(DataPrepare, RecurrencesGoToTheirShareOfFilesAndAreRecorded) {
-  const TempDir tmp;
-  for (int f = 0; f < 40; ++f) {
-    write_file(tmp / "src" / fmt::format("f{:02}.go", f), numbered_source(200, f));
-  }
-  for (const double share : {0.0, 0.5, 1.0}) {
-    PrepareOptions options = options_for(tmp / "src", tmp / "out", 0.0);
-    options.recurrences = share;
-    const PrepareSummary summary = prepare_token_data(options);
-    const H5File train = H5File::open_read(tmp / "out" / "train.h5");
-    EXPECT_DOUBLE_EQ(train.read_attr_double("recurrences"), share);
-    const int64_t added = summary.train_tokens - summary.bytes - 40;
-    if (share == 0.0) {
-      EXPECT_EQ(summary.recurrence_files, 0);
-      EXPECT_EQ(added, 0);
-    } else if (share == 1.0) {
-      EXPECT_EQ(summary.recurrence_files, 40);
-      EXPECT_THAT(summary.describe(), HasSubstr("40 files with recurring lines"));
-    } else {
-      EXPECT_GT(summary.recurrence_files, 10);
-      EXPECT_LT(summary.recurrence_files, 30);
-    }
-    if (share > 0) {
-      EXPECT_GT(added, 0);
-    }
-  }
-  PrepareOptions bad = options_for(tmp / "src", tmp / "bad", 0.0);
-  bad.recurrences = 1.5;
-  EXPECT_THAT(error_of([&] { prepare_token_data(bad); }),
-              HasSubstr("--recurrences 1.5 is out of range"));
 }
 
 TEST(DataCommand, PreparesThroughTheCommandLine) {
