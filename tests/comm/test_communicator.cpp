@@ -1,8 +1,13 @@
-// MpiCommunicator collectives under mpirun (np 2, 3, 4): every collective, for every
-// element type, with equal and uneven counts (zeros on some ranks included), gives what
-// each rank computes alone from the other ranks' known inputs, writes nothing outside
-// its receive span, and gives the same result when the MPI calls are split into slices
-// of at most 7 elements (the path that carries counts beyond INT_MAX).
+// The communicator contract under mpirun (np 2, 3, 4), on every host-memory back end the
+// factory makes (make_communicator: "mpi", and "self", a world of one in each process) and
+// on an MPI world that splits every collective into MPI calls of at most 7 elements (the
+// path that carries counts beyond INT_MAX): every collective, for every element type, with
+// equal and uneven counts (zeros on some ranks included), gives what each rank computes
+// alone from the other ranks' known inputs and writes nothing outside its receive span.
+// The tests are written against Communicator only; a back end is one more entry in
+// contract_backends(). NCCL (device memory) is checked against MPI in
+// test_nccl_communicator.cpp.
+#include "comm/communicator_factory.hpp"
 #include "comm/mpi_communicator.hpp"
 #include "runtime/error.hpp"
 #include "tests/support/comm_test_support.hpp"
@@ -33,15 +38,32 @@ using test::sum_of;
 // that slices end at awkward places.
 constexpr std::int64_t kTinyCallLimit = 7;
 
-// Runs body on a world communicator that makes one MPI call per collective, then on one
-// that splits every collective into calls of at most kTinyCallLimit elements.
-void for_each_call_limit(const std::function<void(Communicator&)>& body) {
-  for (const std::int64_t limit : {kMaxMpiCount, kTinyCallLimit}) {
-    SCOPED_TRACE(limit == kMaxMpiCount ? std::string("one MPI call per collective")
-                                       : fmt::format("MPI calls of at most {} elements", limit));
-    const auto world =
-        MpiCommunicator::world("world", MpiCommunicatorOptions{.max_elements_per_call = limit});
-    body(*world);
+struct ContractBackend {
+  std::string name;
+  std::function<std::unique_ptr<Communicator>()> make;
+};
+
+std::vector<ContractBackend> contract_backends() {
+  return {
+      {"make_communicator(\"mpi\")", [] { return make_communicator("mpi", "contract mpi"); }},
+      {"make_communicator(\"self\")", [] { return make_communicator("self", "contract self"); }},
+      {fmt::format("MPI calls of at most {} elements", kTinyCallLimit),
+       [] {
+         return MpiCommunicator::world(
+             "contract mpi sliced",
+             MpiCommunicatorOptions{.max_elements_per_call = kTinyCallLimit});
+       }},
+  };
+}
+
+// Runs body on a communicator of each back end in contract_backends(), every rank in step.
+void for_each_backend(const std::function<void(Communicator&)>& body) {
+  for (const ContractBackend& backend : contract_backends()) {
+    SCOPED_TRACE(backend.name);
+    const auto comm = backend.make();
+    ASSERT_GE(comm->size(), 1);
+    ASSERT_TRUE(comm->rank() >= 0 && comm->rank() < comm->size());
+    body(*comm);
   }
 }
 
@@ -55,7 +77,7 @@ TYPED_TEST_SUITE(CollectivesTest, ElementTypes, test::ElementTypeName);
 
 TYPED_TEST(CollectivesTest, BroadcastFromEveryRootReachesEveryRank) {
   using T = TypeParam;
-  for_each_call_limit([](Communicator& comm) {
+  for_each_backend([](Communicator& comm) {
     for (const std::int64_t count : {std::int64_t{0}, std::int64_t{1}, std::int64_t{97}}) {
       for (int root = 0; root < comm.size(); ++root) {
         SCOPED_TRACE(fmt::format("count {} root {}", count, root));
@@ -74,7 +96,7 @@ TYPED_TEST(CollectivesTest, BroadcastFromEveryRootReachesEveryRank) {
 
 TYPED_TEST(CollectivesTest, AllReduceMatchesTheReductionEachRankComputesAlone) {
   using T = TypeParam;
-  for_each_call_limit([](Communicator& comm) {
+  for_each_backend([](Communicator& comm) {
     for (const std::int64_t count : {std::int64_t{0}, std::int64_t{1}, std::int64_t{1025}}) {
       for (const ReduceOp op : kOps) {
         SCOPED_TRACE(fmt::format("count {} op {}", count, reduce_op_name(op)));
@@ -108,7 +130,7 @@ TYPED_TEST(CollectivesTest, AllReduceMatchesTheReductionEachRankComputesAlone) {
 
 TYPED_TEST(CollectivesTest, AllGatherConcatenatesTheBlocksOfAllRanks) {
   using T = TypeParam;
-  for_each_call_limit([](Communicator& comm) {
+  for_each_backend([](Communicator& comm) {
     for (const std::int64_t count : {std::int64_t{0}, std::int64_t{1}, std::int64_t{97}}) {
       SCOPED_TRACE(fmt::format("count {}", count));
       std::vector<T> expected;
@@ -126,7 +148,7 @@ TYPED_TEST(CollectivesTest, AllGatherConcatenatesTheBlocksOfAllRanks) {
 
 TYPED_TEST(CollectivesTest, AllGathervPlacesEachRanksBlockAtItsOffset) {
   using T = TypeParam;
-  for_each_call_limit([](Communicator& comm) {
+  for_each_backend([](Communicator& comm) {
     for (const auto& layout : count_layouts()) {
       SCOPED_TRACE("counts: " + layout.name);
       const std::vector<std::int64_t> counts = layout.counts(comm.size());
@@ -145,7 +167,7 @@ TYPED_TEST(CollectivesTest, AllGathervPlacesEachRanksBlockAtItsOffset) {
 
 TYPED_TEST(CollectivesTest, ReduceScatterGivesEachRankItsReducedBlock) {
   using T = TypeParam;
-  for_each_call_limit([](Communicator& comm) {
+  for_each_backend([](Communicator& comm) {
     for (const std::int64_t count : {std::int64_t{0}, std::int64_t{1}, std::int64_t{97}}) {
       for (const ReduceOp op : kOps) {
         SCOPED_TRACE(fmt::format("count {} op {}", count, reduce_op_name(op)));
@@ -167,7 +189,7 @@ TYPED_TEST(CollectivesTest, ReduceScatterGivesEachRankItsReducedBlock) {
 
 TYPED_TEST(CollectivesTest, ReduceScattervGivesEachRankItsReducedBlock) {
   using T = TypeParam;
-  for_each_call_limit([](Communicator& comm) {
+  for_each_backend([](Communicator& comm) {
     for (const auto& layout : count_layouts()) {
       for (const ReduceOp op : kOps) {
         SCOPED_TRACE(fmt::format("counts: {}, op {}", layout.name, reduce_op_name(op)));
