@@ -111,6 +111,15 @@ std::vector<Tensor> DilatedAttention::bias_rows() const {
   return rows;
 }
 
+const XposTable& DilatedAttention::xpos_table(std::size_t p, const AttentionCore& core) const {
+  const XposSpan span{core.first_token(), config_.segment_lengths[p], config_.xpos_scale_base};
+  const int64_t tokens = core.local_shape().tokens, head_dim = config_.head_dim();
+  xpos_tables_.resize(config_.segment_lengths.size());
+  std::optional<XposTable>& table = xpos_tables_[p];
+  if (!table || !table->covers(span, tokens, head_dim)) table.emplace(span, tokens, head_dim);
+  return *table;
+}
+
 std::vector<PatternOperands> DilatedAttention::operands(const DilatedAttentionSaved& saved) const {
   const DilatedAttentionConfig attention = config_.attention_config();
   const std::size_t patterns = attention.patterns.size();
@@ -159,10 +168,10 @@ Tensor DilatedAttention::forward(const Tensor& x, AttentionCore& core, ModelOps&
   saved.k.clear();
   if (config_.use_xpos) {
     for (std::size_t p = 0; p < patterns; ++p) {
-      const XposSpan span{core.first_token(), config_.segment_lengths[p], config_.xpos_scale_base};
+      const XposTable& table = xpos_table(p, core);
       Tensor qp(heads_shape, dtype_), kp(heads_shape, dtype_);
-      xpos_forward(q, qp, XposRole::query, span);
-      xpos_forward(k, kp, XposRole::key, span);
+      xpos_forward(q, qp, XposRole::query, table);
+      xpos_forward(k, kp, XposRole::key, table);
       saved.q.push_back(std::move(qp));
       saved.k.push_back(std::move(kp));
     }
@@ -238,9 +247,9 @@ Tensor DilatedAttention::backward(const Tensor& dy, const DilatedAttentionSaved&
     dq_total = Tensor::zeros(heads_shape, dtype_);
     dk_total = Tensor::zeros(heads_shape, dtype_);
     for (std::size_t p = 0; p < patterns; ++p) {
-      const XposSpan span{core.first_token(), config_.segment_lengths[p], config_.xpos_scale_base};
-      xpos_backward_accumulate(dq[p], dq_total, XposRole::query, span);
-      xpos_backward_accumulate(dk[p], dk_total, XposRole::key, span);
+      const XposTable& table = xpos_table(p, core);
+      xpos_backward_accumulate(dq[p], dq_total, XposRole::query, table);
+      xpos_backward_accumulate(dk[p], dk_total, XposRole::key, table);
     }
   }
 
