@@ -14,6 +14,7 @@ void add_bench_command(CLI::App& app) {
   add_scaling_bench(*bench);
 #endif
   add_model_bench(*bench);
+  add_train_bench(*bench);
 }
 
 }  // namespace longnet::bench

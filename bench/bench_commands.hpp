@@ -18,6 +18,7 @@ void add_bench_command(CLI::App& app);
 // The benchmarks, each registering its subcommand on the `bench` group.
 void add_attention_bench(CLI::App& bench);  // attention_benchmark.cpp: the kernel table
 void add_model_bench(CLI::App& bench);      // model_benchmark.cpp: the cost model
+void add_train_bench(CLI::App& bench);      // train_benchmark.cpp: training throughput
 #ifdef LONGNET_HAVE_MPI
 void add_comm_bench(CLI::App& bench);          // comm_benchmark.cpp: nccl-tests style
 void add_sp_attention_bench(CLI::App& bench);  // sp_attention_benchmark.cpp: per rank

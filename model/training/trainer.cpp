@@ -385,6 +385,7 @@ double Trainer::validate() {
 }
 
 Trainer::StepOutcome Trainer::step() {
+  const auto started = std::chrono::steady_clock::now();
   const AdamWSettings adam_base{config_.optimizer.lr, config_.optimizer.beta1,
                                 config_.optimizer.beta2, config_.optimizer.eps,
                                 config_.optimizer.weight_decay};
@@ -463,7 +464,9 @@ Trainer::StepOutcome Trainer::step() {
     }
   }
   ++step_;
-  result_.steps.push_back({step_, mean_loss, adam.lr});
+  result_.steps.push_back(
+      {step_, mean_loss, adam.lr,
+       std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count()});
   return {mean_loss, norm, adam.lr, skipped_now, loss[1] > 0};
 }
 

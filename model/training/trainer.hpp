@@ -36,6 +36,7 @@ struct TrainRecord {
   int64_t step = 0;
   double loss = 0;  // mean training loss of the step (nats per token)
   double lr = 0;
+  double seconds = 0;  // this rank's wall time of the step (data, forward, backward, update)
 };
 
 struct TrainResult {

@@ -4,11 +4,13 @@
 #include <fmt/format.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <stdlib.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -136,6 +138,62 @@ TEST_F(TrainCliTest, EvalPasskeyReportsEveryBucketOfACheckpoint) {
       {"eval", "passkey", "--checkpoint", (root_ / "ckpt").string(), "--buckets", "20,100"});
   EXPECT_EQ(far.status, 2);
   EXPECT_THAT(far.err, HasSubstr("must lie inside the distances a 64-token prompt can hold"));
+}
+
+// `longnet bench train` times the training loop itself: the same steps from the same
+// start as `longnet train` (so the same losses), in a temporary directory it removes.
+TEST_F(TrainCliTest, BenchTrainTimesTheSameStepsAsTrain) {
+  ASSERT_EQ(prepare().status, 0);
+  std::vector<std::string> args = train_args();
+  const std::string log = (root_ / "train.jsonl").string();
+  args.insert(args.end(), {"--log-json", log, "--set", "log.every=1"});
+  const RunResult trained = longnet(args);
+  ASSERT_EQ(trained.status, 0) << trained.err;
+  const std::string records = test::read_file(log);
+  const auto at = records.find(R"({"step": 3, "loss": )");
+  ASSERT_NE(at, std::string::npos) << records;
+  const double train_loss = std::stod(records.substr(at + 20));
+
+  // The benchmark's temporary directory goes to TMPDIR; Open MPI's and PMIx's session
+  // files stay in /tmp (their clean-up races with TearDown's).
+  fs::create_directories(root_ / "tmp");
+  setenv("TMPDIR", (root_ / "tmp").c_str(), 1);
+  setenv("OMPI_MCA_orte_tmpdir_base", "/tmp", 1);
+  setenv("PMIX_SYSTEM_TMPDIR", "/tmp", 1);
+  setenv("PMIX_SERVER_TMPDIR", "/tmp", 1);
+  std::vector<std::string> bench = train_args();
+  bench.front() = "train";
+  bench.insert(bench.begin(), "bench");
+  const std::string csv = (root_ / "bench.csv").string();
+  bench.insert(bench.end(), {"--warmup", "1", "--steps", "2", "--label", "tiny", "--csv", csv});
+  const RunResult r = longnet(bench);
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("1 warm-up steps, then 2 timed steps"));
+  const std::string table = test::read_file(csv);
+  EXPECT_THAT(table, ::testing::StartsWith("label,ranks,threads_per_rank,dp,sp,tokens_per_step,"
+                                           "median_step_s,min_step_s,max_step_s,tokens_per_s,"
+                                           "matmul_gflops,last_step,last_loss\n"));
+  std::vector<std::string> cells;
+  std::stringstream row(table.substr(table.find('\n') + 1));
+  for (std::string cell; std::getline(row, cell, ',');) cells.push_back(cell);
+  ASSERT_EQ(cells.size(), 13u) << table;
+  EXPECT_EQ(cells[0], "tiny");
+  EXPECT_EQ(cells[5], "64");  // batch 2 x 32 tokens
+  const double median = std::stod(cells[6]), fastest = std::stod(cells[7]);
+  EXPECT_GT(fastest, 0.0);
+  EXPECT_LE(fastest, median);
+  EXPECT_NEAR(std::stod(cells[9]), 64 / median, 64 / median * 1e-3);
+  EXPECT_EQ(cells[11], "3");
+  EXPECT_NEAR(std::stod(cells[12]), train_loss, 1e-4);
+  EXPECT_TRUE(fs::is_empty(root_ / "tmp")) << "the temporary checkpoints were left behind";
+
+  std::ranges::replace(bench, std::string("2"), std::string("5"));  // --steps 5
+  const RunResult too_long = longnet(bench);
+  EXPECT_EQ(too_long.status, 2);
+  EXPECT_THAT(too_long.err, HasSubstr("exceeds optimizer.max_steps = 3"));
+  for (const char* name :
+       {"TMPDIR", "OMPI_MCA_orte_tmpdir_base", "PMIX_SYSTEM_TMPDIR", "PMIX_SERVER_TMPDIR"})
+    unsetenv(name);
 }
 
 }  // namespace
