@@ -11,7 +11,7 @@
 //
 // GELU, exact form: y = x Phi(x) = 0.5 x (1 + erf(x / sqrt 2));
 // dy/dx = Phi(x) + x phi(x), phi the standard normal density. In float, Phi and phi come
-// from model/ops/normal_cdf_float.hpp (vectorised); in double, from libm.
+// from model/ops/float_vector_math.hpp (vectorised); in double, from libm.
 #include <algorithm>
 #include <array>
 #include <cmath>
@@ -19,7 +19,7 @@
 #include <type_traits>
 
 #include "model/ops/cpu_ops.hpp"
-#include "model/ops/normal_cdf_float.hpp"
+#include "model/ops/float_vector_math.hpp"
 
 namespace longnet::cpu_ops {
 namespace {
@@ -39,14 +39,7 @@ void for_each_chunk(int64_t n, const Body& body) {
   for (int64_t c = 0; c < chunks; ++c) body(c * kChunk, std::min(n, (c + 1) * kChunk));
 }
 
-// The float GELU chunks, compiled for AVX-512, AVX2 and the baseline, picked at load time
-// (the rest of this library targets the baseline x86-64).
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-#define LONGNET_VECTOR_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
-#else
-#define LONGNET_VECTOR_CLONES
-#endif
-
+// The float GELU chunks (LONGNET_VECTOR_CLONES: AVX-512, AVX2 and baseline versions).
 LONGNET_VECTOR_CLONES void gelu_forward_chunk(const float* x, float* y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) y[i] = x[i] * normal_cdf(x[i]);
 }

@@ -1,6 +1,7 @@
-// The standard normal CDF and density in float, written so that the compiler vectorises
-// loops over them: no libm calls (glibc's erff and expf are scalar calls that a loop
-// cannot vectorise without -ffast-math, and they took 12 % of a training step), only
+// e^a, the standard normal CDF and its density in float, written so that the compiler
+// vectorises loops over them (the float GELU, the cross-entropy's exps): no libm calls
+// (glibc's erff and expf are scalar calls that a loop cannot vectorise without
+// -ffast-math; erff alone took 12 % of a training step), only
 // arithmetic, selects and bit casts. A file using them needs -fno-trapping-math (no
 // effect on results: it only lets GCC assume that nobody reads the floating-point
 // exception flags); without it GCC keeps a clamp followed by a float-to-int conversion
@@ -25,6 +26,14 @@
 #include <bit>
 #include <cmath>
 #include <cstdint>
+
+// A hot loop's function compiled for AVX-512, AVX2 and the baseline, picked at load time
+// (model/ops targets the baseline x86-64 otherwise).
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define LONGNET_VECTOR_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define LONGNET_VECTOR_CLONES
+#endif
 
 namespace longnet::cpu_ops {
 
