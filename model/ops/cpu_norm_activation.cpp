@@ -2,7 +2,8 @@
 //
 // LayerNorm over the last dim C of each row: mean and variance (population, / C) in
 // double with two passes (the one-pass E[x^2] - E[x]^2 cancels catastrophically when
-// |mean| >> std); rstd = 1 / sqrt(var + eps); y = (x - mean) rstd gamma + beta.
+// |mean| >> std), each sum in 8 fixed lanes so that it vectorises;
+// rstd = 1 / sqrt(var + eps); y = (x - mean) rstd gamma + beta.
 // Backward, with xhat = (x - mean) rstd and g = dy gamma:
 //   dx = rstd (g - mean_C(g) - xhat mean_C(g xhat)),
 //   dgamma += sum over rows of dy xhat,  dbeta += sum over rows of dy.
@@ -39,6 +40,88 @@ void for_each_chunk(int64_t n, const Body& body) {
   for (int64_t c = 0; c < chunks; ++c) body(c * kChunk, std::min(n, (c + 1) * kChunk));
 }
 
+// sum over c < n of term(c), in double, in 8 independent lanes (so that the loop
+// vectorises without reassociating a sum; the order is fixed, not the thread's).
+template <typename Term>
+inline double lane_sum(int64_t n, const Term& term) {
+  constexpr int kLanes = 8;
+  double lanes[kLanes] = {};
+  int64_t c = 0;
+  for (; c + kLanes <= n; c += kLanes) {
+    for (int l = 0; l < kLanes; ++l) lanes[l] += term(c + l);
+  }
+  double sum = 0;
+  for (int l = 0; l < kLanes; ++l) sum += lanes[l];
+  for (; c < n; ++c) sum += term(c);
+  return sum;
+}
+
+// One row of the layer norm forward: mean and variance in double with two passes.
+template <typename T>
+inline void layer_norm_forward_row_impl(const T* xr, const T* gamma, const T* beta, double eps,
+                                        T* yr, T& mean, T& rstd, int64_t cols) {
+  const double n = static_cast<double>(cols);
+  const double mu = lane_sum(cols, [&](int64_t c) { return static_cast<double>(xr[c]); }) / n;
+  const double var = lane_sum(cols,
+                              [&](int64_t c) {
+                                const double d = static_cast<double>(xr[c]) - mu;
+                                return d * d;
+                              }) /
+                     n;
+  const double rs = 1.0 / std::sqrt(var + eps);
+  for (int64_t c = 0; c < cols; ++c) {
+    yr[c] = static_cast<T>((static_cast<double>(xr[c]) - mu) * rs * static_cast<double>(gamma[c]) +
+                           static_cast<double>(beta[c]));
+  }
+  mean = static_cast<T>(mu);
+  rstd = static_cast<T>(rs);
+}
+
+// One row of dx = rstd (g - mean(g) - xhat mean(g xhat)), g = dy gamma.
+template <typename T>
+inline void layer_norm_backward_row_impl(const T* xr, const T* gamma, T mean, T rstd, const T* dyr,
+                                         T* dxr, int64_t cols) {
+  const double mu = static_cast<double>(mean), rs = static_cast<double>(rstd);
+  const double n = static_cast<double>(cols);
+  const double g_mean =
+      lane_sum(
+          cols,
+          [&](int64_t c) { return static_cast<double>(dyr[c]) * static_cast<double>(gamma[c]); }) /
+      n;
+  const double gx_mean = lane_sum(cols,
+                                  [&](int64_t c) {
+                                    return static_cast<double>(dyr[c]) *
+                                           static_cast<double>(gamma[c]) *
+                                           ((static_cast<double>(xr[c]) - mu) * rs);
+                                  }) /
+                         n;
+  for (int64_t c = 0; c < cols; ++c) {
+    const double g = static_cast<double>(dyr[c]) * static_cast<double>(gamma[c]);
+    const double xhat = (static_cast<double>(xr[c]) - mu) * rs;
+    dxr[c] = static_cast<T>(rs * (g - g_mean - xhat * gx_mean));
+  }
+}
+
+// The rows, in float compiled per instruction set (LONGNET_VECTOR_CLONES); in double plain.
+LONGNET_VECTOR_CLONES void layer_norm_forward_row(const float* xr, const float* gamma,
+                                                  const float* beta, double eps, float* yr,
+                                                  float& mean, float& rstd, int64_t cols) {
+  layer_norm_forward_row_impl(xr, gamma, beta, eps, yr, mean, rstd, cols);
+}
+void layer_norm_forward_row(const double* xr, const double* gamma, const double* beta, double eps,
+                            double* yr, double& mean, double& rstd, int64_t cols) {
+  layer_norm_forward_row_impl(xr, gamma, beta, eps, yr, mean, rstd, cols);
+}
+LONGNET_VECTOR_CLONES void layer_norm_backward_row(const float* xr, const float* gamma, float mean,
+                                                   float rstd, const float* dyr, float* dxr,
+                                                   int64_t cols) {
+  layer_norm_backward_row_impl(xr, gamma, mean, rstd, dyr, dxr, cols);
+}
+void layer_norm_backward_row(const double* xr, const double* gamma, double mean, double rstd,
+                             const double* dyr, double* dxr, int64_t cols) {
+  layer_norm_backward_row_impl(xr, gamma, mean, rstd, dyr, dxr, cols);
+}
+
 // The float GELU chunks (LONGNET_VECTOR_CLONES: AVX-512, AVX2 and baseline versions).
 LONGNET_VECTOR_CLONES void gelu_forward_chunk(const float* x, float* y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) y[i] = x[i] * normal_cdf(x[i]);
@@ -56,24 +139,7 @@ void layer_norm_forward(const T* x, const T* gamma, const T* beta, double eps, T
                         T* rstd, int64_t rows, int64_t cols) {
 #pragma omp parallel for schedule(static)
   for (int64_t r = 0; r < rows; ++r) {
-    const T* xr = x + r * cols;
-    double sum = 0;
-    for (int64_t c = 0; c < cols; ++c) sum += static_cast<double>(xr[c]);
-    const double mu = sum / static_cast<double>(cols);
-    double sq = 0;
-    for (int64_t c = 0; c < cols; ++c) {
-      const double d = static_cast<double>(xr[c]) - mu;
-      sq += d * d;
-    }
-    const double rs = 1.0 / std::sqrt(sq / static_cast<double>(cols) + eps);
-    T* yr = y + r * cols;
-    for (int64_t c = 0; c < cols; ++c) {
-      yr[c] =
-          static_cast<T>((static_cast<double>(xr[c]) - mu) * rs * static_cast<double>(gamma[c]) +
-                         static_cast<double>(beta[c]));
-    }
-    mean[r] = static_cast<T>(mu);
-    rstd[r] = static_cast<T>(rs);
+    layer_norm_forward_row(x + r * cols, gamma, beta, eps, y + r * cols, mean[r], rstd[r], cols);
   }
 }
 
@@ -82,23 +148,8 @@ void layer_norm_backward(const T* x, const T* gamma, const T* mean, const T* rst
                          T* dx, T* dgamma, T* dbeta, int64_t rows, int64_t cols) {
 #pragma omp parallel for schedule(static)
   for (int64_t r = 0; r < rows; ++r) {
-    const T* xr = x + r * cols;
-    const T* dyr = dy + r * cols;
-    const double mu = static_cast<double>(mean[r]), rs = static_cast<double>(rstd[r]);
-    double g_sum = 0, gx_sum = 0;
-    for (int64_t c = 0; c < cols; ++c) {
-      const double g = static_cast<double>(dyr[c]) * static_cast<double>(gamma[c]);
-      g_sum += g;
-      gx_sum += g * (static_cast<double>(xr[c]) - mu) * rs;
-    }
-    const double g_mean = g_sum / static_cast<double>(cols);
-    const double gx_mean = gx_sum / static_cast<double>(cols);
-    T* dxr = dx + r * cols;
-    for (int64_t c = 0; c < cols; ++c) {
-      const double g = static_cast<double>(dyr[c]) * static_cast<double>(gamma[c]);
-      const double xhat = (static_cast<double>(xr[c]) - mu) * rs;
-      dxr[c] = static_cast<T>(rs * (g - g_mean - xhat * gx_mean));
-    }
+    layer_norm_backward_row(x + r * cols, gamma, mean[r], rstd[r], dy + r * cols, dx + r * cols,
+                            cols);
   }
   const int64_t blocks = (cols + kColumnBlock - 1) / kColumnBlock;
 #pragma omp parallel for schedule(static)
