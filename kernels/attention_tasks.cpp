@@ -40,6 +40,9 @@ PatternTasks segment_tasks(const DilationPattern& pattern, HeadOffsets scheme,
   PatternTasks work;
   work.query_row_stride = r * local.heads * local.head_dim;
   work.lse_row_stride = r * local.heads;
+  const int64_t kv_heads = local.key_heads(), group = local.group_size();
+  const int64_t key_row_stride = r * kv_heads * local.head_dim;
+  const int64_t accumulator_elements = local.key_elements();  // one per member of a group
   const auto* k_bytes = static_cast<const unsigned char*>(k);
   const auto* v_bytes = static_cast<const unsigned char*>(v);
   // Segments start at multiples of w; the first wholly inside starts at or after first_token.
@@ -52,13 +55,17 @@ PatternTasks segment_tasks(const DilationPattern& pattern, HeadOffsets scheme,
         if (start + length > end_token) break;  // spans past this range: not local
         if (length <= off) continue;            // a short last segment may hold no row of this head
         const int64_t count = (length - off + r - 1) / r;
-        const int64_t row = (b * local.tokens + start - first_token + off) * local.heads + h;
+        const int64_t token = b * local.tokens + start - first_token + off;
+        const int64_t row = token * local.heads + h;
         const int64_t base = row * local.head_dim;
-        const std::size_t byte_offset = static_cast<std::size_t>(base) * element_bytes;
+        const int64_t key_base = (token * kv_heads + local.kv_head(h)) * local.head_dim;
+        const int64_t accumulator = (h % group) * accumulator_elements + key_base;
+        const std::size_t byte_offset = static_cast<std::size_t>(key_base) * element_bytes;
         SegmentTask task;
         task.queries = {base, row, count, 0};
-        task.keys = {k_bytes + byte_offset,    v_bytes + byte_offset, dk ? dk + base : nullptr,
-                     dv ? dv + base : nullptr, work.query_row_stride, count};
+        task.keys = {
+            k_bytes + byte_offset,           v_bytes + byte_offset, dk ? dk + accumulator : nullptr,
+            dv ? dv + accumulator : nullptr, key_row_stride,        count};
         task.token_origin = start + off;
         task.token_stride = r;
         if (!extras.bias.empty()) task.bias = extras.bias[static_cast<std::size_t>(h)];

@@ -119,8 +119,13 @@ struct TaskExtras {
 // [first_token, first_token + local.tokens) of a sequence of `total_tokens`, for tensors
 // that hold exactly those tokens ([B, local.tokens, H, D]): each segment's selected rows
 // attend all of them. One rank holding the whole sequence passes first_token = 0 and
-// total_tokens = local.tokens. k and v point at elements of `element_bytes` bytes; dk
-// and dv (float32 accumulators) may be null for a forward. Every task gets token_origin
+// total_tokens = local.tokens. k and v point at elements of `element_bytes` bytes,
+// [B, local.tokens, Hkv, D] (Hkv = local.key_heads(); query head h reads kv head
+// local.kv_head(h)); dk and dv (float32 accumulators) may be null for a forward. With
+// grouped heads the query heads of one kv head would add into the same key rows, so dk
+// and dv then hold local.group_size() accumulators of [B, local.tokens, Hkv, D] one after
+// another, query head h adding into accumulator h mod group_size(); the caller sums
+// them (tasks never share gradient rows, whatever the grouping). Every task gets token_origin
 // (the global token of its dilated index 0: segment start + head offset) and
 // token_stride = r; bias, dbias and dropout_key come from `extras` when given.
 PatternTasks segment_tasks(const DilationPattern& pattern, HeadOffsets scheme,

@@ -10,6 +10,7 @@ namespace longnet {
 
 Shape qkv_shape(const AttentionShape& s) { return {s.batch, s.tokens, s.heads, s.head_dim}; }
 Shape lse_shape(const AttentionShape& s) { return {s.batch, s.tokens, s.heads}; }
+Shape kv_shape(const AttentionShape& s) { return {s.batch, s.tokens, s.key_heads(), s.head_dim}; }
 
 void check_tensor(const Tensor& t, const Shape& expected, const char* what) {
   LONGNET_CHECK(t.defined(), "{} is missing (an empty tensor)", what);
@@ -121,10 +122,11 @@ AttentionGradients run_backward(DilatedAttentionOp& op, const DilatedAttentionCo
                                 const Tensor& q, const Tensor& k, const Tensor& v,
                                 const AttentionOutputs& outputs, const Tensor& dout,
                                 const AttentionExtras& extras) {
-  const AttentionShape shape = query_shape(q);
+  AttentionShape shape = query_shape(q);
+  if (k.defined() && k.rank() == 4) shape.kv_heads = k.dim(2);  // the op checks the rest
   AttentionGradients grads{Tensor(qkv_shape(shape), q.dtype(), op.device()),
-                           Tensor(qkv_shape(shape), q.dtype(), op.device()),
-                           Tensor(qkv_shape(shape), q.dtype(), op.device()),
+                           Tensor(kv_shape(shape), q.dtype(), op.device()),
+                           Tensor(kv_shape(shape), q.dtype(), op.device()),
                            {}};
   for (const Tensor& bias : extras.bias) {
     grads.dbias.emplace_back(bias.shape(), DType::float32, bias.device());

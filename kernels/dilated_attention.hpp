@@ -90,14 +90,17 @@ class DilatedAttentionOp {
   // The same for inputs of `dtype` whatever the configuration and shape.
   std::optional<std::string> supports_dtype(DType dtype) const { return unsupported_dtype(dtype); }
 
-  // q, k, v: [B, N, H, D] of one dtype. Writes every element of o [B, N, H, D] (q's
+  // q: [B, N, H, D]; k, v: [B, N, Hkv, D] of q's dtype, Hkv dividing H (Hkv = H:
+  // multi-head; fewer: grouped-query attention, AttentionShape). Writes every element of
+  // o [B, N, H, D] (q's
   // dtype) and lse [B, N, H] (float32; natural log; -inf and o = 0 for rows no pattern
   // selects). lse is that of the scores before dropout (with the bias).
   void forward(const DilatedAttentionConfig& config, const Tensor& q, const Tensor& k,
                const Tensor& v, Tensor& o, Tensor& lse, const AttentionExtras& extras = {});
 
   // The exact gradient of forward(): given o and lse from forward() (same extras) and
-  // dout = dL/do, writes every element of dq, dk, dv [B, N, H, D], and of dbias when it is
+  // dout = dL/do, writes every element of dq [B, N, H, D] and dk, dv [B, N, Hkv, D] (the
+  // sum over each kv head's query heads), and of dbias when it is
   // not empty: one float32 tensor per pattern, shaped like extras.bias (extras.bias must
   // then be given).
   void backward(const DilatedAttentionConfig& config, const Tensor& q, const Tensor& k,
@@ -135,8 +138,9 @@ class DilatedAttentionOp {
 
   // Pattern p's tasks over the whole sequence, held on this rank: keys at k, v (elements
   // of `element_bytes` bytes, the call's input dtype), key gradients into dk, dv (float32; null for
-  // a forward), the pattern's bias and dbias rows [H, 2L - 1] at `bias` and `dbias` (either may be
-  // null; in the backend's memory), and the dropout keys of the call's extras.
+  // a forward; with grouped heads, shape.group_size() accumulators, segment_tasks), the pattern's
+  // bias and dbias rows [H, 2L - 1] at `bias` and `dbias` (either may be null; in the backend's
+  // memory), and the dropout keys of the call's extras.
   static PatternTasks whole_sequence_tasks(const DilatedAttentionConfig& config,
                                            const AttentionShape& shape,
                                            const AttentionExtras& extras, std::size_t p,
@@ -178,6 +182,7 @@ TaskExtras pattern_task_extras(const DilatedAttentionConfig& config, const Atten
 
 Shape qkv_shape(const AttentionShape& shape);  // {B, N, H, D}
 Shape lse_shape(const AttentionShape& shape);  // {B, N, H}
+Shape kv_shape(const AttentionShape& shape);   // {B, N, Hkv, D}: k, v, dk, dv
 
 // Allocating conveniences over the interface.
 struct AttentionOutputs {

@@ -52,7 +52,8 @@ std::string DilatedAttentionConfig::describe() const {
 }
 
 std::string AttentionShape::describe() const {
-  return fmt::format("B={} N={} H={} D={}", batch, tokens, heads, head_dim);
+  const std::string grouped = key_heads() != heads ? fmt::format(" Hkv={}", key_heads()) : "";
+  return fmt::format("B={} N={} H={} D={}{}", batch, tokens, heads, head_dim, grouped);
 }
 
 void validate_config(const DilatedAttentionConfig& config) {
@@ -81,6 +82,10 @@ void validate_shape(const AttentionShape& shape) {
                 "attention shape {} has a non-positive size; every extent of [B, N, H, D] must "
                 "be at least 1",
                 shape.describe());
+  LONGNET_CHECK(shape.kv_heads >= 0 && shape.heads % shape.key_heads() == 0,
+                "attention shape {}: k and v have {} heads, which must divide q's {} heads "
+                "(grouped-query attention: each kv head serves H / Hkv query heads)",
+                shape.describe(), shape.kv_heads, shape.heads);
 }
 
 int64_t head_offset(HeadOffsets scheme, int64_t head, int64_t heads, int64_t rate) {

@@ -51,21 +51,30 @@ struct DilatedAttentionConfig {
 };
 
 // Sizes of q, k, v, o, all laid out as [batch, tokens, heads, head_dim], row-major.
+// Grouped-query attention: k and v may have fewer heads than q, kv_heads = Hkv dividing
+// H, laid out [batch, tokens, Hkv, head_dim]; query head h reads kv head h / (H / Hkv)
+// (kv_head()), with its own dilation offset off(h). kv_heads = 0 means Hkv = H (multi-
+// head attention); Hkv = 1 is multi-query attention.
 struct AttentionShape {
   int64_t batch = 0;
   int64_t tokens = 0;
   int64_t heads = 0;
   int64_t head_dim = 0;
+  int64_t kv_heads = 0;  // 0: as many as heads
 
   int64_t elements() const { return batch * tokens * heads * head_dim; }
   int64_t rows() const { return batch * tokens * heads; }  // elements of lse
-  std::string describe() const;
+  int64_t key_heads() const { return kv_heads > 0 ? kv_heads : heads; }
+  int64_t group_size() const { return heads / key_heads(); }  // query heads per kv head
+  int64_t kv_head(int64_t head) const { return head / group_size(); }
+  int64_t key_elements() const { return batch * tokens * key_heads() * head_dim; }
+  std::string describe() const;  // "B=1 N=1000 H=6 D=64", with " Hkv=2" when grouped
 };
 
 // Throws Error naming the problem: empty pattern list, w <= 0, r <= 0, r > w,
 // non-finite or non-positive scale.
 void validate_config(const DilatedAttentionConfig& config);
-// Throws Error for non-positive sizes.
+// Throws Error for non-positive sizes and for kv heads that do not divide the heads.
 void validate_shape(const AttentionShape& shape);
 
 // off(h) for one pattern's rate r under `scheme`; always in [0, r).

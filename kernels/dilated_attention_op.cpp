@@ -48,10 +48,20 @@ AttentionShape DilatedAttentionOp::check_inputs(const DilatedAttentionConfig& co
                                                 const Tensor& q, const Tensor& k,
                                                 const Tensor& v) const {
   validate_config(config);
-  const AttentionShape shape = query_shape(q);
+  AttentionShape shape = query_shape(q);
   require_supported(config, shape, q.dtype());
-  check_tensor_like(k, q.shape(), q.dtype(), "k (must match q)", kSameDtype);
-  check_tensor_like(v, q.shape(), q.dtype(), "v (must match q)", kSameDtype);
+  LONGNET_CHECK(k.defined() && k.rank() == 4 && k.dim(0) == q.dim(0) && k.dim(1) == q.dim(1) &&
+                    k.dim(3) == q.dim(3),
+                "k has shape {} but q has {}: k and v must be [B, N, Hkv, D] with q's B, N and "
+                "D, and Hkv dividing q's H",
+                k.defined() ? shape_string(k.shape()) : "(empty)", shape_string(q.shape()));
+  shape.kv_heads = k.dim(2);
+  LONGNET_CHECK(shape.kv_heads > 0 && shape.heads % shape.kv_heads == 0,
+                "k and v have {} heads, which must divide q's {} heads (grouped-query "
+                "attention: each kv head serves H / Hkv query heads)",
+                shape.kv_heads, shape.heads);
+  check_tensor_like(k, kv_shape(shape), q.dtype(), "k", kSameDtype);
+  check_tensor_like(v, kv_shape(shape), q.dtype(), "v (must match k)", kSameDtype);
   return shape;
 }
 
@@ -110,8 +120,8 @@ void DilatedAttentionOp::backward(const DilatedAttentionConfig& config, const Te
   check_tensor_like(lse, lse_shape(shape), DType::float32, "lse", kFloat32);
   check_tensor_like(dout, q.shape(), q.dtype(), "do (the output gradient)", kSameDtype);
   check_tensor_like(dq, q.shape(), q.dtype(), "dq", kSameDtype);
-  check_tensor_like(dk, q.shape(), q.dtype(), "dk", kSameDtype);
-  check_tensor_like(dv, q.shape(), q.dtype(), "dv", kSameDtype);
+  check_tensor_like(dk, kv_shape(shape), q.dtype(), "dk (shaped like k)", kSameDtype);
+  check_tensor_like(dv, kv_shape(shape), q.dtype(), "dv (shaped like v)", kSameDtype);
   check_extras(config, shape, extras, dbias, extras_device(extras));
   check_on_device({{&q, "q"},
                    {&k, "k"},

@@ -69,8 +69,17 @@ class CpuDilatedAttention final : public DilatedAttentionOp {
     do_output_gradient_dot(call.o, call.dout, delta);
 
     call.dq.fill(0.0);
-    call.dk.fill(0.0);
-    call.dv.fill(0.0);
+    // Grouped heads: one accumulator per member of a group, summed at the end
+    // (segment_tasks); else dk and dv themselves.
+    const int64_t group = call.shape.group_size();
+    Tensor dk_acc =
+        group > 1 ? Tensor::zeros({group, call.shape.key_elements()}, DType::float32) : call.dk;
+    Tensor dv_acc =
+        group > 1 ? Tensor::zeros({group, call.shape.key_elements()}, DType::float32) : call.dv;
+    if (group == 1) {
+      call.dk.fill(0.0);
+      call.dv.fill(0.0);
+    }
     for (Tensor& t : call.dbias) t.fill(0.0);
     AttentionParams params = call.params;
     params.saved_lse = call.lse.data<float>();
@@ -80,9 +89,26 @@ class CpuDilatedAttention final : public DilatedAttentionOp {
     for (std::size_t p = 0; p < call.config.patterns.size(); ++p) {
       backward_(params,
                 whole_sequence_tasks(call.config, call.shape, call.extras, p, call.k.data<float>(),
-                                     call.v.data<float>(), sizeof(float), call.dk.data<float>(),
-                                     call.dv.data<float>(), bias(call.extras, p),
+                                     call.v.data<float>(), sizeof(float), dk_acc.data<float>(),
+                                     dv_acc.data<float>(), bias(call.extras, p),
                                      call.dbias.empty() ? nullptr : call.dbias[p].data<float>()));
+    }
+    if (group > 1) {
+      sum_accumulators(dk_acc, group, call.dk);
+      sum_accumulators(dv_acc, group, call.dv);
+    }
+  }
+
+  // out[i] = sum over the group's accumulators of acc[j][i], in member order.
+  static void sum_accumulators(const Tensor& acc, int64_t group, Tensor& out) {
+    const int64_t n = out.numel();
+    const float* in = acc.data<float>();
+    float* o = out.data<float>();
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < n; ++i) {
+      float sum = in[i];
+      for (int64_t j = 1; j < group; ++j) sum += in[j * n + i];
+      o[i] = sum;
     }
   }
 

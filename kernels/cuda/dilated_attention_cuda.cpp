@@ -235,13 +235,21 @@ class CudaDilatedAttention final : public DilatedAttentionOp {
                         {&call.dk, "dk"},
                         {&call.dv, "dv"}});
     const int64_t elements = shape.elements();
+    // dk, dv: float32 inputs accumulate in place, unless grouped-query heads need one
+    // accumulator per member of a group (segment_tasks), summed at the end.
+    const int64_t group = shape.group_size(), key_elements = shape.key_elements();
     const bool wide = dtype == DType::float32;
-    float* acc = wide ? nullptr : grad_accumulator_.ensure_elements<float>(3 * elements);
+    const bool keys_in_place = wide && group == 1;
+    const int64_t key_acc = keys_in_place ? 0 : group * key_elements;
+    float* acc = grad_accumulator_.ensure_elements<float>((wide ? 0 : elements) + 2 * key_acc);
     float* dq_acc = wide ? call.dq.data<float>() : acc;
-    float* dk_acc = wide ? call.dk.data<float>() : acc + elements;
-    float* dv_acc = wide ? call.dv.data<float>() : acc + 2 * elements;
-    for (float* g : {dq_acc, dk_acc, dv_acc}) {
-      LONGNET_CUDA_CHECK(cudaMemsetAsync(g, 0, static_cast<std::size_t>(elements) * 4, stream));
+    float* dk_acc = keys_in_place ? call.dk.data<float>() : acc + (wide ? 0 : elements);
+    float* dv_acc = keys_in_place ? call.dv.data<float>() : dk_acc + key_acc;
+    LONGNET_CUDA_CHECK(
+        cudaMemsetAsync(dq_acc, 0, static_cast<std::size_t>(elements) * sizeof(float), stream));
+    for (float* g : {dk_acc, dv_acc}) {
+      LONGNET_CUDA_CHECK(cudaMemsetAsync(
+          g, 0, static_cast<std::size_t>(group * key_elements) * sizeof(float), stream));
     }
     float* delta = delta_.ensure_elements<float>(shape.rows());
     cuda_kernels::row_dot(dtype, call.dout.raw(), call.o.raw(), delta, shape.rows(), shape.head_dim,
@@ -268,10 +276,10 @@ class CudaDilatedAttention final : public DilatedAttentionOp {
       cuda_kernels::backward_pattern(dtype, with_slice(params, slice, device_tasks), deterministic_,
                                      stream);
     }
-    if (!wide) {
-      cuda_kernels::convert_from_float(dtype, dq_acc, call.dq.raw(), elements, stream);
-      cuda_kernels::convert_from_float(dtype, dk_acc, call.dk.raw(), elements, stream);
-      cuda_kernels::convert_from_float(dtype, dv_acc, call.dv.raw(), elements, stream);
+    if (!wide) cuda_kernels::convert_from_float(dtype, dq_acc, call.dq.raw(), elements, stream);
+    if (!keys_in_place) {
+      cuda_kernels::sum_from_float(dtype, dk_acc, group, call.dk.raw(), key_elements, stream);
+      cuda_kernels::sum_from_float(dtype, dv_acc, group, call.dv.raw(), key_elements, stream);
     }
     download_dbias(call.dbias, dbias_acc, stream);
     LONGNET_CUDA_CHECK(cudaStreamSynchronize(stream), "the dilated-attention backward");

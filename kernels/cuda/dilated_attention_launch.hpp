@@ -37,6 +37,10 @@ void backward_pattern(DType dtype, const FlashParams& params, bool deterministic
 void fill(float* data, int64_t n, float value, cudaStream_t stream);
 // out[0, n) = in rounded to `dtype` (to nearest even); dtype float32 copies.
 void convert_from_float(DType dtype, const float* in, void* out, int64_t n, cudaStream_t stream);
+// out[0, n) = the sum of `groups` accumulators in[j n, (j + 1) n), in order, rounded to
+// `dtype` (grouped-query heads' dk and dv); groups = 1 is convert_from_float. in != out.
+void sum_from_float(DType dtype, const float* in, int64_t groups, void* out, int64_t n,
+                    cudaStream_t stream);
 // out[row] = sum over j < d of a[row d + j] * b[row d + j], a and b of `dtype`,
 // accumulated in double (delta = rowsum(dout * o) is the subtrahend of dP - delta).
 void row_dot(DType dtype, const void* a, const void* b, float* out, int64_t rows, int64_t d,

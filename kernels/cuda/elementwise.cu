@@ -1,5 +1,6 @@
 // Small memory-bound kernels around the attention kernels: filling lse with -inf,
-// converting the fp32 accumulators to the output dtype, and delta = rowsum(dout * o).
+// converting the fp32 accumulators to the output dtype (summing the per-member
+// accumulators of grouped-query heads), and delta = rowsum(dout * o).
 //
 // All use grid-stride loops over int64 indices (tensors may exceed 2^31 elements) with a
 // grid capped at kMaxBlocks, enough to fill any current GPU several times over.
@@ -37,6 +38,18 @@ __global__ void convert_kernel(const float* in, T* out, int64_t n) {
   }
 }
 
+// out[i] = sum over j < groups of in[j n + i] (in member order, as the CPU backend),
+// rounded once to T.
+template <typename T>
+__global__ void sum_convert_kernel(const float* in, int64_t groups, T* out, int64_t n) {
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    float sum = in[i];
+    for (int64_t j = 1; j < groups; ++j) sum += in[j * n + i];
+    out[i] = ElementOps<T>::from_float(sum);
+  }
+}
+
 // One warp per row; lanes stride over the row, then a butterfly sum. Double accumulation,
 // as the CPU backend: delta's rounding error would pass into every dS = P (dP - delta).
 template <typename T>
@@ -63,6 +76,13 @@ template <typename T>
 void convert_as(const float* in, void* out, int64_t n, cudaStream_t stream) {
   convert_kernel<T><<<blocks_for(n, kThreads), kThreads, 0, stream>>>(in, static_cast<T*>(out), n);
   LONGNET_CUDA_CHECK_LAUNCH("convert_kernel");
+}
+
+template <typename T>
+void sum_convert_as(const float* in, int64_t groups, void* out, int64_t n, cudaStream_t stream) {
+  sum_convert_kernel<T>
+      <<<blocks_for(n, kThreads), kThreads, 0, stream>>>(in, groups, static_cast<T*>(out), n);
+  LONGNET_CUDA_CHECK_LAUNCH("sum_convert_kernel");
 }
 
 template <typename T>
@@ -104,6 +124,23 @@ void convert_from_float(DType dtype, const float* in, void* out, int64_t n, cuda
       break;
   }
   unsupported(dtype, "convert_from_float");
+}
+
+void sum_from_float(DType dtype, const float* in, int64_t groups, void* out, int64_t n,
+                    cudaStream_t stream) {
+  if (groups == 1) return convert_from_float(dtype, in, out, n, stream);
+  if (n == 0) return;
+  switch (dtype) {
+    case DType::bfloat16:
+      return sum_convert_as<__nv_bfloat16>(in, groups, out, n, stream);
+    case DType::float16:
+      return sum_convert_as<__half>(in, groups, out, n, stream);
+    case DType::float32:
+      return sum_convert_as<float>(in, groups, out, n, stream);
+    case DType::float64:
+      break;
+  }
+  unsupported(dtype, "sum_from_float");
 }
 
 void row_dot(DType dtype, const void* a, const void* b, float* out, int64_t rows, int64_t d,

@@ -92,6 +92,13 @@ inline std::vector<AttentionCase> attention_cases() {
       make({1, 200, 1, 256}, {200}, {1}, kCausal, HO::interleaved),
       // A very peaked softmax (scores ~ N(0, 1024)): the gradient bound widens with |lse|.
       make({1, 300, 1, 64}, {300}, {1}, kNonCausal, HO::interleaved, 4.0),
+      // ---- grouped-query attention: k, v with Hkv heads, query head h reads h / (H / Hkv) ----
+      // H = 6 over Hkv = 2 and 3; r = 4 does not divide H (offsets differ within a group).
+      make({1, 1000, 6, 32, 2}, {64, 256, 1000}, {1, 4, 16}, kCausal, HO::grouped),
+      make({2, 300, 6, 64, 3}, {100, 300}, {4, 7}, kNonCausal, HO::interleaved),
+      // Multi-query (Hkv = 1), a short last segment, and rows no pattern selects.
+      make({1, 7, 4, 8, 1}, {3}, {2}, kCausal, HO::interleaved),
+      make({1, 1000, 4, 128, 1}, {32, 96}, {3, 2}, kCausal, HO::grouped),
   };
 }
 

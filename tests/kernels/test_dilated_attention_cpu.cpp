@@ -145,17 +145,34 @@ class CpuKernelsMatchReference : public testing::TestWithParam<AttentionCase> {
 
 TEST_P(CpuKernelsMatchReference, OnEveryAvailableIsa) {
   const AttentionCase& c = GetParam();
-  const Shape shape = qkv_shape(c.shape);
+  const Shape shape = qkv_shape(c.shape), key_shape = kv_shape(c.shape);
   std::mt19937_64 rng(kSeed);
-  const Tensor q = random_tensor(shape, rng), k = random_tensor(shape, rng),
-               v = random_tensor(shape, rng), dout = random_tensor(shape, rng);
+  const Tensor q = random_tensor(shape, rng), k = random_tensor(key_shape, rng),
+               v = random_tensor(key_shape, rng), dout = random_tensor(shape, rng);
 
-  const DenseInputs in = DenseInputs::from_tensors(q, k, v);
+  // Grouped-query cases: the reference runs on per-query-head copies of k and v and sums
+  // their gradients over each kv head's query heads.
+  const int64_t kv_heads = c.shape.key_heads(), group = c.shape.group_size();
+  const DenseInputs in =
+      group > 1 ? DenseInputs::from_grouped_tensors(q, k, v) : DenseInputs::from_tensors(q, k, v);
   const auto ref = reference::dense_forward(c.config, in);
-  const auto ref_grads = reference::dense_backward(c.config, in, reference::to_doubles(dout));
+  auto ref_grads = reference::dense_backward(c.config, in, reference::to_doubles(dout));
+  if (group > 1) {
+    ref_grads.dk = reference::sum_over_query_heads(ref_grads.dk, in.shape, kv_heads);
+    ref_grads.dv = reference::sum_over_query_heads(ref_grads.dv, in.shape, kv_heads);
+  }
 
   const int64_t d = c.shape.head_dim;
   auto covered = [&](std::size_t row) { return std::isfinite(ref.lse[row]); };
+  // A kv row is covered when a query head of its group is.
+  auto key_covered = [&](std::size_t kv_row) {
+    const auto token = static_cast<int64_t>(kv_row) / kv_heads,
+               g = static_cast<int64_t>(kv_row) % kv_heads;
+    for (int64_t h = g * group; h < (g + 1) * group; ++h)
+      if (covered(static_cast<std::size_t>(token * c.shape.heads + h))) return true;
+    return false;
+  };
+  const auto key_rows = static_cast<std::size_t>(c.shape.batch * c.shape.tokens * kv_heads);
   const auto uncovered = std::ranges::count_if(ref.lse, [](double x) { return std::isinf(x); });
   ASSERT_LT(uncovered, std::ssize(ref.lse))
       << "every row of this case is uncovered: it checks nothing";
@@ -187,7 +204,7 @@ TEST_P(CpuKernelsMatchReference, OnEveryAvailableIsa) {
     EXPECT_EQ(test::nonzero_uncovered_rows(o, d, rows, covered), 0)
         << "rows no pattern selects must have o = 0 exactly";
 
-    Tensor dq = poisoned(shape), dk = poisoned(shape), dv = poisoned(shape);
+    Tensor dq = poisoned(shape), dk = poisoned(key_shape), dv = poisoned(key_shape);
     kernels->backward(c.config, q, k, v, o, lse, dout, dq, dk, dv);
     const double e_dq =
         expect_within("dq", compare_all(dq, ref_grads.dq), grad_tolerance, worst.dq);
@@ -196,9 +213,11 @@ TEST_P(CpuKernelsMatchReference, OnEveryAvailableIsa) {
     const double e_dv =
         expect_within("dv", compare_all(dv, ref_grads.dv), grad_tolerance, worst.dv);
     // An uncovered row is neither a query nor a key of any pattern: no gradient at all.
-    for (const Tensor* g : {&dq, &dk, &dv}) {
-      EXPECT_EQ(test::nonzero_uncovered_rows(*g, d, rows, covered), 0)
-          << "uncovered rows must have exactly zero dq, dk and dv";
+    EXPECT_EQ(test::nonzero_uncovered_rows(dq, d, rows, covered), 0)
+        << "uncovered rows must have exactly zero dq";
+    for (const Tensor* g : {&dk, &dv}) {
+      EXPECT_EQ(test::nonzero_uncovered_rows(*g, d, key_rows, key_covered), 0)
+          << "uncovered rows must have exactly zero dk and dv";
     }
     fmt::print("# {:<7} o {:.2e}  lse {:.2e}  dq {:.2e}  dk {:.2e}  dv {:.2e}\n", cpu_isa_name(isa),
                e_o, e_lse, e_dq, e_dk, e_dv);
@@ -335,9 +354,31 @@ class CpuKernelErrors : public testing::Test {
 
 TEST_F(CpuKernelErrors, KeyShapeDifferentFromQueryNamesBothShapes) {
   const Tensor k = Tensor::zeros({1, 9, 2, 16});
-  EXPECT_THAT([&] { kernels_->forward(config_, q_, k, v_, o_, lse_); },
-              ThrowsMessage<Error>(AllOf(HasSubstr("k (must match q)"), HasSubstr("[1, 9, 2, 16]"),
-                                         HasSubstr("[1, 8, 2, 16]"))));
+  EXPECT_THAT(
+      [&] { kernels_->forward(config_, q_, k, v_, o_, lse_); },
+      ThrowsMessage<Error>(AllOf(HasSubstr("k has shape [1, 9, 2, 16] but q has [1, 8, 2, 16]"),
+                                 HasSubstr("[B, N, Hkv, D]"))));
+}
+
+TEST_F(CpuKernelErrors, KeyValueHeadsMustDivideTheQueryHeads) {
+  // q has 2 heads: k with 3 cannot be grouped; v with 1 head does not match k's 2.
+  EXPECT_THAT(
+      [&] {
+        kernels_->forward(config_, q_, Tensor::zeros({1, 8, 3, 16}), v_, o_, lse_);
+      },
+      ThrowsMessage<Error>(HasSubstr("k and v have 3 heads, which must divide q's 2 heads")));
+  EXPECT_THAT(
+      [&] {
+        kernels_->forward(config_, q_, k_, Tensor::zeros({1, 8, 1, 16}), o_, lse_);
+      },
+      ThrowsMessage<Error>(AllOf(HasSubstr("v (must match k) has shape [1, 8, 1, 16]"),
+                                 HasSubstr("expected [1, 8, 2, 16]"))));
+  // A backward's dk must have k's heads, not q's.
+  const Tensor k1 = Tensor::zeros({1, 8, 1, 16});
+  Tensor dq = Tensor::zeros(shape_), dk = Tensor::zeros(shape_), dv = Tensor::zeros({1, 8, 1, 16});
+  EXPECT_THAT([&] { kernels_->backward(config_, q_, k1, k1, o_, lse_, q_, dq, dk, dv); },
+              ThrowsMessage<Error>(AllOf(HasSubstr("dk (shaped like k) has shape [1, 8, 2, 16]"),
+                                         HasSubstr("expected [1, 8, 1, 16]"))));
 }
 
 TEST_F(CpuKernelErrors, WrongDtypeIsNamed) {

@@ -99,19 +99,37 @@ TEST_P(CudaKernelsMatchReference, WithinTwiceTheNaiveError) {
     GTEST_SKIP() << *why;
   }
   LONGNET_SKIP_WITHOUT_GPU();
-  const Shape shape = qkv_shape(c.shape);
+  const Shape shape = qkv_shape(c.shape), key_shape = kv_shape(c.shape);
   std::mt19937_64 rng(kSeed);
   const Tensor q = rounded(test::random_normal(shape, rng), c.dtype);
-  const Tensor k = rounded(test::random_normal(shape, rng), c.dtype);
-  const Tensor v = rounded(test::random_normal(shape, rng), c.dtype);
+  const Tensor k = rounded(test::random_normal(key_shape, rng), c.dtype);
+  const Tensor v = rounded(test::random_normal(key_shape, rng), c.dtype);
   const Tensor dout = rounded(test::random_normal(shape, rng), c.dtype);
 
-  const reference::DenseInputs in = reference::DenseInputs::from_tensors(q, k, v);
+  // Grouped-query cases: the reference (and the naive low-precision run) work on
+  // per-query-head copies of k and v; their key gradients are summed per kv head.
+  const int64_t kv_heads = c.shape.key_heads(), group = c.shape.group_size();
+  const reference::DenseInputs in = group > 1
+                                        ? reference::DenseInputs::from_grouped_tensors(q, k, v)
+                                        : reference::DenseInputs::from_tensors(q, k, v);
+  const auto per_kv_head = [&](std::vector<double> grad) {
+    return group > 1 ? reference::sum_over_query_heads(grad, in.shape, kv_heads) : grad;
+  };
   const auto ref = reference::dense_forward(c.config, in);
-  const auto ref_grads = reference::dense_backward(c.config, in, reference::to_doubles(dout));
+  auto ref_grads = reference::dense_backward(c.config, in, reference::to_doubles(dout));
+  ref_grads.dk = per_kv_head(ref_grads.dk);
+  ref_grads.dv = per_kv_head(ref_grads.dv);
   const std::size_t rows = ref.lse.size();
   const int64_t d = c.shape.head_dim;
   auto covered = [&](std::size_t row) { return std::isfinite(ref.lse[row]); };
+  auto key_covered = [&](std::size_t kv_row) {  // some query head of its group is covered
+    const auto token = static_cast<int64_t>(kv_row) / kv_heads;
+    const auto g = static_cast<int64_t>(kv_row) % kv_heads;
+    for (int64_t h = g * group; h < (g + 1) * group; ++h)
+      if (covered(static_cast<std::size_t>(token * c.shape.heads + h))) return true;
+    return false;
+  };
+  const auto key_rows = static_cast<std::size_t>(c.shape.batch * c.shape.tokens * kv_heads);
   ASSERT_LT(std::ranges::count_if(ref.lse, [](double x) { return std::isinf(x); }),
             static_cast<std::ptrdiff_t>(rows))
       << "every row of this case is uncovered: it checks nothing";
@@ -128,11 +146,18 @@ TEST_P(CudaKernelsMatchReference, WithinTwiceTheNaiveError) {
     naive_dk = relative_l2(g.dk, ref_grads.dk);
     naive_dv = relative_l2(g.dv, ref_grads.dv);
   } else {
-    const auto naive = test::naive_low_precision_attention(c.config, q, k, v, dout, c.dtype);
+    const auto copies = [&](const std::vector<double>& values) {  // the expanded k or v
+      Tensor t(shape, DType::float32);
+      std::ranges::transform(values, t.span<float>().begin(),
+                             [](double x) { return static_cast<float>(x); });
+      return t;
+    };
+    const auto naive =
+        test::naive_low_precision_attention(c.config, q, copies(in.k), copies(in.v), dout, c.dtype);
     naive_o = relative_l2(naive.o, ref.o);
     naive_dq = relative_l2(naive.dq, ref_grads.dq);
-    naive_dk = relative_l2(naive.dk, ref_grads.dk);
-    naive_dv = relative_l2(naive.dv, ref_grads.dv);
+    naive_dk = relative_l2(per_kv_head(naive.dk), ref_grads.dk);
+    naive_dv = relative_l2(per_kv_head(naive.dv), ref_grads.dv);
   }
 
   const Tensor gq = on_gpu(q, c.dtype), gk = on_gpu(k, c.dtype), gv = on_gpu(v, c.dtype),
@@ -156,8 +181,8 @@ TEST_P(CudaKernelsMatchReference, WithinTwiceTheNaiveError) {
     EXPECT_EQ(test::nonzero_uncovered_rows(o, d, rows, covered), 0)
         << "rows no pattern selects must have o = 0 exactly";
 
-    Tensor gdq = poisoned_gpu(shape, c.dtype), gdk = poisoned_gpu(shape, c.dtype),
-           gdv = poisoned_gpu(shape, c.dtype);
+    Tensor gdq = poisoned_gpu(shape, c.dtype), gdk = poisoned_gpu(key_shape, c.dtype),
+           gdv = poisoned_gpu(key_shape, c.dtype);
     kernels->backward(c.config, gq, gk, gv, go, glse, gdout, gdq, gdk, gdv);
     const Tensor dq = host_float(gdq), dk = host_float(gdk), dv = host_float(gdv);
     const double e_dq = relative_l2(dq, ref_grads.dq);
@@ -166,13 +191,15 @@ TEST_P(CudaKernelsMatchReference, WithinTwiceTheNaiveError) {
     expect_bound("dq", e_dq, naive_dq);
     expect_bound("dk", e_dk, naive_dk);
     expect_bound("dv", e_dv, naive_dv);
-    for (const Tensor* g : {&dq, &dk, &dv}) {
-      EXPECT_EQ(test::nonzero_uncovered_rows(*g, d, rows, covered), 0)
-          << "uncovered rows must have exactly zero dq, dk and dv";
+    EXPECT_EQ(test::nonzero_uncovered_rows(dq, d, rows, covered), 0)
+        << "uncovered rows must have exactly zero dq";
+    for (const Tensor* g : {&dk, &dv}) {
+      EXPECT_EQ(test::nonzero_uncovered_rows(*g, d, key_rows, key_covered), 0)
+          << "uncovered rows must have exactly zero dk and dv";
     }
     if (deterministic) {
-      Tensor again_dq = poisoned_gpu(shape, c.dtype), again_dk = poisoned_gpu(shape, c.dtype),
-             again_dv = poisoned_gpu(shape, c.dtype);
+      Tensor again_dq = poisoned_gpu(shape, c.dtype), again_dk = poisoned_gpu(key_shape, c.dtype),
+             again_dv = poisoned_gpu(key_shape, c.dtype);
       kernels->backward(c.config, gq, gk, gv, go, glse, gdout, again_dq, again_dk, again_dv);
       EXPECT_TRUE(bitwise_equal(gdq, again_dq)) << "deterministic dq differs between two runs";
       EXPECT_TRUE(bitwise_equal(gdk, again_dk)) << "deterministic dk differs between two runs";
@@ -243,9 +270,9 @@ TEST_F(CudaKernelErrors, DtypeMismatchNamesBothDtypes) {
   const Shape shape = qkv_shape(s_);
   const Tensor q(shape, DType::bfloat16), k(shape, DType::float16), v(shape, DType::bfloat16);
   Tensor o(shape, DType::bfloat16), lse(lse_shape(s_), DType::float32);
-  EXPECT_THAT([&] { kernels_->forward(config_, q, k, v, o, lse); },
-              ThrowsMessage<Error>(
-                  AllOf(HasSubstr("k (must match q) is float16"), HasSubstr("must be bfloat16"))));
+  EXPECT_THAT(
+      [&] { kernels_->forward(config_, q, k, v, o, lse); },
+      ThrowsMessage<Error>(AllOf(HasSubstr("k is float16"), HasSubstr("must be bfloat16"))));
   const Tensor dout(shape, DType::float32);
   Tensor dq(shape, DType::bfloat16), dk(shape, DType::bfloat16), dv(shape, DType::bfloat16);
   EXPECT_THAT([&] { kernels_->backward(config_, q, q, v, o, lse, dout, dq, dk, dv); },

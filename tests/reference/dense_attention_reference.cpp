@@ -107,6 +107,47 @@ DenseInputs DenseInputs::from_tensors(const Tensor& q, const Tensor& k, const Te
   return in;
 }
 
+DenseInputs DenseInputs::from_grouped_tensors(const Tensor& q, const Tensor& k, const Tensor& v) {
+  LONGNET_CHECK(q.rank() == 4 && k.rank() == 4 && v.shape() == k.shape() && k.dim(0) == q.dim(0) &&
+                    k.dim(1) == q.dim(1) && k.dim(3) == q.dim(3) && k.dim(2) > 0 &&
+                    q.dim(2) % k.dim(2) == 0,
+                "reference: q {} and k, v {} {} are not grouped-query shapes",
+                shape_string(q.shape()), shape_string(k.shape()), shape_string(v.shape()));
+  const int64_t batch = q.dim(0), tokens = q.dim(1), heads = q.dim(2), d = q.dim(3);
+  const int64_t kv_heads = k.dim(2), group = heads / kv_heads;
+  DenseInputs in;
+  in.shape = {batch, tokens, heads, d};
+  in.q = to_doubles(q);
+  const std::vector<double> k_in = to_doubles(k), v_in = to_doubles(v);
+  in.k.resize(in.q.size());
+  in.v.resize(in.q.size());
+  // Query head h's copy of kv head h / group, written out element by element.
+  for (int64_t b = 0; b < batch; ++b)
+    for (int64_t n = 0; n < tokens; ++n)
+      for (int64_t h = 0; h < heads; ++h)
+        for (int64_t x = 0; x < d; ++x) {
+          const auto from =
+              static_cast<std::size_t>(((b * tokens + n) * kv_heads + h / group) * d + x);
+          in.k[static_cast<std::size_t>(in.index(b, n, h, x))] = k_in[from];
+          in.v[static_cast<std::size_t>(in.index(b, n, h, x))] = v_in[from];
+        }
+  return in;
+}
+
+std::vector<double> sum_over_query_heads(const std::vector<double>& grad,
+                                         const AttentionShape& shape, int64_t kv_heads) {
+  const int64_t group = shape.heads / kv_heads, d = shape.head_dim;
+  std::vector<double> out(static_cast<std::size_t>(shape.batch * shape.tokens * kv_heads * d), 0.0);
+  for (int64_t b = 0; b < shape.batch; ++b)
+    for (int64_t n = 0; n < shape.tokens; ++n)
+      for (int64_t h = 0; h < shape.heads; ++h)
+        for (int64_t x = 0; x < d; ++x) {
+          out[static_cast<std::size_t>(((b * shape.tokens + n) * kv_heads + h / group) * d + x)] +=
+              grad[static_cast<std::size_t>(((b * shape.tokens + n) * shape.heads + h) * d + x)];
+        }
+  return out;
+}
+
 std::vector<double> to_doubles(const Tensor& t) {
   if (t.dtype() == DType::float64) {
     auto s = t.span<double>();
@@ -258,7 +299,10 @@ DenseGradients dense_backward(const DilatedAttentionConfig& config, const DenseI
 
 std::string case_name(const AttentionShape& shape, const DilatedAttentionConfig& config) {
   std::string name = shape.batch == 1 ? "" : fmt::format("B{}_", shape.batch);
-  name += fmt::format("N{}_H{}_D{}_w", shape.tokens, shape.heads, shape.head_dim);
+  name += fmt::format("N{}_H{}_D{}_", shape.tokens, shape.heads, shape.head_dim);
+  if (shape.kv_heads > 0 && shape.kv_heads != shape.heads)
+    name += fmt::format("kv{}_", shape.kv_heads);
+  name += "w";
   for (std::size_t p = 0; p < config.patterns.size(); ++p) {
     name += fmt::format("{}{}", p == 0 ? "" : "x", config.patterns[p].segment_length);
   }

@@ -46,6 +46,10 @@ struct DenseInputs {
 
   // Copies three float32 (or float64) [B, N, H, D] tensors of one shape.
   static DenseInputs from_tensors(const Tensor& q, const Tensor& k, const Tensor& v);
+  // Grouped-query attention, by its definition: k, v [B, N, Hkv, D] with Hkv dividing H
+  // are copied out to H heads, query head h getting kv head h / (H / Hkv); the result is
+  // multi-head attention on the copies (shape.kv_heads stays 0).
+  static DenseInputs from_grouped_tensors(const Tensor& q, const Tensor& k, const Tensor& v);
   int64_t index(int64_t b, int64_t n, int64_t h, int64_t d) const {
     return ((b * shape.tokens + n) * shape.heads + h) * shape.head_dim + d;
   }
@@ -95,6 +99,11 @@ DenseGradients dense_backward(const DilatedAttentionConfig& config, const DenseI
 // extras' dropout (always true when dropout_p is 0).
 bool reference_keeps(const DenseExtras& extras, std::size_t pattern, int64_t head, int64_t batch,
                      int64_t i, int64_t j);
+
+// The gradient of grouped k or v: a [B, N, H, D] gradient of the copies
+// (from_grouped_tensors) summed over each kv head's query heads, [B, N, kv_heads, D].
+std::vector<double> sum_over_query_heads(const std::vector<double>& grad,
+                                         const AttentionShape& shape, int64_t kv_heads);
 
 // Converts a float32 or float64 tensor to doubles.
 std::vector<double> to_doubles(const Tensor& t);

@@ -231,7 +231,7 @@ TEST_F(CpuLinearNormGeluTest, GeluFloat32MatchesFloat64) {
   EXPECT_LT(max_error(dx32, values(dx64)), kFloat32Tol);
 }
 
-// The float32 GELU has its own vector math (model/ops/normal_cdf_float.hpp): every float
+// The float32 GELU has its own vector math (model/ops/float_vector_math.hpp): every float
 // in [-14, 14] at steps of 1/1024 (where GELU and its slope leave 0 and 1 within float
 // precision), both signs of zero, values either side of its exp's clamp at
 // x^2 / 2 = 87, and huge inputs. The bound: 2.5e-7 (4 float ulps at 1) relative to
