@@ -89,7 +89,8 @@ void read_inputs(const AttendOptions& options, Ranks& ranks, Run& run) {
   const Shard shard = shard_of(run.shape.tokens, ranks.size(), ranks.rank());
   const int64_t begin = shard.begin, end = shard.end;
   run.first_token = begin;
-  run.local = {run.shape.batch, end - begin, run.shape.heads, run.shape.head_dim};
+  run.local = {run.shape.batch, end - begin, run.shape.heads, run.shape.head_dim,
+               run.shape.kv_heads};
   check_attend_memory(run.local, run.has_dout);
   run.q = file.read_tensor_f32_slice("q", 1, begin, end);
   run.k = file.read_tensor_f32_slice("k", 1, begin, end);
@@ -111,7 +112,9 @@ void write_outputs(const AttendOptions& options, const std::string& backend, Ran
     file.create_dataset_f32("o", qkv_shape(run.shape));
     file.create_dataset_f32("lse", lse_shape(run.shape));
     if (run.has_dout) {
-      for (const char* name : kGradientNames) file.create_dataset_f32(name, qkv_shape(run.shape));
+      file.create_dataset_f32("dq", qkv_shape(run.shape));
+      file.create_dataset_f32("dk", kv_shape(run.shape));
+      file.create_dataset_f32("dv", kv_shape(run.shape));
     }
     write_config_attributes(file, run.config, backend);
     file.close();
@@ -191,8 +194,8 @@ void run_on_cuda(const AttendOptions& options, DilatedAttentionOp& kernels, Run&
   if (!run.has_dout) return;
   const Tensor dout = to_device(run.dout);
   Tensor grads[3] = {Tensor(qkv_shape(run.local), dtype, Device::cuda),
-                     Tensor(qkv_shape(run.local), dtype, Device::cuda),
-                     Tensor(qkv_shape(run.local), dtype, Device::cuda)};
+                     Tensor(kv_shape(run.local), dtype, Device::cuda),
+                     Tensor(kv_shape(run.local), dtype, Device::cuda)};
   start = std::chrono::steady_clock::now();
   kernels.backward(run.config, q, k, v, o, lse, dout, grads[0], grads[1], grads[2]);
   kernels.synchronize();
@@ -227,7 +230,9 @@ void run_attend(const AttendOptions& options, std::ostream& out) {
   run.o = Tensor(qkv_shape(run.local), DType::float32);
   run.lse = Tensor(lse_shape(run.local), DType::float32);
   if (run.has_dout) {
-    for (Tensor& g : run.grads) g = Tensor(qkv_shape(run.local), DType::float32);
+    run.grads[0] = Tensor(qkv_shape(run.local), DType::float32);
+    run.grads[1] = Tensor(kv_shape(run.local), DType::float32);
+    run.grads[2] = Tensor(kv_shape(run.local), DType::float32);
   }
 
   // Each pass runs once (this is a tool; bench/ measures properly), but OpenMP's thread

@@ -67,21 +67,33 @@ Shape check_attend_dataset(const H5File& file, const std::string& name, const Sh
                 "head_dim]",
                 file.path().string(), name, shape_string(shape), shape.size());
   if (like != nullptr) {
-    LONGNET_CHECK(shape == *like,
-                  "{}: dataset '{}' has shape {} but q has shape {}; k, v and do "
-                  "must match q",
-                  file.path().string(), name, shape_string(shape), shape_string(*like));
+    LONGNET_CHECK(shape == *like, "{}: dataset '{}' has shape {} but {} has shape {}; {}",
+                  file.path().string(), name, shape_string(shape), name == "v" ? "k" : "q",
+                  shape_string(*like), name == "v" ? "v must match k" : "do must match q");
   }
   return shape;
 }
 
+namespace {
+
+// k: [B, N, Hkv, D] with q's B, N, D and Hkv dividing q's H (grouped-query attention).
+void check_key_dataset(const H5File& file, const Shape& k, const Shape& q) {
+  LONGNET_CHECK(k[0] == q[0] && k[1] == q[1] && k[3] == q[3] && k[2] > 0 && q[2] % k[2] == 0,
+                "{}: dataset 'k' has shape {} but q has shape {}; k and v must be [B, N, Hkv, "
+                "D] with q's B, N and D, and Hkv (the kv heads) dividing q's H = {}",
+                file.path().string(), shape_string(k), shape_string(q), q[2]);
+}
+
+}  // namespace
+
 AttentionShape read_attend_shape(const H5File& file, bool* has_dout) {
   const Shape q = check_attend_dataset(file, "q", nullptr);
-  check_attend_dataset(file, "k", &q);
-  check_attend_dataset(file, "v", &q);
+  const Shape k = check_attend_dataset(file, "k", nullptr);
+  check_key_dataset(file, k, q);
+  check_attend_dataset(file, "v", &k);
   *has_dout = file.has_dataset("do");
   if (*has_dout) check_attend_dataset(file, "do", &q);
-  const AttentionShape shape{q[0], q[1], q[2], q[3]};
+  const AttentionShape shape{q[0], q[1], q[2], q[3], k[2]};
   in_file(file.path(), [&] {
     validate_shape(shape);
     // Every product the kernels and the plan form from it (B*N*H*D elements, their

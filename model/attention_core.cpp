@@ -1,5 +1,6 @@
 #include "model/attention_core.hpp"
 
+#include <algorithm>
 #include <limits>
 
 #include "model/sequence_parallel_attention.hpp"
@@ -19,7 +20,7 @@ class LocalAttentionCore final : public AttentionCore {
   void forward(std::span<const PatternOperands> patterns, const Tensor& v, Tensor& o,
                Tensor& lse) override {
     check(patterns, false);
-    check_tensor(v, qkv_shape(shape_), "v");
+    check_tensor(v, kv_shape(shape_), "v");
     check_tensor(o, qkv_shape(shape_), "o");
     check_tensor(lse, lse_shape(shape_), "lse");
     o.fill(0.0);
@@ -41,14 +42,29 @@ class LocalAttentionCore final : public AttentionCore {
   void backward(std::span<const PatternOperands> patterns, const Tensor& v, const Tensor& o,
                 const Tensor& lse, const Tensor& dout, Tensor& dv) override {
     check(patterns, true);
-    for (auto [t, what] :
-         {std::pair{&v, "v"}, {&o, "o"}, {&dout, "do"}, {&static_cast<const Tensor&>(dv), "dv"}}) {
+    for (auto [t, what] : {std::pair{&o, "o"}, {&dout, "do"}}) {
       check_tensor(*t, qkv_shape(shape_), what);
     }
+    check_tensor(v, kv_shape(shape_), "v");
+    check_tensor(dv, kv_shape(shape_), "dv");
     check_tensor(lse, lse_shape(shape_), "lse");
     Tensor delta(lse_shape(shape_), DType::float32);
     kernels_.output_gradient_dot(o, dout, delta);
     dv.fill(0.0);
+    // Grouped-query heads: each group member adds into its own accumulator
+    // (segment_tasks), one set per distinct dk tensor (patterns may share it) and one for
+    // dv, summed into them at the end.
+    const int64_t group = shape_.group_size(), key_elements = shape_.key_elements();
+    std::vector<Tensor*> key_grads;
+    std::vector<Tensor> key_accumulators;
+    Tensor value_accumulator = group > 1 ? Tensor::zeros({group, key_elements}) : dv;
+    const auto key_accumulator = [&](Tensor* dk) -> Tensor& {
+      if (group == 1) return *dk;
+      const auto at = std::find(key_grads.begin(), key_grads.end(), dk);
+      if (at != key_grads.end()) return key_accumulators[at - key_grads.begin()];
+      key_grads.push_back(dk);
+      return key_accumulators.emplace_back(Tensor::zeros({group, key_elements}));
+    };
     AttentionParams params = base_params();
     params.saved_lse = lse.data<float>();
     params.dout = dout.raw();
@@ -59,9 +75,15 @@ class LocalAttentionCore final : public AttentionCore {
       params.dropout_p = patterns[p].dropout_p;
       const PatternTasks work = segment_tasks(
           config_.patterns[p], config_.head_offsets, shape_, 0, shape_.tokens, patterns[p].k->raw(),
-          v.raw(), sizeof(float), patterns[p].dk->data<float>(), dv.data<float>(),
+          v.raw(), sizeof(float), key_accumulator(patterns[p].dk).data<float>(),
+          value_accumulator.data<float>(),
           task_extras(patterns[p], config_.patterns[p], shape_.heads, true));
       kernels_.backward_tasks(params, work);
+    }
+    if (group > 1) {
+      for (std::size_t i = 0; i < key_grads.size(); ++i)
+        add_accumulators(key_accumulators[i], group, *key_grads[i]);
+      add_accumulators(value_accumulator, group, dv);
     }
   }
 
@@ -74,6 +96,19 @@ class LocalAttentionCore final : public AttentionCore {
     return params;
   }
 
+  // out[i] += sum over the group's accumulators of acc[j][i], in member order.
+  static void add_accumulators(const Tensor& acc, int64_t group, Tensor& out) {
+    const int64_t n = out.numel();
+    const float* in = acc.data<float>();
+    float* o = out.data<float>();
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < n; ++i) {
+      float sum = o[i];
+      for (int64_t j = 0; j < group; ++j) sum += in[j * n + i];
+      o[i] = sum;
+    }
+  }
+
   void check(std::span<const PatternOperands> patterns, bool backward) const {
     LONGNET_CHECK(patterns.size() == config_.patterns.size(),
                   "attention: {} pattern operands for a config of {} patterns", patterns.size(),
@@ -83,10 +118,10 @@ class LocalAttentionCore final : public AttentionCore {
       LONGNET_CHECK(in.q && in.k && (!backward || (in.dq && in.dk)),
                     "attention: pattern {} is missing q, k{}", p, backward ? ", dq or dk" : "");
       check_tensor(*in.q, qkv_shape(shape_), "q");
-      check_tensor(*in.k, qkv_shape(shape_), "k");
+      check_tensor(*in.k, kv_shape(shape_), "k");
       if (backward) {
         check_tensor(*in.dq, qkv_shape(shape_), "dq");
-        check_tensor(*in.dk, qkv_shape(shape_), "dk");
+        check_tensor(*in.dk, kv_shape(shape_), "dk");
       }
     }
   }

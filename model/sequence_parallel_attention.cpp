@@ -94,7 +94,8 @@ SequenceParallelAttention::SequenceParallelAttention(Communicator& world,
   validate_shape(global_);
   const int rank = world_.rank(), size = world_.size();
   shard_ = shard_of(global_.tokens, size, rank);
-  local_ = {global_.batch, shard_.size(), global_.heads, global_.head_dim};
+  local_ = {global_.batch, shard_.size(), global_.heads, global_.head_dim, global_.kv_heads};
+  heads_ = {global_.batch, shard_.size(), global_.heads, global_.head_dim};
 
   for (const DilationPattern& p : config_.patterns) {
     Pattern pattern{p, {}};
@@ -202,7 +203,7 @@ AttentionParams SequenceParallelAttention::base_params() const {
 PatternTasks SequenceParallelAttention::local_tasks(const Pattern& pattern, const void* k,
                                                     const void* v, float* dk, float* dv,
                                                     const TaskExtras& extras) const {
-  return segment_tasks(pattern.pattern, config_.head_offsets, local_, shard_.begin, global_.tokens,
+  return segment_tasks(pattern.pattern, config_.head_offsets, heads_, shard_.begin, global_.tokens,
                        k, v, sizeof(float), dk, dv, extras);
 }
 
@@ -211,9 +212,9 @@ PatternTasks SequenceParallelAttention::local_tasks(const Pattern& pattern, cons
 void SequenceParallelAttention::append_spanning_tasks(Pattern& pattern, bool with_gradients,
                                                       const TaskExtras& extras,
                                                       std::vector<SegmentTask>& tasks) const {
-  const int64_t d = local_.head_dim, r = pattern.pattern.dilation_rate;
+  const int64_t d = heads_.head_dim, r = pattern.pattern.dilation_rate;
   for (Group& g : pattern.groups) {
-    g.for_each_own_row(local_, shard_.begin, r, config_.head_offsets,
+    g.for_each_own_row(heads_, shard_.begin, r, config_.head_offsets,
                        [&](int64_t b, int64_t h, int64_t t, int64_t row) {
                          if (t != 0) return;  // one task per (batch, head), from its first row
                          const int64_t key0 = g.gathered_row(b, h, 0) * d;
@@ -228,7 +229,7 @@ void SequenceParallelAttention::append_spanning_tasks(Pattern& pattern, bool wit
                          // Global positions of the segment's dilated indices, and the
                          // bias and dropout key of this head, as segment_tasks sets them.
                          task.token_origin = g.segment.start +
-                                             head_offset(config_.head_offsets, h, local_.heads, r);
+                                             head_offset(config_.head_offsets, h, heads_.heads, r);
                          task.token_stride = r;
                          const auto hh = static_cast<std::size_t>(h);
                          if (!extras.bias.empty()) task.bias = extras.bias[hh];
@@ -244,7 +245,7 @@ void SequenceParallelAttention::append_spanning_tasks(Pattern& pattern, bool wit
 // Packs this rank's selected rows of every group's segment, all-gathers them, and lays
 // the result out by head in g.keys, g.values.
 void SequenceParallelAttention::gather_keys(Pattern& pattern, const Tensor& k, const Tensor& v) {
-  const int64_t heads = local_.heads, d = local_.head_dim, r = pattern.pattern.dilation_rate;
+  const int64_t heads = heads_.heads, d = heads_.head_dim, r = pattern.pattern.dilation_rate;
   for (Group& g : pattern.groups) {
     const int members = static_cast<int>(g.rows.size());
     std::vector<float> send(static_cast<std::size_t>(g.member_elements[g.me]));
@@ -254,7 +255,7 @@ void SequenceParallelAttention::gather_keys(Pattern& pattern, const Tensor& k, c
       float* out = send.data();
       for (const Tensor* source : {&k, &v}) {
         const float* src = source->data<float>();
-        g.for_each_own_row(local_, shard_.begin, r, config_.head_offsets,
+        g.for_each_own_row(heads_, shard_.begin, r, config_.head_offsets,
                            [&](int64_t, int64_t, int64_t, int64_t row) {
                              std::memcpy(out, src + row * d, sizeof(float) * d);
                              out += d;
@@ -271,7 +272,7 @@ void SequenceParallelAttention::gather_keys(Pattern& pattern, const Tensor& k, c
       const float* in = received.data() + g.member_offset[m];
       for (Tensor* target : {&g.keys, &g.values}) {
         float* dst = target->data<float>();
-        g.for_each_member_block(m, local_.batch, heads, [&](int64_t first, int64_t n) {
+        g.for_each_member_block(m, heads_.batch, heads, [&](int64_t first, int64_t n) {
           std::memcpy(dst + first * d, in, sizeof(float) * n * d);
           in += n * d;
         });
@@ -293,7 +294,7 @@ void SequenceParallelAttention::backward(const Tensor& q, const Tensor& k, const
                                          const Tensor& o, const Tensor& lse, const Tensor& dout,
                                          Tensor& dq, Tensor& dk, Tensor& dv) {
   check_tensor(dq, qkv_shape(local_), "dq (this rank's shard)");
-  check_tensor(dk, qkv_shape(local_), "dk (this rank's shard)");
+  check_tensor(dk, kv_shape(local_), "dk (this rank's shard)");
   dq.fill(0.0);
   dk.fill(0.0);
   PatternOperands operands;
@@ -315,23 +316,124 @@ void SequenceParallelAttention::check_patterns(std::span<const PatternOperands> 
     LONGNET_CHECK(in.q != nullptr && in.k != nullptr && (!backward || (in.dq && in.dk)),
                   "sequence-parallel attention: pattern {} is missing q, k{}", p,
                   backward ? ", dq or dk" : "");
-    check_tensor(*in.q, qkv_shape(local_),
+    check_tensor(*in.q, qkv_shape(heads_),
                  fmt::format("q of pattern {} (this rank's shard)", p).c_str());
-    check_tensor(*in.k, qkv_shape(local_),
+    check_tensor(*in.k, qkv_shape(heads_),
                  fmt::format("k of pattern {} (this rank's shard)", p).c_str());
     if (backward) {
-      check_tensor(*in.dq, qkv_shape(local_), fmt::format("dq of pattern {}", p).c_str());
-      check_tensor(*in.dk, qkv_shape(local_), fmt::format("dk of pattern {}", p).c_str());
+      check_tensor(*in.dq, qkv_shape(heads_), fmt::format("dq of pattern {}", p).c_str());
+      check_tensor(*in.dk, qkv_shape(heads_), fmt::format("dk of pattern {}", p).c_str());
     }
   }
 }
 
+namespace {
+
+// [B, T, Hkv, D] -> [B, T, H, D]: query head h's copy of kv head h / (H / Hkv).
+Tensor copies_per_query_head(const Tensor& kv, int64_t heads) {
+  const int64_t rows = kv.dim(0) * kv.dim(1), kv_heads = kv.dim(2), d = kv.dim(3);
+  const int64_t group = heads / kv_heads;
+  Tensor out({kv.dim(0), kv.dim(1), heads, d}, DType::float32);
+  const float* in = kv.data<float>();
+  float* o = out.data<float>();
+#pragma omp parallel for schedule(static)
+  for (int64_t row = 0; row < rows; ++row) {
+    for (int64_t h = 0; h < heads; ++h) {
+      std::memcpy(o + (row * heads + h) * d, in + (row * kv_heads + h / group) * d,
+                  sizeof(float) * static_cast<std::size_t>(d));
+    }
+  }
+  return out;
+}
+
+// target [B, T, Hkv, D] (+)= the sum over each kv head's query heads of grad [B, T, H, D].
+void add_per_kv_head(const Tensor& grad, Tensor& target) {
+  const int64_t rows = target.dim(0) * target.dim(1), kv_heads = target.dim(2), d = target.dim(3),
+                heads = grad.dim(2), group = heads / kv_heads;
+  const float* in = grad.data<float>();
+  float* out = target.data<float>();
+#pragma omp parallel for schedule(static)
+  for (int64_t row = 0; row < rows; ++row) {
+    for (int64_t g = 0; g < kv_heads; ++g) {
+      for (int64_t e = 0; e < d; ++e) {
+        float sum = out[(row * kv_heads + g) * d + e];
+        for (int64_t j = 0; j < group; ++j) sum += in[(row * heads + g * group + j) * d + e];
+        out[(row * kv_heads + g) * d + e] = sum;
+      }
+    }
+  }
+}
+
+// The tensors behind a list of pattern operands, each once (patterns may share q, k).
+template <typename T>
+std::vector<T*> distinct(const std::vector<T*>& all) {
+  std::vector<T*> once;
+  for (T* t : all)
+    if (std::find(once.begin(), once.end(), t) == once.end()) once.push_back(t);
+  return once;
+}
+
+}  // namespace
+
 void SequenceParallelAttention::forward(std::span<const PatternOperands> patterns, const Tensor& v,
                                         Tensor& o, Tensor& lse) {
+  if (local_.group_size() == 1) return forward_heads(patterns, v, o, lse);
+  check_tensor(v, kv_shape(local_), "v (this rank's shard)");
+  std::vector<const Tensor*> keys;
+  for (const PatternOperands& in : patterns) {
+    LONGNET_CHECK(in.k != nullptr, "sequence-parallel attention: a pattern is missing k");
+    check_tensor(*in.k, kv_shape(local_), "k (this rank's shard)");
+    keys.push_back(in.k);
+  }
+  const std::vector<const Tensor*> unique = distinct(keys);
+  std::vector<Tensor> copies;
+  for (const Tensor* k : unique) copies.push_back(copies_per_query_head(*k, local_.heads));
+  std::vector<PatternOperands> expanded(patterns.begin(), patterns.end());
+  for (PatternOperands& in : expanded)
+    in.k = &copies[std::find(unique.begin(), unique.end(), in.k) - unique.begin()];
+  forward_heads(expanded, copies_per_query_head(v, local_.heads), o, lse);
+}
+
+void SequenceParallelAttention::backward(std::span<const PatternOperands> patterns, const Tensor& v,
+                                         const Tensor& o, const Tensor& lse, const Tensor& dout,
+                                         Tensor& dv) {
+  if (local_.group_size() == 1) return backward_heads(patterns, v, o, lse, dout, dv);
+  check_tensor(v, kv_shape(local_), "v (this rank's shard)");
+  check_tensor(dv, kv_shape(local_), "dv (this rank's shard)");
+  std::vector<const Tensor*> keys;
+  std::vector<Tensor*> key_grads;
+  for (const PatternOperands& in : patterns) {
+    LONGNET_CHECK(in.k != nullptr && in.dk != nullptr,
+                  "sequence-parallel attention: a pattern is missing k or dk");
+    check_tensor(*in.k, kv_shape(local_), "k (this rank's shard)");
+    check_tensor(*in.dk, kv_shape(local_), "dk (this rank's shard)");
+    keys.push_back(in.k);
+    key_grads.push_back(in.dk);
+  }
+  const std::vector<const Tensor*> unique_k = distinct(keys);
+  const std::vector<Tensor*> unique_dk = distinct(key_grads);
+  std::vector<Tensor> k_copies, dk_copies;
+  for (const Tensor* k : unique_k) k_copies.push_back(copies_per_query_head(*k, local_.heads));
+  for (std::size_t i = 0; i < unique_dk.size(); ++i)
+    dk_copies.push_back(Tensor::zeros(qkv_shape(heads_)));
+  std::vector<PatternOperands> expanded(patterns.begin(), patterns.end());
+  for (PatternOperands& in : expanded) {
+    in.k = &k_copies[std::find(unique_k.begin(), unique_k.end(), in.k) - unique_k.begin()];
+    in.dk = &dk_copies[std::find(unique_dk.begin(), unique_dk.end(), in.dk) - unique_dk.begin()];
+  }
+  Tensor dv_copies(qkv_shape(heads_), DType::float32);
+  backward_heads(expanded, copies_per_query_head(v, local_.heads), o, lse, dout, dv_copies);
+  for (std::size_t i = 0; i < unique_dk.size(); ++i) add_per_kv_head(dk_copies[i], *unique_dk[i]);
+  dv.fill(0.0);
+  add_per_kv_head(dv_copies, dv);
+}
+
+void SequenceParallelAttention::forward_heads(std::span<const PatternOperands> patterns,
+                                              const Tensor& v, Tensor& o, Tensor& lse) {
   check_patterns(patterns, /*backward=*/false);
-  check_tensor(v, qkv_shape(local_), "v (this rank's shard)");
-  check_tensor(o, qkv_shape(local_), "o (this rank's shard)");
-  check_tensor(lse, lse_shape(local_), "lse (this rank's shard)");
+  check_tensor(v, qkv_shape(heads_), "v (this rank's shard)");
+  check_tensor(o, qkv_shape(heads_), "o (this rank's shard)");
+  check_tensor(lse, lse_shape(heads_), "lse (this rank's shard)");
   o.fill(0.0);
   lse.fill(-std::numeric_limits<double>::infinity());
 
@@ -345,24 +447,24 @@ void SequenceParallelAttention::forward(std::span<const PatternOperands> pattern
     params.dropout_p = patterns[p].dropout_p;
     gather_keys(pattern, k, v);
     Stopwatch watch(timing_.compute_seconds);
-    const TaskExtras extras = task_extras(patterns[p], pattern.pattern, local_.heads, false);
+    const TaskExtras extras = task_extras(patterns[p], pattern.pattern, heads_.heads, false);
     PatternTasks work = local_tasks(pattern, k.raw(), v.raw(), nullptr, nullptr, extras);
     append_spanning_tasks(pattern, /*with_gradients=*/false, extras, work.tasks);
     kernels_.forward_tasks(params, work);
   }
 }
 
-void SequenceParallelAttention::backward(std::span<const PatternOperands> patterns, const Tensor& v,
-                                         const Tensor& o, const Tensor& lse, const Tensor& dout,
-                                         Tensor& dv) {
+void SequenceParallelAttention::backward_heads(std::span<const PatternOperands> patterns,
+                                               const Tensor& v, const Tensor& o, const Tensor& lse,
+                                               const Tensor& dout, Tensor& dv) {
   check_patterns(patterns, /*backward=*/true);
   for (auto [t, what] :
        {std::pair{&v, "v"}, {&o, "o"}, {&dout, "do"}, {&static_cast<const Tensor&>(dv), "dv"}}) {
-    check_tensor(*t, qkv_shape(local_), fmt::format("{} (this rank's shard)", what).c_str());
+    check_tensor(*t, qkv_shape(heads_), fmt::format("{} (this rank's shard)", what).c_str());
   }
-  check_tensor(lse, lse_shape(local_), "lse (this rank's shard)");
+  check_tensor(lse, lse_shape(heads_), "lse (this rank's shard)");
 
-  Tensor delta(lse_shape(local_), DType::float32);
+  Tensor delta(lse_shape(heads_), DType::float32);
   {
     Stopwatch watch(timing_.compute_seconds);
     kernels_.output_gradient_dot(o, dout, delta);
@@ -372,7 +474,7 @@ void SequenceParallelAttention::backward(std::span<const PatternOperands> patter
   params.saved_lse = lse.data<float>();
   params.dout = dout.data<float>();
   params.delta = delta.data<float>();
-  const int64_t heads = local_.heads, d = local_.head_dim;
+  const int64_t heads = heads_.heads, d = heads_.head_dim;
 
   for (std::size_t p = 0; p < patterns_.size(); ++p) {
     Pattern& pattern = patterns_[p];
@@ -385,7 +487,7 @@ void SequenceParallelAttention::backward(std::span<const PatternOperands> patter
     const int64_t r = pattern.pattern.dilation_rate;
     {
       Stopwatch watch(timing_.compute_seconds);
-      const TaskExtras extras = task_extras(patterns[p], pattern.pattern, local_.heads, true);
+      const TaskExtras extras = task_extras(patterns[p], pattern.pattern, heads_.heads, true);
       PatternTasks work = local_tasks(pattern, k.data<float>(), v.data<float>(), dk.data<float>(),
                                       dv.data<float>(), extras);
       for (Group& g : pattern.groups) {
@@ -408,7 +510,7 @@ void SequenceParallelAttention::backward(std::span<const PatternOperands> patter
         for (int m = 0; m < members; ++m) {
           for (const Tensor* grads : {&g.key_grads, &g.value_grads}) {
             const float* src = grads->data<float>();
-            g.for_each_member_block(m, local_.batch, heads, [&](int64_t first, int64_t n) {
+            g.for_each_member_block(m, heads_.batch, heads, [&](int64_t first, int64_t n) {
               std::memcpy(out, src + first * d, sizeof(float) * n * d);
               out += n * d;
             });
@@ -424,7 +526,7 @@ void SequenceParallelAttention::backward(std::span<const PatternOperands> patter
       const float* in = mine.data();
       for (Tensor* target : {&dk, &dv}) {
         float* dst = target->data<float>();
-        g.for_each_own_row(local_, shard_.begin, r, config_.head_offsets,
+        g.for_each_own_row(heads_, shard_.begin, r, config_.head_offsets,
                            [&](int64_t, int64_t, int64_t, int64_t row) {
                              for (int64_t e = 0; e < d; ++e) dst[row * d + e] += in[e];
                              in += d;

@@ -19,6 +19,12 @@
 // The group communicators are created once, in the constructor (collective over the
 // world), and reused by every call.
 //
+// Grouped-query attention (global_shape.kv_heads < heads): k and v have Hkv heads. Today
+// each rank copies its k, v out to one copy per query head and runs the multi-head
+// algorithm, then sums the copies' gradients per kv head: the result is exact, but a
+// spanning segment gathers H / Hkv times the bytes it needs (each query head's rows, not
+// each kv head's rows once over the union of its query heads' offsets).
+//
 // This lives in model/ rather than kernels/ because it composes two layers: the
 // communicator (comm/) and the attention ops (kernels/), through their interfaces.
 #pragma once
@@ -59,10 +65,11 @@ class SequenceParallelAttention {
 
   const Shard& shard() const { return shard_; }
   const AttentionShape& global_shape() const { return global_; }
-  // This rank's [B, shard size, H, D].
+  // This rank's [B, shard size, H, D] (and kv_heads, as in the global shape).
   const AttentionShape& local_shape() const { return local_; }
 
-  // q, k, v, o: this rank's [B, shard, H, D]; lse [B, shard, H]. Collective.
+  // q, o: this rank's [B, shard, H, D]; k, v [B, shard, Hkv, D]; lse [B, shard, H].
+  // Collective.
   void forward(const Tensor& q, const Tensor& k, const Tensor& v, Tensor& o, Tensor& lse);
   // The exact gradient of forward(); o and lse from forward(). Collective.
   void backward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& o,
@@ -83,6 +90,11 @@ class SequenceParallelAttention {
   struct Group;    // one spanning segment this rank belongs to, with its communicator
   struct Pattern;  // one pattern's groups
 
+  // The multi-head algorithm, on operands with H heads throughout (heads_ shape).
+  void forward_heads(std::span<const PatternOperands> patterns, const Tensor& v, Tensor& o,
+                     Tensor& lse);
+  void backward_heads(std::span<const PatternOperands> patterns, const Tensor& v, const Tensor& o,
+                      const Tensor& lse, const Tensor& dout, Tensor& dv);
   PatternTasks local_tasks(const Pattern& pattern, const void* k, const void* v, float* dk,
                            float* dv, const TaskExtras& extras) const;
   void append_spanning_tasks(Pattern& pattern, bool with_gradients, const TaskExtras& extras,
@@ -95,6 +107,7 @@ class SequenceParallelAttention {
   DilatedAttentionConfig config_;
   AttentionShape global_;
   AttentionShape local_;
+  AttentionShape heads_;  // local_ with as many kv heads as heads: the algorithm's shape
   Shard shard_;
   DilatedAttentionOp& kernels_;
   std::vector<Pattern> patterns_;

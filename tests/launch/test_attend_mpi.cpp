@@ -27,11 +27,12 @@ constexpr double kTolerance = 1e-5;
 
 struct MpiCase {
   const char* name;
-  Shape shape;  // [B, N, H, D]
+  Shape shape;  // [B, N, H, D] of q
   std::vector<int64_t> w, r;
   bool causal;
   const char* offsets;
   bool with_do;
+  int64_t kv_heads = 0;  // heads of k and v (grouped-query attention); 0: H
 };
 
 const MpiCase kCases[] = {
@@ -56,7 +57,20 @@ const MpiCase kCases[] = {
      true,
      "interleaved",
      false},
+    // Grouped-query attention: 6 query heads over 2 kv heads, r = 4 not dividing H.
+    {"N300_grouped_query_H6_kv2_causal_grouped",
+     {1, 300, 6, 8},
+     {32, 128, 512},
+     {1, 4, 8},
+     true,
+     "grouped",
+     true,
+     2},
 };
+
+Shape key_shape(const MpiCase& c) {
+  return {c.shape[0], c.shape[1], c.kv_heads > 0 ? c.kv_heads : c.shape[2], c.shape[3]};
+}
 
 void PrintTo(const MpiCase& c, std::ostream* os) { *os << c.name; }
 
@@ -72,7 +86,8 @@ void write_input(const fs::path& path, const MpiCase& c) {
   H5File file = H5File::create(path);
   const char* names[] = {"q", "k", "v", "do"};
   for (unsigned i = 0; i < (c.with_do ? 4u : 3u); ++i) {
-    file.write_tensor(names[i], random_tensor(c.shape, i + 1));
+    const bool key_side = i == 1 || i == 2;
+    file.write_tensor(names[i], random_tensor(key_side ? key_shape(c) : c.shape, i + 1));
   }
   file.write_attr_int64_array("segment_lengths", c.w);
   file.write_attr_int64_array("dilation_rates", c.r);
@@ -233,6 +248,73 @@ TEST_F(AttendMpiFixture, RanksThatDisagreeFailNamingTheRanksAndTheValues) {
     EXPECT_FALSE(fs::exists(work("out.h5")));
     EXPECT_FALSE(fs::exists(work("elsewhere.h5")));
   }
+}
+
+// Grouped-query attention is multi-head attention on per-query-head copies of k and v,
+// with the copies' key gradients summed per kv head: `attend` on a grouped file and on its
+// expanded twin agree (o, lse, dq equal; dk, dv the group sums), and a k whose heads do
+// not divide q's is refused naming both shapes.
+TEST_F(AttendMpiFixture, GroupedQueryEqualsMultiHeadOnCopiesOfTheKeys) {
+  const MpiCase grouped = kCases[std::size(kCases) - 1];
+  ASSERT_EQ(grouped.kv_heads, 2);
+  write_input(work("grouped.h5"), grouped);
+  const int64_t heads = grouped.shape[2], group = heads / grouped.kv_heads;
+  {
+    const H5File in = H5File::open_read(work("grouped.h5"));
+    H5File expanded = H5File::create(work("expanded.h5"));
+    for (const char* name : {"q", "do"}) expanded.write_tensor(name, in.read_tensor_f32(name));
+    for (const char* name : {"k", "v"}) {
+      const Tensor kv = in.read_tensor_f32(name);
+      Tensor copies(grouped.shape, DType::float32);
+      const int64_t rows = grouped.shape[0] * grouped.shape[1], d = grouped.shape[3];
+      for (int64_t row = 0; row < rows; ++row)
+        for (int64_t h = 0; h < heads; ++h)
+          for (int64_t e = 0; e < d; ++e)
+            copies.data<float>()[(row * heads + h) * d + e] =
+                kv.data<float>()[(row * grouped.kv_heads + h / group) * d + e];
+      expanded.write_tensor(name, copies);
+    }
+    expanded.write_attr_int64_array("segment_lengths", grouped.w);
+    expanded.write_attr_int64_array("dilation_rates", grouped.r);
+    expanded.write_attr_int64("causal", 1);
+    expanded.write_attr_string("head_offsets", grouped.offsets);
+    expanded.close();
+  }
+  for (const char* name : {"grouped", "expanded"}) {
+    const auto r = run(0, {"attend", "--in", work(fmt::format("{}.h5", name).c_str()), "--out",
+                           work(fmt::format("{}_out.h5", name).c_str()), "--quiet"});
+    ASSERT_EQ(r.status, 0) << r.err;
+  }
+  const H5File got = H5File::open_read(work("grouped_out.h5"));
+  const H5File want = H5File::open_read(work("expanded_out.h5"));
+  for (const char* name : {"o", "lse", "dq"}) expect_same_dataset(got, want, name);
+  for (const char* name : {"dk", "dv"}) {
+    const Tensor g = got.read_tensor_f32(name), w = want.read_tensor_f32(name);
+    ASSERT_EQ(g.shape(), key_shape(grouped)) << name;
+    const int64_t rows = grouped.shape[0] * grouped.shape[1], d = grouped.shape[3];
+    double diff2 = 0, ref2 = 0;
+    for (int64_t row = 0; row < rows; ++row)
+      for (int64_t kv = 0; kv < grouped.kv_heads; ++kv)
+        for (int64_t e = 0; e < d; ++e) {
+          double sum = 0;
+          for (int64_t j = 0; j < group; ++j)
+            sum += w.data<float>()[(row * heads + kv * group + j) * d + e];
+          const double a = g.data<float>()[(row * grouped.kv_heads + kv) * d + e];
+          diff2 += (a - sum) * (a - sum);
+          ref2 += sum * sum;
+        }
+    EXPECT_LE(std::sqrt(diff2 / ref2), kTolerance) << name << ": against the summed copies";
+  }
+
+  MpiCase indivisible = grouped;
+  indivisible.kv_heads = 4;  // 6 query heads
+  write_input(work("indivisible.h5"), indivisible);
+  const auto refused =
+      run(0, {"attend", "--in", work("indivisible.h5"), "--out", work("never.h5")});
+  EXPECT_EQ(refused.status, 2);
+  EXPECT_THAT(refused.err, HasSubstr("dataset 'k' has shape [1, 300, 4, 8] but q has shape "
+                                     "[1, 300, 6, 8]"));
+  EXPECT_FALSE(fs::exists(work("never.h5")));
 }
 
 }  // namespace
