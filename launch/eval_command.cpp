@@ -63,8 +63,8 @@ void run_passkey(const PasskeyCommandOptions& options) {
   });
 
   const DecoderConfig model_config = loaded.model->config();
-  const AttentionShape shape{options.batch, passkey.seq_len, model_config.attention.heads,
-                             model_config.attention.head_dim()};
+  const AttentionShape shape =
+      model_config.attention.attention_shape(options.batch, passkey.seq_len);
   auto kernels = make_dilated_attention(Device::cpu, DType::float32);
   auto ops = make_cpu_model_ops();
   std::unique_ptr<AttentionCore> core =

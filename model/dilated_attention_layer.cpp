@@ -43,6 +43,10 @@ int64_t relative_position_bucket(int64_t relative, bool bidirectional, int64_t b
 DilatedAttentionConfig DilatedAttentionLayerConfig::attention_config() const {
   LONGNET_CHECK(dim > 0 && heads > 0 && dim % heads == 0,
                 "DilatedAttention: dim {} must be a positive multiple of heads {}", dim, heads);
+  LONGNET_CHECK(kv_heads >= 0 && heads % key_heads() == 0,
+                "DilatedAttention: kv_heads {} must divide heads {} (each kv head serves "
+                "heads / kv_heads query heads; 0 means as many as heads)",
+                kv_heads, heads);
   LONGNET_CHECK(!use_xpos || head_dim() % 2 == 0,
                 "DilatedAttention: xPos rotates pairs of elements, so dim / heads = {} must be "
                 "even (or turn use_xpos off)",
@@ -61,15 +65,15 @@ DilatedAttention::DilatedAttention(std::string prefix, DilatedAttentionLayerConf
                                    DType dtype, uint64_t seed, uint32_t layer_index)
     : config_(std::move(config)), dtype_(dtype), layer_index_(layer_index) {
   (void)config_.attention_config();  // validates
-  const int64_t d = config_.dim;
+  const int64_t d = config_.dim, kv = config_.key_dim();
   const double std = config_.init_std;
   wq_ = make_parameter(prefix + ".wq", {d, d}, dtype, std, seed + 1, true);
-  wk_ = make_parameter(prefix + ".wk", {d, d}, dtype, std, seed + 2, true);
-  wv_ = make_parameter(prefix + ".wv", {d, d}, dtype, std, seed + 3, true);
+  wk_ = make_parameter(prefix + ".wk", {kv, d}, dtype, std, seed + 2, true);
+  wv_ = make_parameter(prefix + ".wv", {kv, d}, dtype, std, seed + 3, true);
   wo_ = make_parameter(prefix + ".wo", {d, d}, dtype, std, seed + 4, true);
   bq_ = make_parameter(prefix + ".bq", {d}, dtype, 0.0, 0, false);
-  bk_ = make_parameter(prefix + ".bk", {d}, dtype, 0.0, 0, false);
-  bv_ = make_parameter(prefix + ".bv", {d}, dtype, 0.0, 0, false);
+  bk_ = make_parameter(prefix + ".bk", {kv}, dtype, 0.0, 0, false);
+  bv_ = make_parameter(prefix + ".bv", {kv}, dtype, 0.0, 0, false);
   bo_ = make_parameter(prefix + ".bo", {d}, dtype, 0.0, 0, false);
   if (config_.use_rel_pos_bias) {
     rel_bias_ = make_parameter(prefix + ".rel_pos_bias", {config_.heads, config_.rel_pos_buckets},
@@ -149,19 +153,22 @@ Tensor DilatedAttention::forward(const Tensor& x, AttentionCore& core, ModelOps&
   LONGNET_CHECK(x.shape() == Shape({shape.batch, shape.tokens, d}),
                 "DilatedAttention: x is {}, expected [B, T, dim] = [{}, {}, {}]",
                 shape_string(x.shape()), shape.batch, shape.tokens, d);
-  LONGNET_CHECK(shape.heads == config_.heads && shape.head_dim == config_.head_dim(),
-                "DilatedAttention: the attention core is set up for H={} D={}, the layer has "
-                "H={} D={}",
-                shape.heads, shape.head_dim, config_.heads, config_.head_dim());
-  const Shape heads_shape = qkv_shape(shape);
+  LONGNET_CHECK(shape.heads == config_.heads && shape.head_dim == config_.head_dim() &&
+                    shape.key_heads() == config_.key_heads(),
+                "DilatedAttention: the attention core is set up for H={} D={} Hkv={}, the layer "
+                "has H={} D={} Hkv={}",
+                shape.heads, shape.head_dim, shape.key_heads(), config_.heads, config_.head_dim(),
+                config_.key_heads());
+  const Shape heads_shape = qkv_shape(shape), key_shape = kv_shape(shape);
+  const int64_t kv = config_.key_dim();
   saved.x = x.view({tokens, d});
-  Tensor q({tokens, d}, dtype_), k({tokens, d}, dtype_), v({tokens, d}, dtype_);
+  Tensor q({tokens, d}, dtype_), k({tokens, kv}, dtype_), v({tokens, kv}, dtype_);
   ops.linear_forward(saved.x, wq_.value, &bq_.value, q);
   ops.linear_forward(saved.x, wk_.value, &bk_.value, k);
   ops.linear_forward(saved.x, wv_.value, &bv_.value, v);
   q = q.view(heads_shape);
-  k = k.view(heads_shape);
-  saved.v = v.view(heads_shape);
+  k = k.view(key_shape);
+  saved.v = v.view(key_shape);
 
   const std::size_t patterns = config_.segment_lengths.size();
   saved.q.clear();
@@ -169,7 +176,7 @@ Tensor DilatedAttention::forward(const Tensor& x, AttentionCore& core, ModelOps&
   if (config_.use_xpos) {
     for (std::size_t p = 0; p < patterns; ++p) {
       const XposTable& table = xpos_table(p, core);
-      Tensor qp(heads_shape, dtype_), kp(heads_shape, dtype_);
+      Tensor qp(heads_shape, dtype_), kp(key_shape, dtype_);
       xpos_forward(q, qp, XposRole::query, table);
       xpos_forward(k, kp, XposRole::key, table);
       saved.q.push_back(std::move(qp));
@@ -197,7 +204,8 @@ Tensor DilatedAttention::backward(const Tensor& dy, const DilatedAttentionSaved&
   LONGNET_CHECK(dy.numel() == tokens * d,
                 "DilatedAttention backward: dy is {}, expected [{}, {}, {}]",
                 shape_string(dy.shape()), shape.batch, shape.tokens, d);
-  const Shape heads_shape = qkv_shape(shape);
+  const Shape heads_shape = qkv_shape(shape), key_shape = kv_shape(shape);
+  const int64_t kv = config_.key_dim();
   const Tensor dy2 = dy.view({tokens, d});
 
   Tensor dout({tokens, d}, dtype_);
@@ -209,7 +217,7 @@ Tensor DilatedAttention::backward(const Tensor& dy, const DilatedAttentionSaved&
   std::vector<Tensor> dq(copies), dk(copies);
   for (std::size_t i = 0; i < copies; ++i) {
     dq[i] = Tensor::zeros(heads_shape, dtype_);
-    dk[i] = Tensor::zeros(heads_shape, dtype_);
+    dk[i] = Tensor::zeros(key_shape, dtype_);
   }
   std::vector<PatternOperands> ops_in = operands(saved);
   std::vector<Tensor> dbias;
@@ -220,7 +228,7 @@ Tensor DilatedAttention::backward(const Tensor& dy, const DilatedAttentionSaved&
     if (!saved.bias.empty()) dbias.push_back(Tensor::zeros(saved.bias[p].shape(), dtype_));
   }
   for (std::size_t p = 0; p < dbias.size(); ++p) ops_in[p].dbias = &dbias[p];
-  Tensor dv(heads_shape, dtype_);
+  Tensor dv(key_shape, dtype_);
   core.backward(ops_in, saved.v, saved.o, saved.lse, dout.view(heads_shape), dv);
 
   // The bias rows' gradients, folded back into the bucket table.
@@ -245,7 +253,7 @@ Tensor DilatedAttention::backward(const Tensor& dy, const DilatedAttentionSaved&
   Tensor dq_total = dq[0], dk_total = dk[0];
   if (config_.use_xpos) {
     dq_total = Tensor::zeros(heads_shape, dtype_);
-    dk_total = Tensor::zeros(heads_shape, dtype_);
+    dk_total = Tensor::zeros(key_shape, dtype_);
     for (std::size_t p = 0; p < patterns; ++p) {
       const XposTable& table = xpos_table(p, core);
       xpos_backward_accumulate(dq[p], dq_total, XposRole::query, table);
@@ -255,10 +263,10 @@ Tensor DilatedAttention::backward(const Tensor& dy, const DilatedAttentionSaved&
 
   Tensor dx({tokens, d}, dtype_), partial({tokens, d}, dtype_);
   ops.linear_backward(saved.x, wq_.value, dq_total.view({tokens, d}), &dx, wq_.grad, &bq_.grad);
-  ops.linear_backward(saved.x, wk_.value, dk_total.view({tokens, d}), &partial, wk_.grad,
+  ops.linear_backward(saved.x, wk_.value, dk_total.view({tokens, kv}), &partial, wk_.grad,
                       &bk_.grad);
   ops.add_in_place(dx, partial);
-  ops.linear_backward(saved.x, wv_.value, dv.view({tokens, d}), &partial, wv_.grad, &bv_.grad);
+  ops.linear_backward(saved.x, wv_.value, dv.view({tokens, kv}), &partial, wv_.grad, &bv_.grad);
   ops.add_in_place(dx, partial);
   return dx.view({shape.batch, shape.tokens, d});
 }

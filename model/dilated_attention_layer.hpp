@@ -27,6 +27,9 @@ namespace longnet {
 struct DilatedAttentionLayerConfig {
   int64_t dim = 0;
   int64_t heads = 0;
+  // Grouped-query attention: k and v get kv_heads heads (dividing heads; wk and wv are
+  // [kv_heads * head_dim, dim]); 0 means as many as heads (multi-head attention).
+  int64_t kv_heads = 0;
   std::vector<int64_t> segment_lengths;  // w per pattern
   std::vector<int64_t> dilation_rates;   // r per pattern
   bool causal = false;
@@ -48,6 +51,12 @@ struct DilatedAttentionLayerConfig {
   static DilatedAttentionLayerConfig single(int64_t dim, int64_t heads, int64_t segment_size,
                                             int64_t dilation_rate);
   int64_t head_dim() const { return heads > 0 ? dim / heads : 0; }
+  int64_t key_heads() const { return kv_heads > 0 ? kv_heads : heads; }
+  int64_t key_dim() const { return key_heads() * head_dim(); }  // width of k and v
+  // The attention core's shape for `batch` sequences of `tokens` tokens.
+  AttentionShape attention_shape(int64_t batch, int64_t tokens) const {
+    return {batch, tokens, heads, head_dim(), kv_heads};
+  }
   // The attention op's config (throws with the reason when this one is invalid).
   DilatedAttentionConfig attention_config() const;
 };

@@ -10,6 +10,7 @@ DecoderConfig decoder_config(const TrainConfig& c) {
   d.layer_norm_eps = c.model.layer_norm_eps;
   d.attention.dim = c.model.dim;
   d.attention.heads = c.model.heads;
+  d.attention.kv_heads = c.model.kv_heads;
   d.attention.segment_lengths = c.model.segment_lengths;
   d.attention.dilation_rates = c.model.dilation_rates;
   d.attention.causal = c.model.causal;

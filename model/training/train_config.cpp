@@ -272,6 +272,7 @@ const std::vector<Field>& fields() {
     f.push_back(integer("model", "dim", m(&ModelSection::dim), {1, 65536}));
     f.push_back(integer("model", "layers", m(&ModelSection::layers), {1, 1024}));
     f.push_back(integer("model", "heads", m(&ModelSection::heads), {1, 1024}));
+    f.push_back(integer("model", "kv_heads", m(&ModelSection::kv_heads), {0, 1024}));
     f.push_back(integer("model", "ffn_dim", m(&ModelSection::ffn_dim), {1, 1 << 20}));
     f.push_back(
         integer_list("model", "segment_lengths", m(&ModelSection::segment_lengths), {1, kMaxInt}));
@@ -418,6 +419,10 @@ void validate(const TrainConfig& c) {
                 "model.dim = {} is not a multiple of model.heads = {}: the heads split the model "
                 "width evenly (e.g. dim = {})",
                 m.dim, m.heads, (m.dim / m.heads + 1) * m.heads);
+  LONGNET_CHECK(m.kv_heads == 0 || m.heads % m.kv_heads == 0,
+                "model.kv_heads = {} does not divide model.heads = {}: each kv head serves "
+                "heads / kv_heads query heads (0 means as many as heads)",
+                m.kv_heads, m.heads);
   LONGNET_CHECK(m.segment_lengths.size() == m.dilation_rates.size(),
                 "model.segment_lengths has {} entries but model.dilation_rates has {}: give one "
                 "dilation rate per segment length",
@@ -548,8 +553,12 @@ std::string describe(const TrainConfig& c) {
   const DataSection& d = c.data;
   const OptimizerSection& o = c.optimizer;
   std::string out = fmt::format("training configuration (seed {})\n", c.seed);
-  out += fmt::format("  model       vocab {}, dim {}, {} layers x {} heads (head dim {}), ffn {}\n",
-                     m.vocab_size, m.dim, m.layers, m.heads, m.dim / m.heads, m.ffn_dim);
+  out +=
+      fmt::format("  model       vocab {}, dim {}, {} layers x {} heads (head dim {}{}), ffn {}\n",
+                  m.vocab_size, m.dim, m.layers, m.heads, m.dim / m.heads,
+                  m.kv_heads > 0 && m.kv_heads != m.heads ? fmt::format("; {} kv heads", m.kv_heads)
+                                                          : std::string(),
+                  m.ffn_dim);
   out += fmt::format("  attention   w = {} with r = {}, {}, {} head offsets\n",
                      fmt::join(m.segment_lengths, ","), fmt::join(m.dilation_rates, ","),
                      m.causal ? "causal" : "non-causal", m.head_offsets);

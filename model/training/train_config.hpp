@@ -25,11 +25,12 @@ namespace longnet {
 
 // The decoder and its dilated attention.
 struct ModelSection {
-  int64_t vocab_size = 256;                             // tokens are bytes
-  int64_t dim = 128;                                    // model width
-  int64_t layers = 2;                                   // decoder blocks
-  int64_t heads = 4;                                    // attention heads; dim % heads == 0
-  int64_t ffn_dim = 512;                                // feed-forward hidden width
+  int64_t vocab_size = 256;  // tokens are bytes
+  int64_t dim = 128;         // model width
+  int64_t layers = 2;        // decoder blocks
+  int64_t heads = 4;         // attention heads; dim % heads == 0
+  int64_t kv_heads = 0;      // heads of k and v (grouped-query attention), dividing heads; 0: heads
+  int64_t ffn_dim = 512;     // feed-forward hidden width
   std::vector<int64_t> segment_lengths{64, 256, 1024};  // dilated attention w per pattern
   std::vector<int64_t> dilation_rates{1, 4, 16};        // r per pattern (same count as w)
   bool causal = true;

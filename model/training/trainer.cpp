@@ -223,8 +223,7 @@ Trainer::Trainer(const TrainConfig& config, Communicator& world, const TrainOpti
   const DecoderConfig model_config = decoder_config(config_);
   batch_ = config_.data.batch_size;
   seq_len_ = config_.data.seq_len;
-  const AttentionShape global_shape{batch_, seq_len_, model_config.attention.heads,
-                                    model_config.attention.head_dim()};
+  const AttentionShape global_shape = model_config.attention.attention_shape(batch_, seq_len_);
   // Training runs the CPU kernels in float32; the model's GPU path is not wired in yet.
   kernels_ = make_dilated_attention(Device::cpu, DType::float32);
   ops_ = make_cpu_model_ops();

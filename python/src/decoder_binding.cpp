@@ -48,7 +48,7 @@ class Decoder {
                   "logits must be [{}, {}, {}]", b, t, config_.vocab_size);
     const auto n = static_cast<std::size_t>(b * t);
     const DilatedAttentionLayerConfig& a = config_.attention;
-    const AttentionShape shape{b, t, a.heads, a.head_dim()};
+    const AttentionShape shape = a.attention_shape(b, t);
     std::unique_ptr<AttentionCore> core = local_cpu_attention_core(a.attention_config(), shape);
     DecoderActivations saved;
     const double loss =

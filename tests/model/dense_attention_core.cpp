@@ -20,11 +20,19 @@ struct Pair {
 
 // Every allowed (pattern, key) of query i in (b, h), with its softmax probability; also
 // the log-sum-exp. Scores use the pattern's own q and k.
+// The row of k and v (and dk, dv) that query head h reads at token n: with Hkv kv heads
+// (grouped-query attention), kv head h / (H / Hkv), written here from the definition.
+int64_t key_row(const AttentionShape& s, int64_t b, int64_t n, int64_t h) {
+  const int64_t kv_heads = s.kv_heads > 0 ? s.kv_heads : s.heads;
+  return (b * s.tokens + n) * kv_heads + h / (s.heads / kv_heads);
+}
+
 double attend_row(const DilatedAttentionConfig& config, const AttentionShape& s,
                   std::span<const PatternOperands> patterns, int64_t b, int64_t h, int64_t i,
                   std::vector<Pair>& pairs) {
   const double scale = reference::reference_scale(config, s.head_dim);
   auto at = [&](int64_t n) { return ((b * s.tokens + n) * s.heads + h) * s.head_dim; };
+  auto key_at = [&](int64_t n) { return key_row(s, b, n, h) * s.head_dim; };
   pairs.clear();
   std::vector<double> scores;
   for (std::size_t p = 0; p < patterns.size(); ++p) {
@@ -36,7 +44,7 @@ double attend_row(const DilatedAttentionConfig& config, const AttentionShape& s,
         continue;
       }
       double dot = 0;
-      for (int64_t e = 0; e < s.head_dim; ++e) dot += q[at(i) + e] * k[at(j) + e];
+      for (int64_t e = 0; e < s.head_dim; ++e) dot += q[at(i) + e] * k[key_at(j) + e];
       // Same segment and offset, so i - j is r times the dilated distance.
       const DilationPattern& pattern = config.patterns[p];
       const int64_t rows = relative_bias_rows(pattern);
@@ -79,7 +87,7 @@ void DenseAttentionCore::forward(std::span<const PatternOperands> patterns, cons
         l[(b * s.tokens + i) * s.heads + h] = attend_row(config_, s, patterns, b, h, i, pairs);
         for (int64_t e = 0; e < s.head_dim; ++e) out[row + e] = 0;
         for (const Pair& pr : pairs) {
-          const int64_t key = ((b * s.tokens + pr.key) * s.heads + h) * s.head_dim;
+          const int64_t key = key_row(s, b, pr.key, h) * s.head_dim;
           for (int64_t e = 0; e < s.head_dim; ++e) out[row + e] += pr.p * pr.keep * vv[key + e];
         }
       }
@@ -104,7 +112,7 @@ void DenseAttentionCore::backward(std::span<const PatternOperands> patterns, con
         std::vector<double> dp(pairs.size());
         double delta = 0;
         for (std::size_t n = 0; n < pairs.size(); ++n) {
-          const int64_t key = ((b * s.tokens + pairs[n].key) * s.heads + h) * s.head_dim;
+          const int64_t key = key_row(s, b, pairs[n].key, h) * s.head_dim;
           double dot = 0;
           for (int64_t e = 0; e < s.head_dim; ++e) {
             dot += g[row + e] * vv[key + e];
@@ -118,7 +126,7 @@ void DenseAttentionCore::backward(std::span<const PatternOperands> patterns, con
           const double ds = dscore * scale;
           const PatternOperands& op = patterns[pairs[n].pattern];
           if (op.dbias != nullptr) op.dbias->data<double>()[pairs[n].bias_index] += dscore;
-          const int64_t key = ((b * s.tokens + pairs[n].key) * s.heads + h) * s.head_dim;
+          const int64_t key = key_row(s, b, pairs[n].key, h) * s.head_dim;
           const double* q = op.q->data<double>();
           const double* k = op.k->data<double>();
           double* dq = op.dq->data<double>();

@@ -24,6 +24,7 @@ struct LayerCase {
   HeadOffsets offsets;
   bool bias = false;
   double dropout = 0;
+  int64_t kv_heads = 0;  // grouped-query attention; 0: as many as heads
 };
 
 std::ostream& operator<<(std::ostream& os, const LayerCase& c) { return os << c.name; }
@@ -32,6 +33,7 @@ DilatedAttentionLayerConfig layer_config(const LayerCase& c) {
   DilatedAttentionLayerConfig config;
   config.dim = c.dim;
   config.heads = c.heads;
+  config.kv_heads = c.kv_heads;
   config.segment_lengths = c.w;
   config.dilation_rates = c.r;
   config.causal = c.causal;
@@ -47,7 +49,7 @@ DilatedAttentionLayerConfig layer_config(const LayerCase& c) {
 }
 
 AttentionShape attention_shape(const LayerCase& c) {
-  return {c.batch, c.tokens, c.heads, c.dim / c.heads};
+  return {c.batch, c.tokens, c.heads, c.dim / c.heads, c.kv_heads};
 }
 
 double dot(const Tensor& a, const Tensor& b) {
@@ -199,7 +201,35 @@ INSTANTIATE_TEST_SUITE_P(
                   false,
                   HeadOffsets::interleaved,
                   true,
-                  0.5}),
+                  0.5},
+        // Grouped-query: 6 heads over 2 kv heads (wk, wv are [4, 12]), r = 4 not dividing
+        // 6, with xPos, bias and dropout; and multi-query (one kv head).
+        LayerCase{"GroupedQueryXposBiasDropout",
+                  1,
+                  23,
+                  12,
+                  6,
+                  {8, 16},
+                  {1, 4},
+                  true,
+                  true,
+                  HeadOffsets::grouped,
+                  true,
+                  0.3,
+                  2},
+        LayerCase{"MultiQueryNonCausal",
+                  2,
+                  17,
+                  8,
+                  4,
+                  {4, 17},
+                  {1, 2},
+                  false,
+                  false,
+                  HeadOffsets::interleaved,
+                  false,
+                  0,
+                  1}),
     [](const auto& test) { return test.param.name; });
 
 // The shape of the LongNet documents' example (batch 4, 32 tokens, dim 512, 8 heads,

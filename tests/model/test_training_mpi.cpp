@@ -112,26 +112,46 @@ bool bitwise_equal(const CheckpointState& a, const CheckpointState& b) {
   return true;
 }
 
+// Multi-head, and grouped-query attention (4 heads over 2 kv heads).
 TEST(Training, SequenceParallelEqualsOneRank) {
   auto world = MpiCommunicator::world();
   const fs::path root = prepare_corpus(*world, "sp");
-  TrainConfig parallel = small_config(root, "ckpt_parallel");
-  parallel.parallel.sp = world->size();
-  const TrainResult distributed = train(parallel, *world, quiet());
+  for (const int64_t kv_heads : {0, 2}) {
+    SCOPED_TRACE(fmt::format("model.kv_heads = {}", kv_heads));
+    const std::string tag = fmt::format("kv{}", kv_heads);
+    TrainConfig parallel = small_config(root, "ckpt_parallel_" + tag);
+    parallel.model.kv_heads = kv_heads;
+    parallel.parallel.sp = world->size();
+    const TrainResult distributed = train(parallel, *world, quiet());
 
-  // The same job on one rank: rank 0 alone, on a communicator of its own.
-  auto alone = world->split(world->rank() == 0 ? std::optional<int>(0) : std::nullopt, 0, "alone");
-  if (world->rank() == 0) {
-    const TrainConfig single = small_config(root, "ckpt_single");
-    const TrainResult one = train(single, *alone, quiet());
-    ASSERT_EQ(one.steps.size(), distributed.steps.size());
-    for (std::size_t s = 0; s < one.steps.size(); ++s) {
-      EXPECT_NEAR(distributed.steps[s].loss, one.steps[s].loss, 1e-5 * one.steps[s].loss)
-          << "step " << s + 1;
+    // The same job on one rank: rank 0 alone, on a communicator of its own.
+    auto alone =
+        world->split(world->rank() == 0 ? std::optional<int>(0) : std::nullopt, 0, "alone");
+    if (world->rank() == 0) {
+      TrainConfig single = small_config(root, "ckpt_single_" + tag);
+      single.model.kv_heads = kv_heads;
+      const TrainResult one = train(single, *alone, quiet());
+      ASSERT_EQ(one.steps.size(), distributed.steps.size());
+      for (std::size_t s = 0; s < one.steps.size(); ++s) {
+        EXPECT_NEAR(distributed.steps[s].loss, one.steps[s].loss, 1e-5 * one.steps[s].loss)
+            << "step " << s + 1;
+      }
+      EXPECT_LT(relative_difference(final_state(parallel), final_state(single)), 1e-5);
+      if (kv_heads > 0) {  // the checkpoint holds the grouped projections
+        const CheckpointState state = final_state(single);
+        bool found = false;
+        for (const auto& p : state.params) {
+          if (p.name.ends_with(".wk")) {
+            EXPECT_EQ(p.tensor.shape(), Shape({kv_heads * 32 / 4, 32})) << p.name;
+            found = true;
+          }
+        }
+        EXPECT_TRUE(found) << "no .wk parameter in the checkpoint";
+      }
     }
-    EXPECT_LT(relative_difference(final_state(parallel), final_state(single)), 1e-5);
-    fs::remove_all(root);
+    world->barrier();
   }
+  if (world->rank() == 0) fs::remove_all(root);
   world->barrier();
 }
 

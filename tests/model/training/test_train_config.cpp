@@ -122,6 +122,8 @@ INSTANTIATE_TEST_SUITE_P(
     ::testing::Values(
         CrossFieldCase{"DimNotMultipleOfHeads", "[model]\ndim = 130\n",
                        "model.dim = 130 is not a multiple of model.heads = 4"},
+        CrossFieldCase{"KvHeadsNotDividingHeads", "[model]\nkv_heads = 3\n",
+                       "model.kv_heads = 3 does not divide model.heads = 4"},
         CrossFieldCase{"MoreSegmentsThanRates", "[model]\nsegment_lengths = [64, 128]\n",
                        "model.segment_lengths has 2 entries but model.dilation_rates has 3"},
         CrossFieldCase{"RateAboveSegment", "[model]\nsegment_lengths = [4]\ndilation_rates = [8]\n",
