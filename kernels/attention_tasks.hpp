@@ -133,4 +133,21 @@ PatternTasks segment_tasks(const DilationPattern& pattern, HeadOffsets scheme,
                            const void* k, const void* v, std::size_t element_bytes, float* dk,
                            float* dv, const TaskExtras& extras = {});
 
+// Packed variable-length documents: per batch row, the lengths of its documents in order,
+// summing to the row's N; a row with fewer documents than another ends in zeros. Each
+// document behaves as its own sequence: segments start at its first token (the last one
+// ends with it), and no query attends across a document boundary. (Dropout keys still see
+// the row's token positions, so two documents of a row draw independent masks.)
+using DocumentLengths = std::vector<std::vector<int64_t>>;
+
+// Throws an Error naming the row: a count of rows other than B, a negative length, a
+// non-zero length after a zero, a row not summing to N.
+void check_document_lengths(const DocumentLengths& documents, const AttentionShape& shape);
+
+// segment_tasks for a whole sequence of packed documents (one rank holding every token).
+PatternTasks document_tasks(const DilationPattern& pattern, HeadOffsets scheme,
+                            const AttentionShape& shape, const DocumentLengths& documents,
+                            const void* k, const void* v, std::size_t element_bytes, float* dk,
+                            float* dv, const TaskExtras& extras = {});
+
 }  // namespace longnet

@@ -40,6 +40,7 @@ AttentionShape check_qkv(const Tensor& q, const Tensor& k, const Tensor& v) {
 void check_extras(const DilatedAttentionConfig& config, const AttentionShape& shape,
                   const AttentionExtras& extras, std::span<const Tensor> dbias, Device device) {
   check_dropout_probability(extras.dropout_p);
+  if (!extras.document_lengths.empty()) check_document_lengths(extras.document_lengths, shape);
   const std::size_t patterns = config.patterns.size();
   LONGNET_CHECK(extras.bias.empty() || extras.bias.size() == patterns,
                 "extras.bias must be empty or hold one tensor per pattern ({}), got {}", patterns,
@@ -104,8 +105,13 @@ PatternTasks DilatedAttentionOp::whole_sequence_tasks(const DilatedAttentionConf
                                                       const void* k, const void* v,
                                                       std::size_t element_bytes, float* dk,
                                                       float* dv, const float* bias, float* dbias) {
+  const TaskExtras task = task_extras(config, shape, extras, p, bias, dbias);
+  if (!extras.document_lengths.empty()) {
+    return document_tasks(config.patterns[p], config.head_offsets, shape, extras.document_lengths,
+                          k, v, element_bytes, dk, dv, task);
+  }
   return segment_tasks(config.patterns[p], config.head_offsets, shape, 0, shape.tokens, k, v,
-                       element_bytes, dk, dv, task_extras(config, shape, extras, p, bias, dbias));
+                       element_bytes, dk, dv, task);
 }
 
 AttentionOutputs run_forward(DilatedAttentionOp& op, const DilatedAttentionConfig& config,

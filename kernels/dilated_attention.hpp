@@ -31,6 +31,10 @@ struct AttentionExtras {
   uint64_t dropout_seed = 0;
   uint64_t dropout_step = 0;
   uint32_t dropout_layer = 0;
+  // Packed variable-length documents (kernels/attention_tasks.hpp): empty, one document
+  // per batch row; else per row the lengths of its documents, summing to N. Each
+  // document is attended as if it were its own sequence.
+  DocumentLengths document_lengths;
 };
 
 // One backend's arguments to a whole-sequence call, checked by the front end: every tensor

@@ -26,6 +26,7 @@
 #include "kernels/cpu/dilated_attention_cpu.hpp"
 #include "runtime/error.hpp"
 #include "tests/kernels/attention_cases.hpp"
+#include "tests/kernels/document_reference.hpp"
 #include "tests/reference/dense_attention_reference.hpp"
 #include "tests/support/relative_error.hpp"
 
@@ -232,6 +233,87 @@ INSTANTIATE_TEST_SUITE_P(Grid, CpuKernelsMatchReference, testing::ValuesIn(test:
                          [](const testing::TestParamInfo<AttentionCase>& case_info) {
                            return test::case_name(case_info.param);
                          });
+
+// ---- packed variable-length documents -------------------------------------------------
+
+// Each case's op output with AttentionExtras::document_lengths against the reference that
+// runs every document alone (tests/kernels/document_reference.hpp), on every ISA.
+class CpuDocumentsMatchReference : public testing::TestWithParam<test::DocumentCase> {};
+
+TEST_P(CpuDocumentsMatchReference, OnEveryAvailableIsa) {
+  const test::DocumentCase& c = GetParam();
+  const Shape shape = qkv_shape(c.shape), key_shape = kv_shape(c.shape);
+  std::mt19937_64 rng(kSeed + 7);
+  const Tensor q = random_tensor(shape, rng), k = random_tensor(key_shape, rng),
+               v = random_tensor(key_shape, rng), dout = random_tensor(shape, rng);
+  const test::DocumentReference ref = test::document_reference(c, q, k, v, dout);
+  auto covered = [&](std::size_t row) { return std::isfinite(ref.lse[row]); };
+  const double grad_tolerance = gradient_tolerance(ref.lse);
+  AttentionExtras extras;
+  extras.document_lengths = c.documents;
+  for (CpuIsa isa : available_cpu_isas()) {
+    SCOPED_TRACE(testing::Message() << "isa " << cpu_isa_name(isa));
+    auto kernels = make_cpu_dilated_attention(isa);
+    Tensor o = poisoned(shape), lse = poisoned(lse_shape(c.shape));
+    kernels->forward(c.config, q, k, v, o, lse, extras);
+    MaxErrors& worst = max_errors();
+    expect_within("o", compare_all(o, ref.o), kForwardTolerance, worst.o);
+    expect_within("lse (covered rows)", compare(lse.span<float>(), ref.lse, covered),
+                  kForwardTolerance, worst.lse);
+    Tensor dq = poisoned(shape), dk = poisoned(key_shape), dv = poisoned(key_shape);
+    kernels->backward(c.config, q, k, v, o, lse, dout, dq, dk, dv, extras);
+    expect_within("dq", compare_all(dq, ref.dq), grad_tolerance, worst.dq);
+    expect_within("dk", compare_all(dk, ref.dk), grad_tolerance, worst.dk);
+    expect_within("dv", compare_all(dv, ref.dv), grad_tolerance, worst.dv);
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Documents, CpuDocumentsMatchReference,
+                         testing::ValuesIn(test::document_cases()),
+                         [](const testing::TestParamInfo<test::DocumentCase>& info) {
+                           return info.param.name;
+                         });
+
+// One document per row is exactly the plain op (the same tasks), bit for bit.
+TEST(CpuDocuments, OneDocumentPerRowIsThePlainOpBitForBit) {
+  const AttentionShape s{2, 200, 2, 16};
+  const auto config = DilatedAttentionConfig::from_lists({64, 200}, {1, 4}, true, HO::grouped);
+  std::mt19937_64 rng(kSeed + 8);
+  const Tensor q = random_tensor(qkv_shape(s), rng), k = random_tensor(qkv_shape(s), rng),
+               v = random_tensor(qkv_shape(s), rng);
+  auto kernels = make_cpu_dilated_attention();
+  AttentionExtras whole;
+  whole.document_lengths = {{200}, {200, 0}};
+  const AttentionOutputs plain = run_forward(*kernels, config, q, k, v);
+  const AttentionOutputs documents = run_forward(*kernels, config, q, k, v, whole);
+  EXPECT_TRUE(std::ranges::equal(plain.o.span<float>(), documents.o.span<float>()));
+  EXPECT_TRUE(std::ranges::equal(plain.lse.span<float>(), documents.lse.span<float>()));
+}
+
+// Bad lengths are refused before any work, naming the row and the rule.
+TEST(CpuDocuments, BadLengthsNameTheRow) {
+  const AttentionShape s{2, 10, 1, 8};
+  const auto config = DilatedAttentionConfig::from_lists({4}, {1}, false, HO::interleaved);
+  const Tensor t = Tensor::zeros(qkv_shape(s));
+  Tensor o = Tensor::zeros(qkv_shape(s)), lse = Tensor::zeros(lse_shape(s));
+  auto kernels = make_cpu_dilated_attention();
+  const auto refusal = [&](DocumentLengths lengths) {
+    AttentionExtras extras;
+    extras.document_lengths = std::move(lengths);
+    try {
+      kernels->forward(config, t, t, t, o, lse, extras);
+    } catch (const Error& e) {
+      return std::string(e.what());
+    }
+    return std::string("(accepted)");
+  };
+  EXPECT_THAT(refusal({{10}, {4, 5}}), HasSubstr("document_lengths row 1 sums to 9"));
+  EXPECT_THAT(refusal({{10}, {12, -2}}), HasSubstr("row 1: length -2 at position 1 is negative"));
+  EXPECT_THAT(refusal({{5, 0, 5}, {10}}),
+              HasSubstr("row 0: length 5 at position 2 follows a zero"));
+  EXPECT_THAT(refusal({{10}}), HasSubstr("document_lengths has 1 rows, expected one per batch"));
+  EXPECT_EQ(refusal({{3, 7}, {10, 0, 0}}), "(accepted)");
+}
 
 // ---- properties with an independent oracle -------------------------------------------
 
