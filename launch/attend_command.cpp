@@ -76,6 +76,7 @@ struct Run {
   AttentionShape local;     // this rank's shard
   int64_t first_token = 0;  // of the shard
   bool has_dout = false;
+  AttentionExtras extras;  // document_lengths, when the file has them
   Tensor q, k, v, dout;
   Tensor o, lse;
   Tensor grads[3];
@@ -86,6 +87,12 @@ void read_inputs(const AttendOptions& options, Ranks& ranks, Run& run) {
   const H5File file = H5File::open_read(options.input);
   run.config = read_attend_config(file);
   run.shape = read_attend_shape(file, &run.has_dout);
+  run.extras.document_lengths = read_document_lengths(file, run.shape);
+  LONGNET_CHECK(run.extras.document_lengths.empty() || ranks.size() == 1,
+                "{}: packed documents (dataset 'document_lengths') run on one rank for now: "
+                "sequence parallelism over documents that span ranks is not implemented yet; "
+                "run without mpirun",
+                options.input.string());
   const Shard shard = shard_of(run.shape.tokens, ranks.size(), ranks.rank());
   const int64_t begin = shard.begin, end = shard.end;
   run.first_token = begin;
@@ -186,7 +193,7 @@ void run_on_cuda(const AttendOptions& options, DilatedAttentionOp& kernels, Run&
   Tensor o(qkv_shape(run.local), dtype, Device::cuda);
   Tensor lse(lse_shape(run.local), DType::float32, Device::cuda);
   auto start = std::chrono::steady_clock::now();
-  kernels.forward(run.config, q, k, v, o, lse);
+  kernels.forward(run.config, q, k, v, o, lse, run.extras);
   kernels.synchronize();
   run.forward_ms = milliseconds_since(start);
   run.o = o.to(Device::cpu).cast(DType::float32);
@@ -197,7 +204,7 @@ void run_on_cuda(const AttendOptions& options, DilatedAttentionOp& kernels, Run&
                      Tensor(kv_shape(run.local), dtype, Device::cuda),
                      Tensor(kv_shape(run.local), dtype, Device::cuda)};
   start = std::chrono::steady_clock::now();
-  kernels.backward(run.config, q, k, v, o, lse, dout, grads[0], grads[1], grads[2]);
+  kernels.backward(run.config, q, k, v, o, lse, dout, grads[0], grads[1], grads[2], run.extras);
   kernels.synchronize();
   run.backward_ms = milliseconds_since(start);
   for (int i = 0; i < 3; ++i) run.grads[i] = grads[i].to(Device::cpu).cast(DType::float32);
@@ -245,8 +252,18 @@ void run_attend(const AttendOptions& options, std::ostream& out) {
   std::string backend = ranks.size() > 1
                             ? fmt::format("{} x {} ranks (mpi)", kernels->name(), ranks.size())
                             : kernels->name();
-  const auto forward = [&] { sp->forward(run.q, run.k, run.v, run.o, run.lse); };
+  // Packed documents (one rank): the op itself, whose tasks follow the documents.
+  const bool documents = !run.extras.document_lengths.empty();
+  const auto forward = [&] {
+    if (documents)
+      return kernels->forward(run.config, run.q, run.k, run.v, run.o, run.lse, run.extras);
+    sp->forward(run.q, run.k, run.v, run.o, run.lse);
+  };
   const auto backward = [&] {
+    if (documents) {
+      return kernels->backward(run.config, run.q, run.k, run.v, run.o, run.lse, run.dout,
+                               run.grads[0], run.grads[1], run.grads[2], run.extras);
+    }
     sp->backward(run.q, run.k, run.v, run.o, run.lse, run.dout, run.grads[0], run.grads[1],
                  run.grads[2]);
   };
@@ -277,8 +294,9 @@ void add_attend_command(CLI::App& app) {
       "file holds do)");
   command
       ->add_option("--in", options->input,
-                   "input HDF5 file: q, k, v float32 [B, N, H, D], optional do; root attributes "
-                   "segment_lengths, dilation_rates, causal, head_offsets, optional scale")
+                   "input HDF5 file: q float32 [B, N, H, D], k, v [B, N, Hkv, D], optional do and "
+                   "int64 document_lengths [B, M]; root attributes segment_lengths, "
+                   "dilation_rates, causal, head_offsets, optional scale")
       ->required();
   command
       ->add_option("--out", options->output,

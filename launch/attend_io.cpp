@@ -105,6 +105,24 @@ AttentionShape read_attend_shape(const H5File& file, bool* has_dout) {
   return shape;
 }
 
+DocumentLengths read_document_lengths(const H5File& file, const AttentionShape& shape) {
+  if (!file.has_dataset("document_lengths")) return {};
+  return in_file(file.path(), [&] {
+    const Int64Matrix lengths = file.read_matrix_i64("document_lengths");
+    LONGNET_CHECK(lengths.rows == shape.batch && lengths.columns >= 1,
+                  "dataset 'document_lengths' is [{}, {}], expected [B, M] with B = {} (one row "
+                  "of document lengths per batch element) and M >= 1",
+                  lengths.rows, lengths.columns, shape.batch);
+    DocumentLengths documents(static_cast<std::size_t>(shape.batch));
+    for (int64_t b = 0; b < lengths.rows; ++b) {
+      const auto row = lengths.values.begin() + b * lengths.columns;
+      documents[static_cast<std::size_t>(b)].assign(row, row + lengths.columns);
+    }
+    check_document_lengths(documents, shape);
+    return documents;
+  });
+}
+
 void write_config_attributes(H5File& file, const DilatedAttentionConfig& config,
                              const std::string& backend) {
   std::vector<int64_t> segment_lengths, dilation_rates;

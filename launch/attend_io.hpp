@@ -3,6 +3,7 @@
 // single-process path and the MPI path (attend_distributed.cpp).
 #pragma once
 
+#include "kernels/attention_tasks.hpp"
 #include "kernels/dilated_attention_config.hpp"
 #include "launch/rank_agreement.hpp"
 #include "runtime/atomic_output_file.hpp"
@@ -21,6 +22,12 @@ DilatedAttentionConfig read_attend_config(const H5File& file);
 Shape check_attend_dataset(const H5File& file, const std::string& name, const Shape* like);
 // Checks q, k, v (and do, when present: *has_dout says) and returns the shape.
 AttentionShape read_attend_shape(const H5File& file, bool* has_dout);
+
+// The optional int64 dataset `document_lengths` [B, M] (packed variable-length documents:
+// row b lists the lengths of batch element b's documents in order, ending in zeros when it
+// has fewer than M); empty when the file has none. Checked against `shape`: errors name
+// the file and the row.
+DocumentLengths read_document_lengths(const H5File& file, const AttentionShape& shape);
 
 // Refuses, before any work is done, an output that cannot be written or must not be:
 // an empty path, a missing directory, a directory, the input itself (the same file

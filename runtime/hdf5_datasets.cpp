@@ -180,4 +180,37 @@ std::vector<uint64_t> H5File::read_dataset_u64(const std::string& name) const {
   return read_unsigned_dataset<uint64_t>(id_, path_, name, H5T_NATIVE_UINT64);
 }
 
+// ---- int64 matrices -------------------------------------------------------------------
+
+void H5File::write_matrix_i64(const std::string& name, const Int64Matrix& matrix) {
+  LONGNET_CHECK(static_cast<int64_t>(matrix.values.size()) == matrix.rows * matrix.columns,
+                "{}: {} values for a {} x {} matrix", where_dataset(path_, name),
+                matrix.values.size(), matrix.rows, matrix.columns);
+  write_whole_dataset(id_, path_, name, H5T_STD_I64LE, H5T_NATIVE_INT64,
+                      {matrix.rows, matrix.columns}, matrix.values.data());
+}
+
+Int64Matrix H5File::read_matrix_i64(const std::string& name) const {
+  const std::string where = where_dataset(path_, name);
+  const Handle dataset = open_dataset(id_, path_, name);
+  const Handle type(LONGNET_HDF5(H5Dget_type(dataset.get()), where), H5Tclose);
+  const bool matches = H5Tget_class(type.get()) == H5T_INTEGER &&
+                       H5Tget_sign(type.get()) == H5T_SGN_2 && H5Tget_size(type.get()) == 8;
+  LONGNET_CHECK(matches, "{} holds {}, expected int64 (numpy.int64)", where, type_name(type.get()));
+  const Handle space(LONGNET_HDF5(H5Dget_space(dataset.get()), where), H5Sclose);
+  const Shape shape = extent_of(space.get(), where);
+  LONGNET_CHECK(shape.size() == 2, "{} has shape {}, expected a 2-D array", where,
+                shape_string(shape));
+  const int64_t elements = checked_element_count(shape, where.c_str());
+  require_fully_stored(dataset.get(), elements, 8, where);
+  check_host_allocatable(checked_byte_count(elements, 8, where), where);
+  Int64Matrix matrix{shape[0], shape[1], std::vector<int64_t>(static_cast<std::size_t>(elements))};
+  if (elements > 0) {
+    LONGNET_HDF5(H5Dread(dataset.get(), H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT,
+                         matrix.values.data()),
+                 where);
+  }
+  return matrix;
+}
+
 }  // namespace longnet

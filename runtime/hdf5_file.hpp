@@ -27,6 +27,12 @@
 
 namespace longnet {
 
+// A row-major matrix of int64 values.
+struct Int64Matrix {
+  int64_t rows = 0, columns = 0;
+  std::vector<int64_t> values;  // rows * columns
+};
+
 class H5File {
  public:
   // Opens an existing file read-only. Errors say whether the file is missing, a
@@ -112,6 +118,12 @@ class H5File {
   std::vector<uint8_t> read_dataset_u8(const std::string& name) const;
   void write_dataset_u64(const std::string& name, std::span<const uint64_t> values);
   std::vector<uint64_t> read_dataset_u64(const std::string& name) const;
+
+  // ---- int64 matrices (2-D) ----
+  // Written as little-endian int64; read back only from a signed 64-bit integer dataset
+  // (numpy's int64, h5py's default for Python ints), of rank 2.
+  void write_matrix_i64(const std::string& name, const Int64Matrix& matrix);
+  Int64Matrix read_matrix_i64(const std::string& name) const;
 
   // ---- unsigned attributes ----
   // Stored as uint64; read from any unsigned integer type, or a signed one holding a

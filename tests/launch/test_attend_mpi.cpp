@@ -317,5 +317,75 @@ TEST_F(AttendMpiFixture, GroupedQueryEqualsMultiHeadOnCopiesOfTheKeys) {
   EXPECT_FALSE(fs::exists(work("never.h5")));
 }
 
+// Packed documents: `attend` on a file with document_lengths equals `attend` on each
+// document alone, stitched together; bad lengths and mpirun are refused with the reason.
+TEST_F(AttendMpiFixture, PackedDocumentsEqualEachDocumentAlone) {
+  const Shape shape{1, 100, 2, 8};
+  const std::vector<int64_t> w{16, 64}, r{1, 2}, lengths{30, 70};
+  const char* names[] = {"q", "k", "v", "do"};
+  std::vector<Tensor> inputs;
+  for (unsigned i = 0; i < 4; ++i) inputs.push_back(random_tensor(shape, 10 + i));
+  const auto write = [&](const fs::path& path, int64_t first, int64_t length,
+                         const std::vector<int64_t>* documents) {
+    H5File file = H5File::create(path);
+    for (unsigned i = 0; i < 4; ++i) {
+      Tensor part({1, length, shape[2], shape[3]}, DType::float32);
+      const int64_t row = shape[2] * shape[3];
+      std::copy_n(inputs[i].data<float>() + first * row, length * row, part.data<float>());
+      file.write_tensor(names[i], part);
+    }
+    if (documents != nullptr) {
+      file.write_matrix_i64("document_lengths",
+                            {1, static_cast<int64_t>(documents->size()), *documents});
+    }
+    file.write_attr_int64_array("segment_lengths", w);
+    file.write_attr_int64_array("dilation_rates", r);
+    file.write_attr_int64("causal", 1);
+    file.write_attr_string("head_offsets", "grouped");
+    file.close();
+  };
+  write(work("packed.h5"), 0, 100, &lengths);
+  write(work("doc0.h5"), 0, 30, nullptr);
+  write(work("doc1.h5"), 30, 70, nullptr);
+  for (const char* name : {"packed", "doc0", "doc1"}) {
+    const auto result = run(0, {"attend", "--in", work(fmt::format("{}.h5", name).c_str()), "--out",
+                                work(fmt::format("{}_out.h5", name).c_str()), "--quiet"});
+    ASSERT_EQ(result.status, 0) << result.err;
+  }
+  const H5File packed = H5File::open_read(work("packed_out.h5"));
+  const H5File doc0 = H5File::open_read(work("doc0_out.h5"));
+  const H5File doc1 = H5File::open_read(work("doc1_out.h5"));
+  for (const char* name : {"o", "lse", "dq", "dk", "dv"}) {
+    const Tensor got = packed.read_tensor_f32(name);
+    const Tensor first = doc0.read_tensor_f32(name), second = doc1.read_tensor_f32(name);
+    ASSERT_EQ(got.numel(), first.numel() + second.numel()) << name;
+    double diff2 = 0, ref2 = 0;
+    int64_t infinity_mismatches = 0;
+    for (int64_t i = 0; i < got.numel(); ++i) {
+      const double want =
+          i < first.numel() ? first.data<float>()[i] : second.data<float>()[i - first.numel()];
+      const double a = got.data<float>()[i];
+      if (std::isinf(want) || std::isinf(a)) {
+        infinity_mismatches += a == want ? 0 : 1;
+        continue;
+      }
+      diff2 += (a - want) * (a - want);
+      ref2 += want * want;
+    }
+    EXPECT_EQ(infinity_mismatches, 0) << name;
+    EXPECT_LE(std::sqrt(diff2 / ref2), kTolerance) << name << ": against the documents alone";
+  }
+
+  const std::vector<int64_t> short_row{30, 60};
+  write(work("short.h5"), 0, 100, &short_row);
+  const auto refused = run(0, {"attend", "--in", work("short.h5"), "--out", work("never.h5")});
+  EXPECT_EQ(refused.status, 2);
+  EXPECT_THAT(refused.err, HasSubstr("document_lengths row 0 sums to 90"));
+  const auto ranks = run(2, {"attend", "--in", work("packed.h5"), "--out", work("never.h5")});
+  EXPECT_EQ(ranks.status, 2);
+  EXPECT_THAT(ranks.err, HasSubstr("run on one rank for now"));
+  EXPECT_FALSE(fs::exists(work("never.h5")));
+}
+
 }  // namespace
 }  // namespace longnet

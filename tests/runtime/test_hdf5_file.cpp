@@ -333,6 +333,26 @@ TEST_F(Hdf5FileTest, DeclaredButUnwrittenDataIsRefusedNotReadAsZeros) {
               HasSubstr("declares 1099511627776 elements"));
 }
 
+// int64 matrices (attend's document_lengths): a round trip, and refusals of another
+// integer type or rank that name the dataset.
+TEST_F(Hdf5FileTest, Int64MatrixRoundTripsAndOtherTypesAreRefused) {
+  H5File out = H5File::create(file("m.h5"));
+  out.write_matrix_i64("lengths", {2, 3, {5, -1, 0, 7, 8, 9}});
+  out.write_dataset_u64("unsigned", std::vector<uint64_t>{1, 2});
+  EXPECT_THAT(error_of([&] {
+                out.write_matrix_i64("bad", {2, 2, {1, 2, 3}});
+              }),
+              HasSubstr("3 values for a 2 x 2 matrix"));
+  out.close();
+  const H5File in = H5File::open_read(file("m.h5"));
+  const Int64Matrix m = in.read_matrix_i64("lengths");
+  EXPECT_EQ(m.rows, 2);
+  EXPECT_EQ(m.columns, 3);
+  EXPECT_EQ(m.values, (std::vector<int64_t>{5, -1, 0, 7, 8, 9}));
+  EXPECT_THAT(error_of([&] { in.read_matrix_i64("unsigned"); }),
+              AllOf(HasSubstr("unsigned"), HasSubstr("expected int64")));
+}
+
 // Extents whose product overflows int64 are refused naming the dataset, before any
 // allocation (a wrapped count would pass every later check).
 TEST_F(Hdf5FileTest, ExtentsWhoseProductOverflowsAreRefused) {
