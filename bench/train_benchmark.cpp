@@ -49,7 +49,10 @@ struct TrainBenchOptions {
 // FLOPs per token of the weight matmuls, forward and backward (2 + 4 per weight).
 double matmul_flops_per_token(const ModelSection& m) {
   const double d = static_cast<double>(m.dim), ffn = static_cast<double>(m.ffn_dim);
-  const double weights = static_cast<double>(m.layers) * (4 * d * d + 2 * d * ffn) +
+  const double kv = m.kv_heads > 0
+                        ? d / static_cast<double>(m.heads) * static_cast<double>(m.kv_heads)
+                        : d;  // width of k and v (grouped-query attention)
+  const double weights = static_cast<double>(m.layers) * (2 * d * d + 2 * kv * d + 2 * d * ffn) +
                          static_cast<double>(m.vocab_size) * d;
   return 6 * weights;
 }
@@ -60,12 +63,19 @@ std::filesystem::path shared_temporary_directory(Communicator& world) {
   std::array<std::uint8_t, 512> name{};
   run_collectively(world, [&] {
     if (world.rank() != 0) return;
-    std::string pattern = (std::filesystem::temp_directory_path() / "longnet-bench-train-XXXXXX");
+    std::error_code error;
+    const std::filesystem::path base = std::filesystem::temp_directory_path(error);
+    LONGNET_CHECK(!error,
+                  "bench train: no directory for temporary files ({}); set TMPDIR to a writable "
+                  "directory",
+                  error.message());
+    std::string pattern = (base / "longnet-bench-train-XXXXXX").string();
+    LONGNET_CHECK(pattern.size() < name.size(),
+                  "bench train: the temporary path {} is too long; set TMPDIR to a shorter one",
+                  pattern);
     LONGNET_CHECK(mkdtemp(pattern.data()) != nullptr,
                   "bench train: cannot create a temporary directory from {} (set TMPDIR to a "
                   "writable directory)",
-                  pattern);
-    LONGNET_CHECK(pattern.size() < name.size(), "bench train: temporary path too long: {}",
                   pattern);
     std::copy(pattern.begin(), pattern.end(), name.begin());
   });
@@ -101,11 +111,12 @@ void run_train_bench(const TrainBenchOptions& o) {
   if (leader) {
     fmt::print("# longnet bench train: {} on {}\n", o.label, machine_description());
     fmt::print(
-        "# model: dim {} layers {} heads {} ffn {} vocab {}; data: batch {} x {} tokens per "
-        "group, grad_accum {}; {} ranks = {} data-parallel x {} sequence-parallel, {} OpenMP "
-        "threads per rank\n",
-        config.model.dim, config.model.layers, config.model.heads, config.model.ffn_dim,
-        config.model.vocab_size, config.data.batch_size, config.data.seq_len,
+        "# model: dim {} layers {} heads {} (kv heads {}) ffn {} vocab {}; data: batch {} x {} "
+        "tokens per group, grad_accum {}; {} ranks = {} data-parallel x {} sequence-parallel, "
+        "{} OpenMP threads per rank\n",
+        config.model.dim, config.model.layers, config.model.heads,
+        config.model.kv_heads > 0 ? config.model.kv_heads : config.model.heads,
+        config.model.ffn_dim, config.model.vocab_size, config.data.batch_size, config.data.seq_len,
         config.data.grad_accum, world->size(), dp, sp, threads);
     fmt::print("# {} warm-up steps, then {} timed steps (the config's schedule from step 1)\n",
                o.warmup, o.steps);
@@ -119,11 +130,17 @@ void run_train_bench(const TrainBenchOptions& o) {
   try {
     result = train(config, *world, train_options);
   } catch (...) {
-    if (leader) std::filesystem::remove_all(directory);
+    std::error_code ignored;  // the training's error is the one to report
+    if (leader) std::filesystem::remove_all(directory, ignored);
     throw;
   }
   world->barrier();
-  if (leader) std::filesystem::remove_all(directory);
+  if (leader) {
+    std::error_code error;
+    std::filesystem::remove_all(directory, error);
+    LONGNET_CHECK(!error, "bench train: cannot remove the temporary directory {}: {}",
+                  directory.string(), error.message());
+  }
   if (!leader) return;
 
   LONGNET_CHECK(static_cast<int64_t>(result.steps.size()) == o.warmup + o.steps,

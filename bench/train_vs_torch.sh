@@ -64,8 +64,12 @@ echo "# the default config (configs/tiny.toml), $warmup untimed + $steps timed s
 echo "# variant  layout  median_step_s  tokens_per_s  last_loss"
 for layout in 1x2 2x1; do
   for ((i = 1; i <= repeats; ++i)); do
-    printf 'longnet  %s  %s\n' "$layout" "$(run_longnet "$layout")"
-    printf 'torch    %s  %s\n' "$layout" "$(run_torch "$layout")"
+    # Assigned first: a failing substitution inside printf's arguments would not stop
+    # the script under set -e.
+    ours=$(run_longnet "$layout")
+    printf 'longnet  %s  %s\n' "$layout" "$ours"
+    theirs=$(run_torch "$layout")
+    printf 'torch    %s  %s\n' "$layout" "$theirs"
   done
 done | tee "$work/runs.txt"
 

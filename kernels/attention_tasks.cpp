@@ -127,6 +127,10 @@ void check_document_lengths(const DocumentLengths& documents, const AttentionSha
       const int64_t length = documents[b][i];
       LONGNET_CHECK(length >= 0, "document_lengths row {}: length {} at position {} is negative", b,
                     length, i);
+      LONGNET_CHECK(length <= shape.tokens - sum,
+                    "document_lengths row {}: length {} at position {} runs past the sequence's "
+                    "N = {} tokens (the row's lengths must add up to N)",
+                    b, length, i, shape.tokens);
       LONGNET_CHECK(!ended || length == 0,
                     "document_lengths row {}: length {} at position {} follows a zero; a row with "
                     "fewer documents ends in zeros",

@@ -146,16 +146,36 @@ void write_outputs(const AttendOptions& options, const std::string& backend, Ran
   });
 }
 
+// FLOPs of the call: with packed documents, the sum over every document as a sequence
+// of its own (documents shorter than a segment do less work than the whole row would).
+double call_flops(const Run& run, bool backward) {
+  const auto flops = [&](const AttentionShape& shape) {
+    return backward ? backward_flops(run.config, shape) : forward_flops(run.config, shape);
+  };
+  if (run.extras.document_lengths.empty()) return flops(run.shape);
+  double total = 0;
+  for (const std::vector<int64_t>& row : run.extras.document_lengths) {
+    for (const int64_t length : row) {
+      if (length == 0) continue;
+      AttentionShape document = run.shape;
+      document.batch = 1;
+      document.tokens = length;
+      total += flops(document);
+    }
+  }
+  return total;
+}
+
 void print_summary(const AttendOptions& options, const std::string& backend, Ranks& ranks,
                    const Run& run, std::ostream& out) {
   if (ranks.rank() != 0) return;
   fmt::print(out, "longnet attend: {} | {} | {}, {} rank(s) x {} threads\n", run.shape.describe(),
              run.config.describe(), backend, ranks.size(), omp_get_max_threads());
   fmt::print(out, "  forward  {:10.3f} ms {:9.2f} GFLOP/s\n", run.forward_ms,
-             gflops_per_second(forward_flops(run.config, run.shape), run.forward_ms));
+             gflops_per_second(call_flops(run, false), run.forward_ms));
   if (run.has_dout) {
     fmt::print(out, "  backward {:10.3f} ms {:9.2f} GFLOP/s\n", run.backward_ms,
-               gflops_per_second(backward_flops(run.config, run.shape), run.backward_ms));
+               gflops_per_second(call_flops(run, true), run.backward_ms));
   }
   fmt::print(out, "  wrote {} to {}\n", run.has_dout ? "o, lse, dq, dk, dv" : "o, lse",
              options.output.string());

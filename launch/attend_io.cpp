@@ -164,7 +164,10 @@ void check_attend_memory(const AttentionShape& local, bool has_dout) {
   const Shape qkv{local.batch, local.tokens, local.heads, local.head_dim};
   const int64_t elements = checked_element_count(qkv, "the attend tensors");
   const int64_t rows = checked_element_count(std::span(qkv).first(3), "lse");
-  const int64_t tensors = has_dout ? 8 : 4;  // q, k, v, o (+ do, dq, dk, dv)
+  // q, k, v, o (+ do, dq, dk, dv), counted at q's size; grouped-query heads under
+  // sequence parallelism also hold per-query-head copies of k, v (+ dk, dv).
+  const int64_t copies = local.key_heads() != local.heads ? (has_dout ? 4 : 2) : 0;
+  const int64_t tensors = (has_dout ? 8 : 4) + copies;
   const int64_t floats = checked_mul(elements, tensors, "the attend tensors") + rows;
   check_host_allocatable(checked_byte_count(floats, sizeof(float), "the attend tensors"),
                          fmt::format("attention on {} per rank", local.describe()));

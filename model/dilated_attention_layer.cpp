@@ -115,13 +115,10 @@ std::vector<Tensor> DilatedAttention::bias_rows() const {
   return rows;
 }
 
-const XposTable& DilatedAttention::xpos_table(std::size_t p, const AttentionCore& core) const {
+std::shared_ptr<const XposTable> DilatedAttention::xpos_table(std::size_t p,
+                                                              const AttentionCore& core) const {
   const XposSpan span{core.first_token(), config_.segment_lengths[p], config_.xpos_scale_base};
-  const int64_t tokens = core.local_shape().tokens, head_dim = config_.head_dim();
-  xpos_tables_.resize(config_.segment_lengths.size());
-  std::optional<XposTable>& table = xpos_tables_[p];
-  if (!table || !table->covers(span, tokens, head_dim)) table.emplace(span, tokens, head_dim);
-  return *table;
+  return shared_xpos_table(span, core.local_shape().tokens, config_.head_dim());
 }
 
 std::vector<PatternOperands> DilatedAttention::operands(const DilatedAttentionSaved& saved) const {
@@ -175,10 +172,10 @@ Tensor DilatedAttention::forward(const Tensor& x, AttentionCore& core, ModelOps&
   saved.k.clear();
   if (config_.use_xpos) {
     for (std::size_t p = 0; p < patterns; ++p) {
-      const XposTable& table = xpos_table(p, core);
+      const auto table = xpos_table(p, core);
       Tensor qp(heads_shape, dtype_), kp(key_shape, dtype_);
-      xpos_forward(q, qp, XposRole::query, table);
-      xpos_forward(k, kp, XposRole::key, table);
+      xpos_forward(q, qp, XposRole::query, *table);
+      xpos_forward(k, kp, XposRole::key, *table);
       saved.q.push_back(std::move(qp));
       saved.k.push_back(std::move(kp));
     }
@@ -255,9 +252,9 @@ Tensor DilatedAttention::backward(const Tensor& dy, const DilatedAttentionSaved&
     dq_total = Tensor::zeros(heads_shape, dtype_);
     dk_total = Tensor::zeros(key_shape, dtype_);
     for (std::size_t p = 0; p < patterns; ++p) {
-      const XposTable& table = xpos_table(p, core);
-      xpos_backward_accumulate(dq[p], dq_total, XposRole::query, table);
-      xpos_backward_accumulate(dk[p], dk_total, XposRole::key, table);
+      const auto table = xpos_table(p, core);
+      xpos_backward_accumulate(dq[p], dq_total, XposRole::query, *table);
+      xpos_backward_accumulate(dk[p], dk_total, XposRole::key, *table);
     }
   }
 

@@ -18,6 +18,7 @@
 #include "model/xpos.hpp"
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -101,9 +102,8 @@ class DilatedAttention {
   // Per pattern, the bias row of every head by dilated distance, from the bucket table.
   std::vector<Tensor> bias_rows() const;
   std::vector<PatternOperands> operands(const DilatedAttentionSaved& saved) const;
-  // Pattern p's xPos coefficients for this rank's tokens: built on first use and again
-  // only when the token range changes (they depend on positions alone).
-  const XposTable& xpos_table(std::size_t p, const AttentionCore& core) const;
+  // Pattern p's xPos coefficients for this rank's tokens (shared_xpos_table).
+  std::shared_ptr<const XposTable> xpos_table(std::size_t p, const AttentionCore& core) const;
 
   DilatedAttentionLayerConfig config_;
   DType dtype_;
@@ -113,9 +113,6 @@ class DilatedAttention {
   // Per pattern, the bucket of each dilated distance d at [L - 1 + d] (the same for every
   // head; fixed by the config, so computed once).
   std::vector<std::vector<int64_t>> distance_buckets_;
-  // A cache of values that are a function of the config and the token range (hence
-  // mutable: forward() is const in what it computes).
-  mutable std::vector<std::optional<XposTable>> xpos_tables_;
 };
 
 }  // namespace longnet

@@ -2,7 +2,10 @@
 
 #include "runtime/error.hpp"
 
+#include <algorithm>
 #include <cmath>
+#include <memory>
+#include <mutex>
 #include <vector>
 
 namespace longnet {
@@ -100,6 +103,25 @@ XposTable::XposTable(const XposSpan& span, int64_t tokens, int64_t head_dim)
 bool XposTable::covers(const XposSpan& span, int64_t tokens, int64_t head_dim) const {
   return span.first_token == span_.first_token && span.segment_length == span_.segment_length &&
          span.scale_base == span_.scale_base && tokens == tokens_ && head_dim == 2 * pairs_;
+}
+
+std::shared_ptr<const XposTable> shared_xpos_table(const XposSpan& span, int64_t tokens,
+                                                   int64_t head_dim) {
+  constexpr std::size_t kEntries = 8;
+  constexpr int64_t kMaxBytes = int64_t{64} << 20;
+  const int64_t bytes = tokens * (head_dim / 2) * 4 * static_cast<int64_t>(sizeof(double));
+  if (bytes > kMaxBytes) return std::make_shared<const XposTable>(span, tokens, head_dim);
+  static std::mutex mutex;
+  static std::vector<std::shared_ptr<const XposTable>> recent;  // most recent first
+  std::lock_guard lock(mutex);
+  const auto hit = std::ranges::find_if(
+      recent, [&](const auto& table) { return table->covers(span, tokens, head_dim); });
+  std::shared_ptr<const XposTable> table =
+      hit != recent.end() ? *hit : std::make_shared<const XposTable>(span, tokens, head_dim);
+  if (hit != recent.end()) recent.erase(hit);
+  recent.insert(recent.begin(), table);
+  if (recent.size() > kEntries) recent.pop_back();
+  return table;
 }
 
 void xpos_forward(const Tensor& in, Tensor& out, XposRole role, const XposTable& table) {

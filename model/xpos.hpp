@@ -27,6 +27,7 @@
 #include "runtime/tensor.hpp"
 
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 namespace longnet {
@@ -41,9 +42,9 @@ struct XposSpan {
 
 // The coefficients of tokens [span.first_token, + tokens) for head dim head_dim: per token
 // and pair, cos and sin of the angle and the query's and key's decay factors, in double.
-// They depend on positions alone, not on the data, so a layer builds them once for its
-// token range and applies them at every step (computing them took 3 libm calls per token
-// and pair: 6 % of a training step of the default model).
+// They depend on positions alone, not on the data, so they are built once per token range
+// (shared_xpos_table) and applied at every step (computing them took 3 libm calls per
+// token and pair: 6 % of a training step of the default model).
 class XposTable {
  public:
   XposTable(const XposSpan& span, int64_t tokens, int64_t head_dim);
@@ -63,6 +64,12 @@ class XposTable {
   int64_t tokens_, pairs_;
   std::vector<double> cos_, sin_, query_decay_, key_decay_;
 };
+
+// The table of (span, tokens, head_dim) from a small process-wide cache (the 8 most
+// recently used tables, each at most 64 MiB), shared by every layer and thread (a mutex
+// guards it; tables are immutable); a larger table is built for the caller alone.
+std::shared_ptr<const XposTable> shared_xpos_table(const XposSpan& span, int64_t tokens,
+                                                   int64_t head_dim);
 
 // out = xPos(in) for in [B, T, H, D] (float32 or float64, host; out the same shape and
 // dtype, may not alias in), with the table of its T tokens and head dim D.

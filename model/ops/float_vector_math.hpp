@@ -26,6 +26,7 @@
 #include <bit>
 #include <cmath>
 #include <cstdint>
+#include <limits>
 
 // A hot loop's function compiled for AVX-512, AVX2 and the baseline, picked at load time
 // (model/ops targets the baseline x86-64 otherwise).
@@ -41,7 +42,10 @@ inline float exp_nonpositive(float a) {
   constexpr float kLog2e = 1.44269504088896341f;
   constexpr float kLn2Hi = 0.693145751953125f;  // ln 2 = hi + lo, hi with 12 low zero bits
   constexpr float kLn2Lo = 1.42860682030941723e-6f;
-  a = std::max(a, -87.0f);  // a NaN stays NaN
+  const bool nan = a != a;
+  // A NaN is computed as 0 (converting it to an integer would be undefined) and returned
+  // as itself at the end.
+  a = nan ? 0.0f : std::max(a, -87.0f);
   // a log2 e - 1/2 <= -1/2 truncated toward zero is round(a log2 e) (ties down).
   const int32_t n_int = static_cast<int32_t>(a * kLog2e - 0.5f);
   const float n = static_cast<float>(n_int);
@@ -55,7 +59,7 @@ inline float exp_nonpositive(float a) {
   p = p * r + 1.0f;
   p = p * r + 1.0f;
   const float scale = std::bit_cast<float>((n_int + 127) << 23);
-  return p * scale;
+  return nan ? std::numeric_limits<float>::quiet_NaN() : p * scale;
 }
 
 inline float erfc_nonnegative(float u) {

@@ -270,11 +270,12 @@ TEST_P(CpuDocumentsMatchReference, OnEveryAvailableIsa) {
 
 INSTANTIATE_TEST_SUITE_P(Documents, CpuDocumentsMatchReference,
                          testing::ValuesIn(test::document_cases()),
-                         [](const testing::TestParamInfo<test::DocumentCase>& info) {
-                           return info.param.name;
+                         [](const testing::TestParamInfo<test::DocumentCase>& document) {
+                           return document.param.name;
                          });
 
-// One document per row is exactly the plain op (the same tasks), bit for bit.
+// One document per row is exactly the plain op (the same tasks), forward and backward,
+// bit for bit.
 TEST(CpuDocuments, OneDocumentPerRowIsThePlainOpBitForBit) {
   const AttentionShape s{2, 200, 2, 16};
   const auto config = DilatedAttentionConfig::from_lists({64, 200}, {1, 4}, true, HO::grouped);
@@ -284,10 +285,17 @@ TEST(CpuDocuments, OneDocumentPerRowIsThePlainOpBitForBit) {
   auto kernels = make_cpu_dilated_attention();
   AttentionExtras whole;
   whole.document_lengths = {{200}, {200, 0}};
+  const Tensor dout = random_tensor(qkv_shape(s), rng);
   const AttentionOutputs plain = run_forward(*kernels, config, q, k, v);
   const AttentionOutputs documents = run_forward(*kernels, config, q, k, v, whole);
   EXPECT_TRUE(std::ranges::equal(plain.o.span<float>(), documents.o.span<float>()));
   EXPECT_TRUE(std::ranges::equal(plain.lse.span<float>(), documents.lse.span<float>()));
+  const AttentionGradients plain_grads = run_backward(*kernels, config, q, k, v, plain, dout);
+  const AttentionGradients document_grads =
+      run_backward(*kernels, config, q, k, v, documents, dout, whole);
+  EXPECT_TRUE(std::ranges::equal(plain_grads.dq.span<float>(), document_grads.dq.span<float>()));
+  EXPECT_TRUE(std::ranges::equal(plain_grads.dk.span<float>(), document_grads.dk.span<float>()));
+  EXPECT_TRUE(std::ranges::equal(plain_grads.dv.span<float>(), document_grads.dv.span<float>()));
 }
 
 // Bad lengths are refused before any work, naming the row and the rule.
@@ -308,10 +316,15 @@ TEST(CpuDocuments, BadLengthsNameTheRow) {
     return std::string("(accepted)");
   };
   EXPECT_THAT(refusal({{10}, {4, 5}}), HasSubstr("document_lengths row 1 sums to 9"));
-  EXPECT_THAT(refusal({{10}, {12, -2}}), HasSubstr("row 1: length -2 at position 1 is negative"));
+  EXPECT_THAT(refusal({{10}, {-2, 12}}), HasSubstr("row 1: length -2 at position 0 is negative"));
   EXPECT_THAT(refusal({{5, 0, 5}, {10}}),
               HasSubstr("row 0: length 5 at position 2 follows a zero"));
   EXPECT_THAT(refusal({{10}}), HasSubstr("document_lengths has 1 rows, expected one per batch"));
+  // Lengths whose sum would wrap around to N are refused at the first that runs past it.
+  constexpr int64_t kHuge = std::numeric_limits<int64_t>::max();
+  EXPECT_THAT(refusal({{10}, {kHuge, kHuge, 12}}),
+              HasSubstr("row 1: length 9223372036854775807 at position 0 runs past the "
+                        "sequence's N = 10 tokens"));
   EXPECT_EQ(refusal({{3, 7}, {10, 0, 0}}), "(accepted)");
 }
 

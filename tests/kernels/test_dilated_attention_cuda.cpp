@@ -287,8 +287,8 @@ TEST_P(CudaDocumentsMatchReference, WithinTwiceTheCpuError) {
 
 INSTANTIATE_TEST_SUITE_P(Documents, CudaDocumentsMatchReference,
                          testing::ValuesIn(test::document_cases()),
-                         [](const testing::TestParamInfo<test::DocumentCase>& info) {
-                           return info.param.name;
+                         [](const testing::TestParamInfo<test::DocumentCase>& document) {
+                           return document.param.name;
                          });
 
 // ---- argument errors: all reported before any CUDA call, so they run without a GPU --------

@@ -25,6 +25,26 @@ using test::run_process;
 using test::RunResult;
 using ::testing::HasSubstr;
 
+// TMPDIR pointed at `tmp` for one test, even when an assertion ends it early; Open MPI's
+// and PMIx's session files stay in /tmp (their clean-up races with the test's TearDown).
+class ScopedTemporaryDirectory {
+ public:
+  explicit ScopedTemporaryDirectory(const fs::path& tmp) {
+    setenv("TMPDIR", tmp.c_str(), 1);
+    for (const char* name : kMpiTemporaries) setenv(name, "/tmp", 1);
+  }
+  ~ScopedTemporaryDirectory() {
+    unsetenv("TMPDIR");
+    for (const char* name : kMpiTemporaries) unsetenv(name);
+  }
+  ScopedTemporaryDirectory(const ScopedTemporaryDirectory&) = delete;
+  ScopedTemporaryDirectory& operator=(const ScopedTemporaryDirectory&) = delete;
+
+ private:
+  static constexpr const char* kMpiTemporaries[] = {"OMPI_MCA_orte_tmpdir_base",
+                                                    "PMIX_SYSTEM_TMPDIR", "PMIX_SERVER_TMPDIR"};
+};
+
 class TrainCliTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -157,10 +177,7 @@ TEST_F(TrainCliTest, BenchTrainTimesTheSameStepsAsTrain) {
   // The benchmark's temporary directory goes to TMPDIR; Open MPI's and PMIx's session
   // files stay in /tmp (their clean-up races with TearDown's).
   fs::create_directories(root_ / "tmp");
-  setenv("TMPDIR", (root_ / "tmp").c_str(), 1);
-  setenv("OMPI_MCA_orte_tmpdir_base", "/tmp", 1);
-  setenv("PMIX_SYSTEM_TMPDIR", "/tmp", 1);
-  setenv("PMIX_SERVER_TMPDIR", "/tmp", 1);
+  const ScopedTemporaryDirectory environment(root_ / "tmp");
   std::vector<std::string> bench = train_args();
   bench.front() = "train";
   bench.insert(bench.begin(), "bench");
@@ -191,9 +208,6 @@ TEST_F(TrainCliTest, BenchTrainTimesTheSameStepsAsTrain) {
   const RunResult too_long = longnet(bench);
   EXPECT_EQ(too_long.status, 2);
   EXPECT_THAT(too_long.err, HasSubstr("exceeds optimizer.max_steps = 3"));
-  for (const char* name :
-       {"TMPDIR", "OMPI_MCA_orte_tmpdir_base", "PMIX_SYSTEM_TMPDIR", "PMIX_SERVER_TMPDIR"})
-    unsetenv(name);
 }
 
 }  // namespace

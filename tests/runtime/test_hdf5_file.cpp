@@ -333,8 +333,8 @@ TEST_F(Hdf5FileTest, DeclaredButUnwrittenDataIsRefusedNotReadAsZeros) {
               HasSubstr("declares 1099511627776 elements"));
 }
 
-// int64 matrices (attend's document_lengths): a round trip, and refusals of another
-// integer type or rank that name the dataset.
+// int64 matrices (attend's document_lengths): a round trip, a write with the wrong value
+// count, and a read of another integer type, refused naming the dataset.
 TEST_F(Hdf5FileTest, Int64MatrixRoundTripsAndOtherTypesAreRefused) {
   H5File out = H5File::create(file("m.h5"));
   out.write_matrix_i64("lengths", {2, 3, {5, -1, 0, 7, 8, 9}});
