@@ -79,15 +79,14 @@ struct SegmentEmitter {
   }
 };
 
-}  // namespace
-
-PatternTasks segment_tasks(const DilationPattern& pattern, HeadOffsets scheme,
-                           const AttentionShape& local, int64_t first_token, int64_t total_tokens,
-                           const void* k, const void* v, std::size_t element_bytes, float* dk,
-                           float* dv, const TaskExtras& extras) {
+// The tasks of one pattern over the segments for_each_segment(b, segment) names for batch
+// row b (segment(start, length) for each), every head.
+template <typename ForEachSegment>
+PatternTasks tasks_of_segments(const DilationPattern& pattern, HeadOffsets scheme,
+                               const AttentionShape& local, int64_t first_token, const void* k,
+                               const void* v, std::size_t element_bytes, float* dk, float* dv,
+                               const TaskExtras& extras, ForEachSegment&& for_each_segment) {
   check_task_extras(extras, local.heads);
-  const int64_t w = pattern.segment_length;
-  const int64_t end_token = first_token + local.tokens;
   PatternTasks work;
   work.query_row_stride = pattern.dilation_rate * local.heads * local.head_dim;
   work.lse_row_stride = pattern.dilation_rate * local.heads;
@@ -102,18 +101,32 @@ PatternTasks segment_tasks(const DilationPattern& pattern, HeadOffsets scheme,
                             dv,
                             extras,
                             work};
-  // Segments start at multiples of w; the first wholly inside starts at or after first_token.
-  const int64_t first_start = (first_token + w - 1) / w * w;
   for (int64_t b = 0; b < local.batch; ++b) {
     for (int64_t h = 0; h < local.heads; ++h) {
-      for (int64_t start = first_start; start < end_token; start += w) {
-        const int64_t length = std::min(w, total_tokens - start);
-        if (start + length > end_token) break;  // spans past this range: not local
-        emit(b, h, start, length);
-      }
+      for_each_segment(b, [&](int64_t start, int64_t length) { emit(b, h, start, length); });
     }
   }
   return work;
+}
+
+}  // namespace
+
+PatternTasks segment_tasks(const DilationPattern& pattern, HeadOffsets scheme,
+                           const AttentionShape& local, int64_t first_token, int64_t total_tokens,
+                           const void* k, const void* v, std::size_t element_bytes, float* dk,
+                           float* dv, const TaskExtras& extras) {
+  const int64_t w = pattern.segment_length;
+  const int64_t end_token = first_token + local.tokens;
+  // Segments start at multiples of w; the first wholly inside starts at or after first_token.
+  const int64_t first_start = (first_token + w - 1) / w * w;
+  return tasks_of_segments(pattern, scheme, local, first_token, k, v, element_bytes, dk, dv, extras,
+                           [&](int64_t, const auto& segment) {
+                             for (int64_t start = first_start; start < end_token; start += w) {
+                               const int64_t length = std::min(w, total_tokens - start);
+                               if (start + length > end_token) break;  // spans past: not local
+                               segment(start, length);
+                             }
+                           });
 }
 
 void check_document_lengths(const DocumentLengths& documents, const AttentionShape& shape) {
@@ -149,36 +162,30 @@ PatternTasks document_tasks(const DilationPattern& pattern, HeadOffsets scheme,
                             const AttentionShape& shape, const DocumentLengths& documents,
                             const void* k, const void* v, std::size_t element_bytes, float* dk,
                             float* dv, const TaskExtras& extras) {
-  check_task_extras(extras, shape.heads);
   check_document_lengths(documents, shape);
   const int64_t w = pattern.segment_length;
-  PatternTasks work;
-  work.query_row_stride = pattern.dilation_rate * shape.heads * shape.head_dim;
-  work.lse_row_stride = pattern.dilation_rate * shape.heads;
-  const SegmentEmitter emit{pattern,
-                            scheme,
-                            shape,
-                            0,
-                            static_cast<const unsigned char*>(k),
-                            static_cast<const unsigned char*>(v),
-                            element_bytes,
-                            dk,
-                            dv,
-                            extras,
-                            work};
-  for (int64_t b = 0; b < shape.batch; ++b) {
-    for (int64_t h = 0; h < shape.heads; ++h) {
-      int64_t first = 0;
-      for (const int64_t length : documents[static_cast<std::size_t>(b)]) {
-        // Segments of w tokens from the document's first token; the last ends with it.
-        for (int64_t start = first; start < first + length; start += w) {
-          emit(b, h, start, std::min(w, first + length - start));
-        }
-        first += length;
-      }
-    }
+  return tasks_of_segments(pattern, scheme, shape, 0, k, v, element_bytes, dk, dv, extras,
+                           [&](int64_t b, const auto& segment) {
+                             int64_t first = 0;
+                             for (const int64_t length : documents[static_cast<std::size_t>(b)]) {
+                               // Segments of w tokens from the document's first token; the
+                               // last ends with it.
+                               for (int64_t start = first; start < first + length; start += w) {
+                                 segment(start, std::min(w, first + length - start));
+                               }
+                               first += length;
+                             }
+                           });
+}
+
+void sum_group_accumulators(const float* accumulators, int64_t group, float* out, int64_t n,
+                            bool accumulate) {
+#pragma omp parallel for schedule(static)
+  for (int64_t i = 0; i < n; ++i) {
+    float sum = accumulate ? out[i] : 0.0f;
+    for (int64_t j = 0; j < group; ++j) sum += accumulators[j * n + i];
+    out[i] = sum;
   }
-  return work;
 }
 
 }  // namespace longnet

@@ -144,6 +144,12 @@ using DocumentLengths = std::vector<std::vector<int64_t>>;
 // non-zero length after a zero, a row not summing to N.
 void check_document_lengths(const DocumentLengths& documents, const AttentionShape& shape);
 
+// out[i] (+)= the sum over j < group of accumulators[j n + i], in member order: the key
+// gradients of grouped-query heads, from the group_size() accumulators segment_tasks and
+// document_tasks fill. accumulate: add onto out; else overwrite it. Host memory.
+void sum_group_accumulators(const float* accumulators, int64_t group, float* out, int64_t n,
+                            bool accumulate);
+
 // segment_tasks for a whole sequence of packed documents (one rank holding every token).
 PatternTasks document_tasks(const DilationPattern& pattern, HeadOffsets scheme,
                             const AttentionShape& shape, const DocumentLengths& documents,

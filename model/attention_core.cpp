@@ -81,9 +81,12 @@ class LocalAttentionCore final : public AttentionCore {
       kernels_.backward_tasks(params, work);
     }
     if (group > 1) {
-      for (std::size_t i = 0; i < key_grads.size(); ++i)
-        add_accumulators(key_accumulators[i], group, *key_grads[i]);
-      add_accumulators(value_accumulator, group, dv);
+      for (std::size_t i = 0; i < key_grads.size(); ++i) {
+        sum_group_accumulators(key_accumulators[i].data<float>(), group,
+                               key_grads[i]->data<float>(), key_elements, true);
+      }
+      sum_group_accumulators(value_accumulator.data<float>(), group, dv.data<float>(), key_elements,
+                             true);
     }
   }
 
@@ -94,19 +97,6 @@ class LocalAttentionCore final : public AttentionCore {
     params.scale = static_cast<float>(softmax_scale(config_, shape_.head_dim));
     params.causal = config_.causal;
     return params;
-  }
-
-  // out[i] += sum over the group's accumulators of acc[j][i], in member order.
-  static void add_accumulators(const Tensor& acc, int64_t group, Tensor& out) {
-    const int64_t n = out.numel();
-    const float* in = acc.data<float>();
-    float* o = out.data<float>();
-#pragma omp parallel for schedule(static)
-    for (int64_t i = 0; i < n; ++i) {
-      float sum = o[i];
-      for (int64_t j = 0; j < group; ++j) sum += in[j * n + i];
-      o[i] = sum;
-    }
   }
 
   void check(std::span<const PatternOperands> patterns, bool backward) const {

@@ -94,21 +94,9 @@ class CpuDilatedAttention final : public DilatedAttentionOp {
                                      call.dbias.empty() ? nullptr : call.dbias[p].data<float>()));
     }
     if (group > 1) {
-      sum_accumulators(dk_acc, group, call.dk);
-      sum_accumulators(dv_acc, group, call.dv);
-    }
-  }
-
-  // out[i] = sum over the group's accumulators of acc[j][i], in member order.
-  static void sum_accumulators(const Tensor& acc, int64_t group, Tensor& out) {
-    const int64_t n = out.numel();
-    const float* in = acc.data<float>();
-    float* o = out.data<float>();
-#pragma omp parallel for schedule(static)
-    for (int64_t i = 0; i < n; ++i) {
-      float sum = in[i];
-      for (int64_t j = 1; j < group; ++j) sum += in[j * n + i];
-      o[i] = sum;
+      const int64_t n = call.shape.key_elements();
+      sum_group_accumulators(dk_acc.data<float>(), group, call.dk.data<float>(), n, false);
+      sum_group_accumulators(dv_acc.data<float>(), group, call.dv.data<float>(), n, false);
     }
   }
 
