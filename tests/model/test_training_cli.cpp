@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "longnet/config.hpp"
 #include "tests/support/run_process.hpp"
 #include "tests/support/temp_dir.hpp"
 
@@ -163,6 +164,9 @@ TEST_F(TrainCliTest, EvalPasskeyReportsEveryBucketOfACheckpoint) {
 // `longnet bench train` times the training loop itself: the same steps from the same
 // start as `longnet train` (so the same losses), in a temporary directory it removes.
 TEST_F(TrainCliTest, BenchTrainTimesTheSameStepsAsTrain) {
+#ifndef LONGNET_HAVE_BENCH
+  GTEST_SKIP() << "this build has no benchmarks (configured with LONGNET_BENCH=OFF)";
+#endif
   ASSERT_EQ(prepare().status, 0);
   std::vector<std::string> args = train_args();
   const std::string log = (root_ / "train.jsonl").string();
