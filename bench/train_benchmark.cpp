@@ -85,18 +85,14 @@ std::filesystem::path shared_temporary_directory(Communicator& world) {
 
 void run_train_bench(const TrainBenchOptions& o) {
   auto world = make_world_communicator();
-  TrainConfig config;
+  TrainConfig config = agreed_train_config(o.config, o.overrides);
   try {
-    if (!o.config.empty()) config = parse_train_config_file(o.config);
-    apply_overrides(config, o.overrides);
     LONGNET_CHECK(o.steps >= 1 && o.warmup >= 0, "--steps must be >= 1 and --warmup >= 0");
     LONGNET_CHECK(o.warmup + o.steps <= config.optimizer.max_steps,
                   "--warmup {} + --steps {} exceeds optimizer.max_steps = {}: lower them or "
                   "--set optimizer.max_steps",
                   o.warmup, o.steps, config.optimizer.max_steps);
-  } catch (const AgreedError&) {
-    throw;
-  } catch (const Error& e) {
+  } catch (const Error& e) {  // the same on every rank
     throw AgreedError(e.what());
   }
   const std::filesystem::path directory = shared_temporary_directory(*world);

@@ -22,16 +22,7 @@ struct TrainCommandOptions {
 
 void run_train(const TrainCommandOptions& options) {
   auto world = make_world_communicator();
-  TrainConfig config;
-  // The config is read and checked by every rank alike: one message, printed once.
-  try {
-    if (!options.config.empty()) config = parse_train_config_file(options.config);
-    apply_overrides(config, options.overrides);  // all at once, then the cross-field rules
-  } catch (const AgreedError&) {
-    throw;
-  } catch (const Error& e) {
-    throw AgreedError(e.what());
-  }
+  const TrainConfig config = agreed_train_config(options.config, options.overrides);
   train(config, *world, options.train);
 }
 

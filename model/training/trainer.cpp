@@ -576,6 +576,19 @@ TrainResult Trainer::run() {
 
 }  // namespace
 
+TrainConfig agreed_train_config(const std::string& path, std::span<const std::string> overrides) {
+  try {
+    TrainConfig config;
+    if (!path.empty()) config = parse_train_config_file(path);
+    apply_overrides(config, overrides);  // all at once, then the cross-field rules
+    return config;
+  } catch (const AgreedError&) {
+    throw;
+  } catch (const Error& e) {
+    throw AgreedError(e.what());
+  }
+}
+
 TrainResult train(const TrainConfig& config, Communicator& world, const TrainOptions& options) {
   SignalScope signals;  // from the start: a preemption during setup is honoured too
   Trainer trainer(config, world, options);

@@ -20,6 +20,7 @@
 #include <cstdint>
 #include <functional>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -57,6 +58,11 @@ struct TrainResult {
 // diverged run: a NaN or infinite loss or gradient norm with optimizer.on_nonfinite =
 // "stop", or too many skipped steps, a JSON log that could not be written).
 TrainResult train(const TrainConfig& config, Communicator& world, const TrainOptions& options);
+
+// The config of `path` (empty: the built-in defaults, as in configs/tiny.toml) with the
+// `--set` overrides applied, read by every rank alike: a problem is an AgreedError (one
+// message, printed once), not one error per rank.
+TrainConfig agreed_train_config(const std::string& path, std::span<const std::string> overrides);
 
 // The learning rate at `step` (0-based): linear warmup to lr, then cosine to min_lr at
 // max_steps.
